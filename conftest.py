@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("ada", password="pw-ada-123")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user("grace", password="pw-grace-123")
+
+
+@pytest.fixture
+def staff_user(db):
+    return get_user_model().objects.create_user("linus", password="pw-linus-123", is_staff=True)
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser("root", password="pw-root-123")

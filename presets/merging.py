@@ -1,0 +1,326 @@
+"""Merging parameter presets: pure functions, no Django.
+
+A preset is a name and a grid: each flag maps to the list of values to try. Presets
+are merged in the order the user chose; that order matters for ``last_wins`` and for
+the order of non-numeric values. Given, in this order::
+
+    A = {"tp-size": [1, 2], "mem-fraction": [0.8]}
+    B = {"tp-size": [2, 4], "schedule-policy": ["lpm"]}
+
+- ``union`` (default) keeps every value once; numbers come out ascending::
+
+      {"tp-size": [1, 2, 4], "mem-fraction": [0.8], "schedule-policy": ["lpm"]}
+
+  A flag that two presets set with no value in common is a ``disjoint`` conflict.
+- ``intersection`` keeps the flags every preset sets, with the values they share::
+
+      {"tp-size": [2]}
+
+  with a ``missing`` conflict for mem-fraction and schedule-policy (a flag all set
+  but with nothing in common is ``no_common_values``).
+- ``last_wins``: a later preset replaces a flag's values wholesale::
+
+      {"tp-size": [2, 4], "mem-fraction": [0.8], "schedule-policy": ["lpm"]}
+
+  with an ``overridden`` conflict for tp-size (was [1, 2], now [2, 4]).
+
+Values are compared type-aware: ``true`` and ``1`` differ, ``1`` and ``1.0`` are the
+same value (the first spelling is kept). Inputs are expected normalised by
+``presets.validators.normalize_parameters``: lists already free of duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+type Scalar = str | int | float | bool
+type Grid = dict[str, list[Scalar]]
+
+
+class MergeStrategy(StrEnum):
+    UNION = "union"
+    INTERSECTION = "intersection"
+    LAST_WINS = "last_wins"
+
+    @property
+    def summary(self) -> str:
+        return STRATEGY_SUMMARIES[self]
+
+
+STRATEGY_SUMMARIES = {
+    MergeStrategy.UNION: "Every value of every preset, each once: explores all combinations.",
+    MergeStrategy.INTERSECTION: "Only flags every preset sets, with the values they all share.",
+    MergeStrategy.LAST_WINS: "Later presets replace earlier ones flag by flag: a base plus overrides.",
+}
+
+
+class ConflictKind(StrEnum):
+    DISJOINT = "disjoint"
+    MISSING = "missing"
+    NO_COMMON_VALUES = "no_common_values"
+    OVERRIDDEN = "overridden"
+
+
+class DuplicatePresetError(ValueError):
+    """The same preset was selected more than once."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is selected more than once")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class PresetInput:
+    name: str
+    parameters: Mapping[str, Sequence[Scalar]]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    parameter: str
+    kind: ConflictKind
+    reason: str
+    # The presets involved, in selection order, each with the values it wanted.
+    presets: tuple[str, ...] = ()
+    values: Mapping[str, Sequence[Scalar]] = field(default_factory=dict)
+    overridden_by: str | None = None
+    previous_values: tuple[Scalar, ...] | None = None
+    new_values: tuple[Scalar, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "parameter": self.parameter,
+            "kind": str(self.kind),
+            "reason": self.reason,
+            "presets": list(self.presets),
+        }
+        if self.values:
+            data["values"] = {name: list(values) for name, values in self.values.items()}
+        if self.kind is ConflictKind.OVERRIDDEN:
+            data["overridden_by"] = self.overridden_by
+            data["previous_values"] = list(self.previous_values or ())
+            data["new_values"] = list(self.new_values or ())
+        return data
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    parameters: Grid
+    applied_presets: list[str]
+    conflicts: list[Conflict]
+    # For each flag, aligned with its values: the presets that contributed each value.
+    sources: dict[str, list[list[str]]]
+    strategy: MergeStrategy = MergeStrategy.UNION
+
+    @property
+    def combinations(self) -> int:
+        return count_combinations(self.parameters)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "parameters": self.parameters,
+            "applied_presets": self.applied_presets,
+            "conflicts": [conflict.as_dict() for conflict in self.conflicts],
+            "sources": self.sources,
+            "combinations": self.combinations,
+        }
+
+
+# Python treats True == 1 and hash(True) == hash(1); these keys keep booleans apart
+# while 1 and 1.0 share a key, as they should.
+_BOOL_KEYS = {True: ("bool", True), False: ("bool", False)}
+
+
+def identity(value: Scalar) -> object:
+    """The key two values are compared by: type-aware for booleans, numeric otherwise."""
+    if type(value) is bool:
+        return _BOOL_KEYS[value]
+    return value
+
+
+def _keys(values: Sequence[Scalar]) -> Sequence[object]:
+    # The common case has no boolean: then the values are their own keys and the
+    # per-value Python call is skipped.
+    if bool in set(map(type, values)):
+        return [identity(value) for value in values]
+    return values
+
+
+def count_combinations(grid: Mapping[str, Sequence[Scalar]]) -> int:
+    """How many experiments the grid expands to; an empty grid has nothing to run."""
+    if not grid:
+        return 0
+    return math.prod(len(values) for values in grid.values())
+
+
+def format_values(values: Sequence[Scalar]) -> str:
+    """Values as a user reads them in a sentence: JSON spellings, comma-separated."""
+    return ", ".join(json.dumps(value) if not isinstance(value, str) else value for value in values)
+
+
+def grid_summary(grid: Mapping[str, Sequence[Scalar]]) -> str:
+    """``tp-size 1, 2 · schedule-policy fcfs, lpm``: a grid in one line."""
+    return " · ".join(f"{flag} {format_values(values)}" for flag, values in grid.items())
+
+
+def merge(presets: Sequence[PresetInput], strategy: MergeStrategy | str = MergeStrategy.UNION) -> MergeResult:
+    """Merge ``presets`` in the given order. Raises DuplicatePresetError, ValueError for a bad strategy."""
+    strategy = MergeStrategy(strategy)
+    seen: set[str] = set()
+    for preset in presets:
+        folded = preset.name.casefold()
+        if folded in seen:
+            raise DuplicatePresetError(preset.name)
+        seen.add(folded)
+    names = [preset.name for preset in presets]
+    if strategy is MergeStrategy.UNION:
+        parameters, sources, conflicts = _union(presets)
+    elif strategy is MergeStrategy.INTERSECTION:
+        parameters, sources, conflicts = _intersection(presets)
+    else:
+        parameters, sources, conflicts = _last_wins(presets)
+    return MergeResult(parameters, names, conflicts, sources, strategy)
+
+
+def _is_numeric(values: Sequence[Scalar]) -> bool:
+    types = set(map(type, values))
+    return bool(types) and types <= {int, float}
+
+
+def _union(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[str]]], list[Conflict]]:
+    # flag -> key -> [value as first spelled, contributing preset names]
+    collected: dict[str, dict[object, tuple[Scalar, list[str]]]] = {}
+    setters: dict[str, list[PresetInput]] = {}
+    for preset in presets:
+        name = preset.name
+        for flag, values in preset.parameters.items():
+            slot = collected.get(flag)
+            if slot is None:
+                slot = collected[flag] = {}
+                setters[flag] = []
+            setters[flag].append(preset)
+            for key, value in zip(_keys(values), values, strict=True):
+                entry = slot.get(key)
+                if entry is None:
+                    slot[key] = (value, [name])
+                else:
+                    entry[1].append(name)
+
+    parameters: Grid = {}
+    sources: dict[str, list[list[str]]] = {}
+    conflicts: list[Conflict] = []
+    for flag, slot in collected.items():
+        entries = list(slot.values())
+        values = [value for value, _ in entries]
+        if _is_numeric(values):
+            entries.sort(key=lambda entry: entry[0])
+            values = [value for value, _ in entries]
+        parameters[flag] = values
+        sources[flag] = [contributors for _, contributors in entries]
+        wanting = setters[flag]
+        if len(wanting) > 1 and not any(len(contributors) == len(wanting) for contributors in sources[flag]):
+            conflicts.append(_disjoint(flag, wanting, len(values)))
+    return parameters, sources, conflicts
+
+
+_SMALL_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+
+
+def _disjoint(flag: str, wanting: Sequence[PresetInput], merged_count: int) -> Conflict:
+    wants = "; ".join(f"{p.name} wants {format_values(p.parameters[flag])}" for p in wanting)
+    if merged_count == 2:
+        tries = "both"
+    else:
+        tries = "all " + (_SMALL_NUMBERS[merged_count] if merged_count < len(_SMALL_NUMBERS) else str(merged_count))
+    return Conflict(
+        parameter=flag,
+        kind=ConflictKind.DISJOINT,
+        reason=f"{flag}: {wants} — union will try {tries}",
+        presets=tuple(p.name for p in wanting),
+        values={p.name: list(p.parameters[flag]) for p in wanting},
+    )
+
+
+def _intersection(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[str]]], list[Conflict]]:
+    parameters: Grid = {}
+    sources: dict[str, list[list[str]]] = {}
+    conflicts: list[Conflict] = []
+    if not presets:
+        return parameters, sources, conflicts
+    names = [preset.name for preset in presets]
+    # Every flag any preset sets, in first-seen order, so flags only later presets set are reported too.
+    flags = list(dict.fromkeys(flag for preset in presets for flag in preset.parameters))
+    for flag in flags:
+        lacking = [preset.name for preset in presets if flag not in preset.parameters]
+        if lacking:
+            having = [preset.name for preset in presets if flag in preset.parameters]
+            conflicts.append(
+                Conflict(
+                    parameter=flag,
+                    kind=ConflictKind.MISSING,
+                    reason=f"{flag} is dropped: not set in {_join(lacking)} (only in {_join(having)})",
+                    presets=tuple(lacking),
+                    values={p.name: list(p.parameters[flag]) for p in presets if flag in p.parameters},
+                )
+            )
+            continue
+        first = presets[0].parameters[flag]
+        common = set(_keys(first))
+        for preset in presets[1:]:
+            common.intersection_update(_keys(preset.parameters[flag]))
+        kept = [value for key, value in zip(_keys(first), first, strict=True) if key in common]
+        if not kept:
+            wants = "; ".join(f"{p.name} wants {format_values(p.parameters[flag])}" for p in presets)
+            conflicts.append(
+                Conflict(
+                    parameter=flag,
+                    kind=ConflictKind.NO_COMMON_VALUES,
+                    reason=f"{flag} is dropped: no value common to all presets ({wants})",
+                    presets=tuple(names),
+                    values={p.name: list(p.parameters[flag]) for p in presets},
+                )
+            )
+            continue
+        parameters[flag] = kept
+        sources[flag] = [list(names) for _ in kept]
+    return parameters, sources, conflicts
+
+
+def _last_wins(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[str]]], list[Conflict]]:
+    parameters: Grid = {}
+    owner: dict[str, str] = {}
+    conflicts: list[Conflict] = []
+    for preset in presets:
+        for flag, values in preset.parameters.items():
+            previous = parameters.get(flag)
+            if previous is not None and set(_keys(previous)) != set(_keys(values)):
+                conflicts.append(
+                    Conflict(
+                        parameter=flag,
+                        kind=ConflictKind.OVERRIDDEN,
+                        reason=(
+                            f"{flag} overridden by {preset.name} "
+                            f"(was [{format_values(previous)}], now [{format_values(values)}])"
+                        ),
+                        presets=(owner[flag], preset.name),
+                        values={owner[flag]: list(previous), preset.name: list(values)},
+                        overridden_by=preset.name,
+                        previous_values=tuple(previous),
+                        new_values=tuple(values),
+                    )
+                )
+            parameters[flag] = list(values)
+            owner[flag] = preset.name
+    sources = {flag: [[owner[flag]] for _ in values] for flag, values in parameters.items()}
+    return parameters, sources, conflicts
+
+
+def _join(names: Sequence[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+
+from presets.merging import PresetInput, count_combinations
+from presets.validators import (
+    clean_parameters,
+    messages,
+    metadata_problems,
+    name_problems,
+)
+
+SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
+SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
+SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
+
+
+class Runtime(models.TextChoices):
+    SGLANG = "sglang", "SGLang"
+    VLLM = "vllm", "vLLM"
+
+
+class ReadOnlyPreset(PermissionDenied):
+    """Raised when a change would touch a system preset."""
+
+    def __init__(self, message: str = SYSTEM_READ_ONLY) -> None:
+        super().__init__(message)
+
+
+def _as_json(content: Mapping[str, Any]) -> str:
+    return json.dumps(content, sort_keys=True)
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: trimmed and case-folded, so "Balanced" = "balanced "."""
+    return name.strip().casefold()
+
+
+class PresetQuerySet(models.QuerySet["ParameterPreset"]):
+    def for_runtime(self, runtime: str) -> PresetQuerySet:
+        """Presets usable with ``runtime``: that engine's and the any-engine ones."""
+        return self.filter(Q(runtime=runtime) | Q(runtime=""))
+
+    def system(self) -> PresetQuerySet:
+        return self.filter(is_system=True)
+
+    def user_made(self) -> PresetQuerySet:
+        return self.filter(is_system=False)
+
+    def named(self, name: str) -> PresetQuerySet:
+        return self.filter(name_key=name_key(name))
+
+
+class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
+    def free_name(self, name: str, *, suffix: str) -> str:
+        """``name (suffix)``, then ``name (suffix 2)``, … : the first one nobody has taken."""
+        base = name.strip()
+        candidate = f"{base} ({suffix})"
+        prefix = name_key(f"{base} ({suffix}")
+        taken = set(self.filter(name_key__startswith=prefix).values_list("name_key", flat=True))
+        number = 1
+        while name_key(candidate) in taken:
+            number += 1
+            candidate = f"{base} ({suffix} {number})"
+        return candidate
+
+    @transaction.atomic
+    def seed_system_presets(self, definitions: Iterable[Mapping[str, Any]] | None = None) -> dict[str, list[str]]:
+        """Create or restore the shipped system presets. Idempotent; returns names by outcome."""
+        if definitions is None:
+            definitions = json.loads(SYSTEM_PRESETS_FILE.read_text())["presets"]
+        outcome: dict[str, list[str]] = {"created": [], "restored": [], "unchanged": []}
+        for definition in definitions:
+            wanted = {
+                "name": definition["name"],
+                "description": definition.get("description", ""),
+                "category": definition.get("category", ""),
+                "runtime": definition.get("runtime", ""),
+                "parameters": definition["parameters"],
+                "metadata": definition.get("metadata", {}),
+            }
+            preset = self.filter(name_key=name_key(wanted["name"])).first()
+            if preset is None:
+                preset = self.model(is_system=True, **wanted)
+                preset.full_clean()
+                preset.save()
+                outcome["created"].append(preset.name)
+                continue
+            if not preset.is_system:
+                raise ValidationError(
+                    f'A user preset is named "{preset.name}", which a system preset needs; rename it first.'
+                )
+            wanted["parameters"] = clean_parameters(wanted["parameters"])
+            # Compared as JSON text: in Python True == 1, but a flag set to 1 instead of true has changed.
+            if _as_json(preset.content()) == _as_json(wanted):
+                outcome["unchanged"].append(preset.name)
+                continue
+            for field, value in wanted.items():
+                setattr(preset, field, value)
+            preset.full_clean()
+            preset.save()
+            outcome["restored"].append(preset.name)
+        return outcome
+
+
+class ParameterPreset(models.Model):
+    name = models.CharField(max_length=255, help_text="Unique, compared without case or surrounding spaces.")
+    name_key = models.CharField(max_length=1024, unique=True, editable=False)
+    description = models.TextField(blank=True)
+    category = models.CharField(
+        max_length=100,
+        blank=True,
+        db_index=True,
+        help_text="Free text; suggested: " + ", ".join(SUGGESTED_CATEGORIES) + ".",
+    )
+    runtime = models.CharField(
+        max_length=16,
+        choices=Runtime.choices,
+        blank=True,
+        db_index=True,
+        help_text="The engine these flags are for; empty means any engine.",
+    )
+    is_system = models.BooleanField(default=False, db_index=True, editable=False)
+    parameters = models.JSONField(help_text="Each flag mapped to the list of values to try.")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Author, tags, recommended_for, …")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="presets",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PresetManager()
+
+    class Meta:
+        db_table = "parameter_presets"
+        ordering = ["name_key"]
+        verbose_name = "parameter preset"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored grid is always the normalised one, whichever path the data came in by.
+        self.name = self.name.strip()
+        self.name_key = name_key(self.name)
+        self.parameters = clean_parameters(self.parameters)
+        if self.metadata is None:
+            self.metadata = {}
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        if self.is_system:
+            raise ReadOnlyPreset()
+        return super().delete(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        self.name, problems = name_problems(self.name)
+        if problems:
+            errors["name"] = messages(problems)
+        elif type(self).objects.named(self.name).exclude(pk=self.pk).exists():
+            existing = type(self).objects.named(self.name).first()
+            errors["name"] = [f'A preset named "{existing}" already exists.']
+        try:
+            self.parameters = clean_parameters(self.parameters)
+        except ValidationError as error:
+            errors["parameters"] = error.messages
+        if self.metadata is None:
+            self.metadata = {}
+        problems = metadata_problems(self.metadata)
+        if problems:
+            errors["metadata"] = messages(problems)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def combinations(self) -> int:
+        return count_combinations(self.parameters)
+
+    @property
+    def runtime_label(self) -> str:
+        return self.get_runtime_display() if self.runtime else "any"
+
+    def can_change(self, user: Any) -> bool:
+        """Edit, replace and delete rights: the creator and staff, never for a system preset."""
+        if self.is_system or not user.is_authenticated:
+            return False
+        return user.is_staff or self.created_by_id == user.pk
+
+    def as_merge_input(self) -> PresetInput:
+        return PresetInput(self.name, self.parameters)
+
+    def content(self) -> dict[str, Any]:
+        """The fields that define a preset, as exported and imported."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "category": self.category,
+            "runtime": self.runtime,
+            "parameters": self.parameters,
+            "metadata": self.metadata or {},
+        }
+
+    def duplicate(self, *, by: Any) -> ParameterPreset:
+        """A user-owned copy named "<name> (copy)", free to edit."""
+        content = self.content()
+        content["name"] = type(self).objects.free_name(self.name, suffix="copy")
+        copy = type(self)(**content, created_by=by if by and by.is_authenticated else None)
+        copy.save()
+        return copy

@@ -1,0 +1,250 @@
+"""The one validator for preset content, shared by the model, forms, the API and import.
+
+``normalize_parameters`` turns what a user sent into the stored grid shape, or raises
+``InvalidParameters`` listing every problem with its place (``tp-size[1]: null is not
+allowed``). The ``validate_*`` functions adapt it to Django's ValidationError.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from presets.merging import Grid, Scalar, identity
+
+MAX_PARAMETERS = 200
+MAX_VALUES = 1000
+MAX_STRING_LENGTH = 500
+MAX_FLAG_LENGTH = 100
+MAX_NAME_LENGTH = 255
+MAX_METADATA_DEPTH = 10
+MAX_METADATA_SIZE = 64 * 1024
+
+FLAG_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# PostgreSQL's jsonb refuses NUL and lone surrogates; SQLite would store them. Refuse both everywhere.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INT64 = 2**63
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a JSON path, "" for the whole) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def under(self, prefix: str) -> Problem:
+        """The same problem seen from an enclosing document, e.g. under("preset.parameters")."""
+        if not prefix:
+            return self
+        if not self.path:
+            return Problem(prefix, self.message)
+        joiner = "" if self.path.startswith("[") else "."
+        return Problem(f"{prefix}{joiner}{self.path}", self.message)
+
+
+class InvalidParameters(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+
+def describe_type(value: object) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def normalize_flag(name: str) -> str:
+    """``--tp_size`` -> ``tp-size``: the spelling flags are stored under."""
+    return name.removeprefix("--").replace("_", "-")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _scalar_problem(value: object) -> str | None:
+    """Why ``value`` cannot be one of a flag's values, or None when it can."""
+    if value is None:
+        return "null is not allowed"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -_INT64 <= value < _INT64 else "integer is out of range (must fit in 64 bits)"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN is not allowed"
+        if math.isinf(value):
+            return "Infinity is not allowed"
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_LENGTH:
+            return f"text is {len(value)} characters long; at most {MAX_STRING_LENGTH} are allowed"
+        if _UNSTORABLE.search(value):
+            return "text contains a NUL or an unpaired surrogate character"
+        return None
+    if isinstance(value, list | tuple):
+        return "a nested list is not allowed; each value must be a string, number or boolean"
+    if isinstance(value, Mapping):
+        return "an object is not allowed; each value must be a string, number or boolean"
+    return f"{describe_type(value)} is not allowed; each value must be a string, number or boolean"
+
+
+def normalize_parameters(raw: object) -> Grid:
+    """Validate and normalise a parameters object; raise InvalidParameters with every problem."""
+    if not isinstance(raw, Mapping):
+        raise InvalidParameters(
+            [Problem("", f"expected an object mapping flag names to lists of values, got {describe_type(raw)}")]
+        )
+    problems: list[Problem] = []
+    if not raw:
+        problems.append(Problem("", "at least one parameter is required"))
+    elif len(raw) > MAX_PARAMETERS:
+        problems.append(Problem("", f"at most {MAX_PARAMETERS} parameters are allowed, got {len(raw)}"))
+        raise InvalidParameters(problems)
+
+    grid: Grid = {}
+    spelled: dict[str, str] = {}
+    for key, raw_values in raw.items():
+        if not isinstance(key, str):
+            problems.append(Problem(repr(key), "flag names must be strings"))
+            continue
+        flag = normalize_flag(key)
+        where = _short(key)
+        if len(flag) > MAX_FLAG_LENGTH:
+            problems.append(Problem(where, f"flag name is longer than {MAX_FLAG_LENGTH} characters"))
+            continue
+        if not FLAG_NAME.match(flag):
+            problems.append(
+                Problem(
+                    where,
+                    'not a valid flag name: use lowercase letters, digits, "-" and ".", '
+                    'starting with a letter or digit (a leading "--" is dropped, "_" becomes "-")',
+                )
+            )
+            continue
+        if flag in spelled:
+            problems.append(Problem(where, f'the same flag as "{spelled[flag]}"; give it once'))
+            continue
+        spelled[flag] = key
+
+        if not isinstance(raw_values, list | tuple):
+            if isinstance(raw_values, Mapping) or raw_values is None:
+                problems.append(Problem(where, f"{_scalar_problem(raw_values)}"))
+                continue
+            raw_values = [raw_values]  # a bare scalar means a one-value list
+        if not raw_values:
+            problems.append(Problem(where, "an empty list is not allowed; give at least one value"))
+            continue
+        if len(raw_values) > MAX_VALUES:
+            problems.append(Problem(where, f"at most {MAX_VALUES} values are allowed, got {len(raw_values)}"))
+            continue
+
+        values: list[Scalar] = []
+        seen: set[object] = set()
+        for index, value in enumerate(raw_values):
+            problem = _scalar_problem(value)
+            if problem:
+                problems.append(Problem(f"{where}[{index}]", problem))
+                continue
+            key_ = identity(value)
+            if key_ not in seen:  # the first spelling of a value wins: [1, 1.0] -> [1]
+                seen.add(key_)
+                values.append(value)
+        grid[flag] = values
+
+    if problems:
+        raise InvalidParameters(problems)
+    return grid
+
+
+def name_problems(name: object) -> tuple[str, list[Problem]]:
+    """A preset name trimmed, and what is wrong with it."""
+    if not isinstance(name, str):
+        return "", [Problem("", f"expected a string, got {describe_type(name)}")]
+    name = name.strip()
+    if not name:
+        return name, [Problem("", "a name is required")]
+    if len(name) > MAX_NAME_LENGTH:
+        return name, [Problem("", f"at most {MAX_NAME_LENGTH} characters are allowed, got {len(name)}")]
+    if _CONTROL.search(name) or _UNSTORABLE.search(name):
+        return name, [Problem("", "control characters are not allowed in a name")]
+    return name, []
+
+
+def metadata_problems(metadata: object) -> list[Problem]:
+    """Metadata is free-form, but an object, storable and small."""
+    if metadata is None or metadata == {}:
+        return []
+    if not isinstance(metadata, Mapping):
+        return [Problem("", f"expected an object, got {describe_type(metadata)}")]
+    problems: list[Problem] = []
+    size = 0
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        nonlocal size
+        if depth > MAX_METADATA_DEPTH:
+            problems.append(Problem(path, f"nested deeper than {MAX_METADATA_DEPTH} levels"))
+            return
+        if isinstance(value, str):
+            size += len(value)
+            if _UNSTORABLE.search(value):
+                problems.append(Problem(path, "text contains a NUL or an unpaired surrogate character"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(Problem(path, "NaN and Infinity are not allowed"))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str) or _UNSTORABLE.search(key):
+                    problems.append(Problem(path, f"invalid key {_short(repr(key))}"))
+                    continue
+                size += len(key)
+                walk(item, f"{path}.{key}" if path else key, depth + 1)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]", depth + 1)
+        elif value is not None and not isinstance(value, bool | int | float):
+            problems.append(Problem(path, f"{describe_type(value)} is not a JSON value"))
+
+    walk(metadata, "", 0)
+    if size > MAX_METADATA_SIZE:
+        problems.append(Problem("", f"metadata is too large (at most {MAX_METADATA_SIZE // 1024} KiB of text)"))
+    return problems
+
+
+def messages(problems: list[Problem]) -> list[str]:
+    return [str(problem) for problem in problems]
+
+
+def clean_parameters(value: object) -> Grid:
+    """normalize_parameters for Django: errors become one ValidationError with every message."""
+    try:
+        return normalize_parameters(value)
+    except InvalidParameters as error:
+        raise ValidationError(messages(error.problems), code="invalid_parameters") from None
+
+
+def validate_metadata(value: object) -> None:
+    problems = metadata_problems(value)
+    if problems:
+        raise ValidationError(messages(problems), code="invalid_metadata")
