@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("AUTOTUNER_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
 
-from autotuner.settings import *  # noqa: E402,F403
+from autotuner.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # tests create many users
 STORAGES = {

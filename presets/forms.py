@@ -14,9 +14,7 @@ class JSONTextField(forms.JSONField):
     """A JSON textarea that keeps what the user typed on error and says where JSON breaks."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "widget", forms.Textarea(attrs={"rows": 12, "class": "json-editor", "spellcheck": "false"})
-        )
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 12, "class": "json-editor", "spellcheck": "false"}))
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> Any:
@@ -48,7 +46,7 @@ class ParametersField(JSONTextField):
     def to_python(self, value: Any) -> Any:
         parsed = super().to_python(value)
         if parsed is None:
-            raise ValidationError("Give at least one parameter, e.g. {\"tp-size\": [1, 2]}.", code="required")
+            raise ValidationError('Give at least one parameter, e.g. {"tp-size": [1, 2]}.', code="required")
         return clean_parameters(parsed)
 
 

@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from presets.merging import PresetInput, count_combinations
 from presets.validators import (
+    MAX_NAME_LENGTH,
     clean_parameters,
     messages,
     metadata_problems,
@@ -26,6 +27,20 @@ SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
 class Runtime(models.TextChoices):
     SGLANG = "sglang", "SGLang"
     VLLM = "vllm", "vLLM"
+
+
+class OnConflict(models.TextChoices):
+    FAIL = "fail", "Stop: import nothing"
+    RENAME = "rename", 'Rename mine: add "(imported)"'
+    REPLACE = "replace", "Replace the existing preset"
+
+
+class NameTaken(Exception):
+    """Names that already exist; ``clashes`` pairs the index of each new content with the preset in the way."""
+
+    def __init__(self, clashes: list[tuple[int, ParameterPreset]]) -> None:
+        super().__init__(", ".join(str(preset) for _, preset in clashes))
+        self.clashes = clashes
 
 
 class ReadOnlyPreset(PermissionDenied):
@@ -62,7 +77,8 @@ class PresetQuerySet(models.QuerySet["ParameterPreset"]):
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
     def free_name(self, name: str, *, suffix: str) -> str:
         """``name (suffix)``, then ``name (suffix 2)``, … : the first one nobody has taken."""
-        base = name.strip()
+        # Shortened so the numbered name still fits in the column.
+        base = name.strip()[: MAX_NAME_LENGTH - len(suffix) - 10].rstrip()
         candidate = f"{base} ({suffix})"
         prefix = name_key(f"{base} ({suffix}")
         taken = set(self.filter(name_key__startswith=prefix).values_list("name_key", flat=True))
@@ -71,6 +87,41 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
             number += 1
             candidate = f"{base} ({suffix} {number})"
         return candidate
+
+    @transaction.atomic
+    def import_contents(self, contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:
+        """Create presets from validated contents, all or none; name clashes resolved per ``on_conflict``.
+
+        Raises NameTaken (fail), ReadOnlyPreset or PermissionDenied (replace of a preset ``by`` may not change).
+        """
+        on_conflict = OnConflict(on_conflict)
+        keys = [name_key(content["name"]) for content in contents]
+        existing = {preset.name_key: preset for preset in self.filter(name_key__in=keys)}
+        clashes = [(index, existing[key]) for index, key in enumerate(keys) if key in existing]
+        if clashes and on_conflict == OnConflict.FAIL:
+            raise NameTaken(clashes)
+        if on_conflict == OnConflict.REPLACE:
+            for _, preset in clashes:
+                if preset.is_system:
+                    raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced')
+                if not preset.can_change(by):
+                    raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it')
+
+        imported: list[ParameterPreset] = []
+        for key, content in zip(keys, contents, strict=True):
+            target = existing.get(key)
+            if target is not None and on_conflict == OnConflict.REPLACE:
+                for field, value in content.items():
+                    setattr(target, field, value)
+                target.save()
+                imported.append(target)
+                continue
+            if target is not None or self.filter(name_key=key).exists():
+                content = {**content, "name": self.free_name(content["name"], suffix="imported")}
+            preset = self.model(**content, created_by=by if by and by.is_authenticated else None)
+            preset.save()
+            imported.append(preset)
+        return imported
 
     @transaction.atomic
     def seed_system_presets(self, definitions: Iterable[Mapping[str, Any]] | None = None) -> dict[str, list[str]]:

@@ -248,3 +248,72 @@ def validate_metadata(value: object) -> None:
     problems = metadata_problems(value)
     if problems:
         raise ValidationError(messages(problems), code="invalid_metadata")
+
+
+PRESET_TEXT_FIELDS = {"description": None, "category": 100}
+RUNTIMES = ("sglang", "vllm")
+
+
+def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any], list[Problem]]:
+    """The writable fields of a preset from a JSON document (API body or import), normalised.
+
+    Returns the fields present (all of them unless ``partial``: missing optional ones get
+    their empty value) and every problem, with paths relative to the document. Fields
+    clients may not set (``id``, ``is_system``, timestamps) are ignored.
+    """
+    if not isinstance(data, Mapping):
+        return {}, [Problem("", f"expected an object, got {describe_type(data)}")]
+    fields: dict[str, Any] = {}
+    problems: list[Problem] = []
+
+    if "name" in data:
+        fields["name"], found = name_problems(data["name"])
+        problems += [problem.under("name") for problem in found]
+    elif not partial:
+        problems.append(Problem("name", "this field is required"))
+
+    for field, limit in PRESET_TEXT_FIELDS.items():
+        if field not in data:
+            if not partial:
+                fields[field] = ""
+            continue
+        value = data[field]
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            problems.append(Problem(field, f"expected a string, got {describe_type(value)}"))
+        elif limit and len(value.strip()) > limit:
+            problems.append(Problem(field, f"at most {limit} characters are allowed, got {len(value.strip())}"))
+        elif _UNSTORABLE.search(value):
+            problems.append(Problem(field, "text contains a NUL or an unpaired surrogate character"))
+        else:
+            fields[field] = value.strip() if limit else value
+
+    if "runtime" in data:
+        runtime = data["runtime"] or ""
+        if runtime in ("", *RUNTIMES):
+            fields["runtime"] = runtime
+        else:
+            shown = runtime if isinstance(runtime, str) else describe_type(runtime)
+            problems.append(
+                Problem("runtime", f'"{_short(str(shown))}" is not a runtime; expected "sglang", "vllm" or null (any)')
+            )
+    elif not partial:
+        fields["runtime"] = ""
+
+    if "parameters" in data:
+        try:
+            fields["parameters"] = normalize_parameters(data["parameters"])
+        except InvalidParameters as error:
+            problems += [problem.under("parameters") for problem in error.problems]
+    elif not partial:
+        problems.append(Problem("parameters", "this field is required"))
+
+    if "metadata" in data:
+        found = metadata_problems(data["metadata"])
+        problems += [problem.under("metadata") for problem in found]
+        if not found:
+            fields["metadata"] = data["metadata"] or {}
+    elif not partial:
+        fields["metadata"] = {}
+    return fields, problems
