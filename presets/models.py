@@ -217,25 +217,38 @@ class ParameterPreset(models.Model):
             raise ReadOnlyPreset()
         return super().delete(*args, **kwargs)
 
-    def clean(self) -> None:
+    def clean_fields(self, exclude: Any = None) -> None:
+        # Fields a form already rejected are excluded: their errors would only repeat.
+        exclude = set(exclude or ())
         errors: dict[str, list[str]] = {}
-        self.name, problems = name_problems(self.name)
-        if problems:
-            errors["name"] = messages(problems)
-        elif type(self).objects.named(self.name).exclude(pk=self.pk).exists():
-            existing = type(self).objects.named(self.name).first()
-            errors["name"] = [f'A preset named "{existing}" already exists.']
         try:
-            self.parameters = clean_parameters(self.parameters)
+            super().clean_fields(exclude=exclude | {"parameters", "metadata"})
         except ValidationError as error:
-            errors["parameters"] = error.messages
-        if self.metadata is None:
-            self.metadata = {}
-        problems = metadata_problems(self.metadata)
-        if problems:
-            errors["metadata"] = messages(problems)
+            errors = error.update_error_dict(errors)
+        if "name" not in exclude and "name" not in errors:
+            self.name, problems = name_problems(self.name)
+            if problems:
+                errors["name"] = messages(problems)
+        if "parameters" not in exclude:
+            try:
+                self.parameters = clean_parameters(self.parameters)
+            except ValidationError as error:
+                errors["parameters"] = error.messages
+        if "metadata" not in exclude:
+            self.metadata = self.metadata or {}
+            problems = metadata_problems(self.metadata)
+            if problems:
+                errors["metadata"] = messages(problems)
         if errors:
             raise ValidationError(errors)
+
+    def validate_unique(self, exclude: Any = None) -> None:
+        super().validate_unique(exclude=exclude)
+        if exclude and "name" in exclude:
+            return
+        existing = type(self).objects.named(self.name).exclude(pk=self.pk).first()
+        if existing is not None:
+            raise ValidationError({"name": [f'A preset named "{existing}" already exists.']})
 
     @property
     def combinations(self) -> int:
