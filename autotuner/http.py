@@ -10,12 +10,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, status
+from rest_framework import exceptions, renderers, status
 from rest_framework.parsers import JSONParser
-from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 from rest_framework.views import exception_handler
 
 from presets.validators import Problem
@@ -40,6 +41,14 @@ def invalid(problems: list[Problem], summary: str = "") -> ApiError:
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
+
+
+def parse_id(raw: str) -> int | None:
+    """A database id from URL text, or None: ASCII digits only (``"²".isdigit()`` is true), within 64 bits."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 0 < value < 2**63 else None
 
 
 def _flatten(detail: Any, path: str = "") -> list[Problem]:
@@ -110,7 +119,23 @@ def parse_json(raw: bytes) -> Any:
         raise exceptions.ParseError(f"Not valid JSON here: {error}.") from None
 
 
-class BrowsableAPIRenderer(BrowsableAPIRenderer):
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer on orjson: about ten times faster on a large list, and able to embed
+    JSON text read from the database (``orjson.Fragment``) without parsing it first."""
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        if data is None:
+            return b""
+        try:
+            return orjson.dumps(data, default=_encoder.default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # what orjson cannot encode, such as integers over 64 bits
+            return super().render(data, accepted_media_type, renderer_context)
+
+
+_encoder = encoders.JSONEncoder()
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
     """The browsable API with its raw JSON form only: validation lives in one place, not in serializers."""
 
     def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:

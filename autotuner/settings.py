@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",  # lets FORM_RENDERER find Django's widget templates
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -85,13 +86,18 @@ TEMPLATES = [
     },
 ]
 
+FORM_RENDERER = "autotuner.forms.FormRenderer"
+
 WSGI_APPLICATION = "autotuner.wsgi.application"
 
 # Any URL dj-database-url understands; unset, the SQLite file under the data folder.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'autotuner.sqlite3'}",
-        conn_max_age=int(env_str("DATABASE_CONN_MAX_AGE", "0")),
+        # Reusing a connection saves opening it and, on SQLite, re-reading the schema: a third
+        # of a small API request's time. Health checks drop one the server has closed.
+        conn_max_age=int(env_str("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -128,13 +134,13 @@ STATIC_ROOT = DATA_DIR / "static"
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header turns anonymous requests into 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "autotuner.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["autotuner.http.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "autotuner.http.JSONRenderer",
         "autotuner.http.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "autotuner.http.api_exception_handler",

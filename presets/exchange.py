@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
 from presets.validators import Problem, describe_type, preset_fields
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from presets.models import ParameterPreset
 
 FORMAT_VERSION = "1.0"
+MAX_IMPORT_SIZE = 1024 * 1024
 
 
 def export_document(preset: ParameterPreset) -> dict[str, Any]:
@@ -32,9 +36,33 @@ def dump(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
+def download_response(body: bytes, filename: str, unicode_filename: str | None = None) -> HttpResponse:
+    """A JSON file download. ``unicode_filename``, when given, is sent as RFC 6266's ``filename*``
+    for browsers that read it, next to the ASCII ``filename`` for those that do not."""
+    response = HttpResponse(body, content_type="application/json")
+    disposition = content_disposition_header(as_attachment=True, filename=filename)
+    if unicode_filename and unicode_filename != filename:
+        disposition += f"; filename*=UTF-8''{quote(unicode_filename)}"
+    response["Content-Disposition"] = disposition
+    return response
+
+
 def export_filename(name: str) -> str:
     """``preset-high-throughput.json``: a lowercase ASCII slug of the name."""
     return f"preset-{slugify(name) or 'unnamed'}.json"
+
+
+def export_unicode_filename(name: str) -> str | None:
+    """For a name with non-ASCII letters, the slug that keeps them: ``preset-größe-ü.json``."""
+    if name.isascii():
+        return None
+    return f"preset-{slugify(name, allow_unicode=True) or 'unnamed'}.json"
+
+
+def preset_download(preset: ParameterPreset) -> HttpResponse:
+    return download_response(
+        dump(export_document(preset)), export_filename(preset.name), export_unicode_filename(preset.name)
+    )
 
 
 def _version_problem(version: object) -> str | None:

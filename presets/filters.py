@@ -11,7 +11,7 @@ MAX_SEARCH_LENGTH = 200
 class PresetFilter(django_filters.FilterSet):
     """One FilterSet for the API list, the bundle export and the Presets page."""
 
-    category = django_filters.CharFilter(field_name="category", lookup_expr="iexact")
+    category = django_filters.CharFilter(field_name="category")
     runtime = django_filters.ChoiceFilter(
         choices=[*Runtime.choices, ("any", "Any engine only")],
         method="filter_runtime",

@@ -5,8 +5,11 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
-from presets.models import ParameterPreset
+from presets.exchange import MAX_IMPORT_SIZE
+from presets.merging import count_combinations
+from presets.models import OnConflict, ParameterPreset, Runtime
 from presets.validators import clean_parameters, validate_metadata
 
 
@@ -66,7 +69,85 @@ class MetadataField(JSONTextField):
 class PresetForm(forms.ModelForm):
     parameters = ParametersField(help_text='Each flag and the values to try, e.g. {"tp-size": [1, 2]}.')
     metadata = MetadataField(help_text='Optional, e.g. {"author": "me", "tags": ["memory"]}.')
+    # The preset's updated_at when the form was opened: a save over someone else's is refused.
+    version = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = ParameterPreset
         fields = ["name", "description", "category", "runtime", "parameters", "metadata"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "metadata": forms.Textarea(attrs={"rows": 5, "class": "json-editor", "spellcheck": "false"}),
+            "category": forms.TextInput(attrs={"list": "category-suggestions", "autocomplete": "off"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin's read-only view of a system preset builds this form with no fields.
+        if "runtime" in self.fields:
+            self.fields["runtime"].choices = [("", "Any engine"), *Runtime.choices]
+        if "parameters" in self.fields:
+            # The live check: on a pause in typing, the editor's text goes to the preview view.
+            self.fields["parameters"].widget.attrs.update(
+                {
+                    "hx-post": reverse("presets:preview"),
+                    "hx-trigger": "input changed delay:300ms",
+                    "hx-target": "#parameters-preview",
+                    "hx-swap": "outerHTML",
+                    "hx-sync": "this:replace",
+                    "aria-describedby": "id_parameters_helptext parameters-preview",
+                }
+            )
+        if self.instance.pk and not self.is_bound:
+            self.initial["version"] = self.instance.updated_at.isoformat()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Checked when the form was sent with the version it opened (the pages always send it).
+        if self.instance.pk and "version" in self.data:
+            stored = type(self.instance).objects.filter(pk=self.instance.pk)
+            current = stored.values_list("updated_at", flat=True).first()
+            if current is not None and cleaned.get("version") != current.isoformat():
+                # Show the current version in the re-rendered form: saving again is a deliberate overwrite.
+                self.data = self.data.copy()
+                self.data["version"] = current.isoformat()
+                raise ValidationError(
+                    "Someone else saved this preset since you opened it. Nothing was saved; your text is kept "
+                    "below. Open the preset in another tab to compare, or save again to replace their version "
+                    "with yours.",
+                    code="stale",
+                )
+        return cleaned
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="Preset file",
+        help_text="A JSON document exported from autotuner: one preset or a bundle, at most 1 MiB.",
+    )
+    on_conflict = forms.ChoiceField(
+        label="If a name is already taken",
+        choices=OnConflict.choices,
+        initial=OnConflict.FAIL,
+        widget=forms.RadioSelect,
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_SIZE:
+            raise ValidationError(f"The file is {upload.size:,} bytes; at most 1 MiB (1,048,576 bytes) is accepted.")
+        return upload
+
+
+def preview_parameters(text: Any) -> dict[str, Any]:
+    """What the live preview shows for the editor's text: the normalised grid, or every problem."""
+    field = ParametersField()
+    if not isinstance(text, str):
+        text = field.prepare_value(text)
+    if not text or not text.strip():
+        return {"problems": ["Type the parameters as a JSON object."], "grid": None}
+    try:
+        grid = field.clean(text)
+    except ValidationError as error:
+        return {"problems": error.messages, "grid": None}
+    return {"problems": [], "grid": grid, "combinations": count_combinations(grid)}

@@ -11,7 +11,8 @@ the order of non-numeric values. Given, in this order::
 
       {"tp-size": [1, 2, 4], "mem-fraction": [0.8], "schedule-policy": ["lpm"]}
 
-  A flag that two presets set with no value in common is a ``disjoint`` conflict.
+  A flag that two or more presets set with no value common to all of them is a
+  ``disjoint`` conflict: no single experiment satisfies every preset.
 - ``intersection`` keeps the flags every preset sets, with the values they share::
 
       {"tp-size": [2]}

@@ -25,7 +25,7 @@ MAX_NAME_LENGTH = 255
 MAX_METADATA_DEPTH = 10
 MAX_METADATA_SIZE = 64 * 1024
 
-FLAG_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")  # used with fullmatch: "$" would let a trailing newline in
 # PostgreSQL's jsonb refuses NUL and lone surrogates; SQLite would store them. Refuse both everywhere.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -135,7 +135,7 @@ def normalize_parameters(raw: object) -> Grid:
         if len(flag) > MAX_FLAG_LENGTH:
             problems.append(Problem(where, f"flag name is longer than {MAX_FLAG_LENGTH} characters"))
             continue
-        if not FLAG_NAME.match(flag):
+        if not FLAG_NAME.fullmatch(flag):
             problems.append(
                 Problem(
                     where,
@@ -213,6 +213,8 @@ def metadata_problems(metadata: object) -> list[Problem]:
                 problems.append(Problem(path, "text contains a NUL or an unpaired surrogate character"))
         elif isinstance(value, float) and not math.isfinite(value):
             problems.append(Problem(path, "NaN and Infinity are not allowed"))
+        elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+            problems.append(Problem(path, "integer is out of range (must fit in 64 bits)"))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str) or _UNSTORABLE.search(key):
@@ -241,13 +243,15 @@ def clean_parameters(value: object) -> Grid:
     try:
         return normalize_parameters(value)
     except InvalidParameters as error:
-        raise ValidationError(messages(error.problems), code="invalid_parameters") from None
+        raise ValidationError(
+            [ValidationError(message, code="invalid_parameters") for message in messages(error.problems)]
+        ) from None
 
 
 def validate_metadata(value: object) -> None:
     problems = metadata_problems(value)
     if problems:
-        raise ValidationError(messages(problems), code="invalid_metadata")
+        raise ValidationError([ValidationError(message, code="invalid_metadata") for message in messages(problems)])
 
 
 PRESET_TEXT_FIELDS = {"description": None, "category": 100}

@@ -1,0 +1,46 @@
+"""DRF token authentication in one hand-written query.
+
+Stock ``TokenAuthentication`` builds its ``select_related`` query through the ORM on every
+request; compiling it costs about half a millisecond here, more than the rest of a merge.
+The same lookup, written once as SQL, returns the same user.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework import authentication, exceptions
+from rest_framework.authtoken.models import Token
+
+
+@cache
+def _user_query() -> tuple[str, list[str]]:
+    User = get_user_model()
+    quote = connection.ops.quote_name
+    fields = [field.attname for field in User._meta.concrete_fields]
+    columns = ", ".join(f"u.{quote(User._meta.get_field(name).column)}" for name in fields)
+    token_user = quote(Token._meta.get_field("user").column)
+    token_key = quote(Token._meta.get_field("key").column)
+    sql = (
+        f"SELECT {columns} FROM {quote(User._meta.db_table)} u "
+        f"JOIN {quote(Token._meta.db_table)} t ON t.{token_user} = u.{quote(User._meta.pk.column)} "
+        f"WHERE t.{token_key} = %s"
+    )
+    return sql, fields
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate_credentials(self, key: str) -> tuple[Any, str]:
+        sql, fields = _user_query()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
+        if row is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        user = get_user_model().from_db(connection.alias, fields, list(row))
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return user, key

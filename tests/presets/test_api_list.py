@@ -1,0 +1,291 @@
+"""GET /api/presets/: a plain JSON array, filtered, ordered and paginated by headers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from presets.models import ParameterPreset
+from tests.factories import make_preset
+
+pytestmark = pytest.mark.django_db
+
+SYSTEM_NAMES = ["Balanced", "High Throughput", "Low Latency", "Memory Efficient"]
+NEXT_LINK = re.compile(r'<([^>]+)>; rel="next"')
+
+
+def names(response) -> list[str]:
+    return [row["name"] for row in response.json()]
+
+
+def bulk_presets(count: int) -> None:
+    """``count`` presets in one insert; bulk_create skips save(), so name_key is set here."""
+    ParameterPreset.objects.bulk_create(
+        ParameterPreset(
+            name=f"Bulk {number:05}",
+            name_key=f"Bulk {number:05}".casefold(),
+            category="custom",
+            parameters={"tp-size": [1, 2]},
+        )
+        for number in range(count)
+    )
+
+
+def next_link(response) -> str:
+    match = NEXT_LINK.search(response.headers["Link"])
+    assert match, response.headers["Link"]
+    return match.group(1)
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def system_presets() -> dict[str, ParameterPreset]:
+    ParameterPreset.objects.seed_system_presets()
+    return {preset.name: preset for preset in ParameterPreset.objects.all()}
+
+
+@pytest.fixture
+def mixed_presets(system_presets) -> dict[str, ParameterPreset]:
+    """The four sglang system presets, a vLLM one and an any-engine one."""
+    return {
+        **system_presets,
+        "vLLM Paged": make_preset(name="vLLM Paged", runtime="vllm", category="memory", description="Block size"),
+        "Anywhere": make_preset(name="Anywhere", runtime="", category="general", description="Runs on ANY engine"),
+    }
+
+
+def test_the_list_is_a_plain_json_array_ordered_by_name(api, system_presets):
+    response = api.get("/api/presets/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert isinstance(response.json(), list)
+    assert names(response) == SYSTEM_NAMES
+
+
+def test_each_listed_preset_is_shown_as_get_one_shows_it(api, system_presets):
+    rows = api.get("/api/presets/").json()
+
+    for row in rows:
+        assert row == api.get(f"/api/presets/{row['id']}").json()
+
+
+def test_an_empty_list_is_an_empty_array(api):
+    response = api.get("/api/presets/")
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def test_the_list_shows_every_users_presets(api, other_user, system_presets):
+    make_preset(name="Grace's grid", created_by=other_user)
+
+    assert "Grace's grid" in names(api.get("/api/presets/"))
+
+
+def test_the_list_shows_runtime_null_for_any_engine_presets(api, mixed_presets):
+    rows = {row["name"]: row for row in api.get("/api/presets/").json()}
+
+    assert rows["Anywhere"]["runtime"] is None
+    assert rows["vLLM Paged"]["runtime"] == "vllm"
+    assert rows["Balanced"]["runtime"] == "sglang"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("category=memory", ["Memory Efficient", "vLLM Paged"], id="category"),
+        pytest.param("category=nothing", [], id="category-unknown"),
+        pytest.param("runtime=vllm", ["Anywhere", "vLLM Paged"], id="runtime-vllm-and-any-engine"),
+        pytest.param("runtime=sglang", ["Anywhere", *SYSTEM_NAMES], id="runtime-sglang-and-any-engine"),
+        pytest.param("runtime=any", ["Anywhere"], id="runtime-any-engine-only"),
+        pytest.param("is_system=true", SYSTEM_NAMES, id="system"),
+        pytest.param("is_system=false", ["Anywhere", "vLLM Paged"], id="user-made"),
+        pytest.param("search=latency", ["Low Latency"], id="search-name"),
+        pytest.param("search=LATENCY", ["Low Latency"], id="search-name-any-case"),
+        pytest.param("search=smaller gpus", ["Memory Efficient"], id="search-description"),
+        pytest.param("search=any engine", ["Anywhere"], id="search-description-any-case"),
+        pytest.param("search=zzz", [], id="search-no-match"),
+        pytest.param("category=performance&search=throughput", ["High Throughput"], id="combined"),
+        pytest.param("runtime=vllm&is_system=false", ["Anywhere", "vLLM Paged"], id="runtime-and-user-made"),
+    ],
+)
+def test_the_list_filters(api, mixed_presets, query, expected):
+    response = api.get(f"/api/presets/?{query}")
+
+    assert response.status_code == 200
+    assert names(response) == expected
+
+
+@pytest.fixture
+def ordered_presets() -> None:
+    """Three presets whose name, category, creation and update orders all differ."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for name, category, created, updated in [
+        ("alpha", "c-general", 2, 1),
+        ("Bravo", "a-memory", 3, 2),
+        ("charlie", "b-performance", 1, 3),
+    ]:
+        preset = make_preset(name=name, category=category)
+        ParameterPreset.objects.filter(pk=preset.pk).update(
+            created_at=start + timedelta(days=created), updated_at=start + timedelta(days=updated)
+        )
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        pytest.param("", ["alpha", "Bravo", "charlie"], id="default-name-ignoring-case"),
+        pytest.param("name", ["alpha", "Bravo", "charlie"], id="name"),
+        pytest.param("-name", ["charlie", "Bravo", "alpha"], id="name-descending"),
+        pytest.param("category", ["Bravo", "charlie", "alpha"], id="category"),
+        pytest.param("-category", ["alpha", "charlie", "Bravo"], id="category-descending"),
+        pytest.param("created_at", ["charlie", "alpha", "Bravo"], id="created_at"),
+        pytest.param("-created_at", ["Bravo", "alpha", "charlie"], id="created_at-descending"),
+        pytest.param("updated_at", ["alpha", "Bravo", "charlie"], id="updated_at"),
+        pytest.param("-updated_at", ["charlie", "Bravo", "alpha"], id="updated_at-descending"),
+    ],
+)
+def test_the_list_orders(api, ordered_presets, ordering, expected):
+    response = api.get(f"/api/presets/?ordering={ordering}")
+
+    assert response.status_code == 200
+    assert names(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "path"),
+    [
+        pytest.param("ordering=bogus", "ordering", id="ordering"),
+        pytest.param("runtime=tensorrt", "runtime", id="runtime"),
+        pytest.param("search=" + "x" * 201, "search", id="search-too-long"),
+        pytest.param("page=0", "page", id="page-zero"),
+        pytest.param("page=abc", "page", id="page-text"),
+        pytest.param("page=-1", "page", id="page-negative"),
+    ],
+)
+def test_a_bad_list_parameter_answers_400_naming_it(api, query, path):
+    response = api.get(f"/api/presets/?{query}")
+
+    assert response.status_code == 400
+    assert [error["path"] for error in response.json()["errors"]] == [path]
+
+
+# Pagination
+
+
+def test_a_list_that_fits_has_no_next_link(api, system_presets):
+    response = api.get("/api/presets/")
+
+    assert "Link" not in response.headers
+    assert len(response.json()) == 4
+
+
+def test_more_presets_than_page_size_gives_a_next_link_and_the_total(api, system_presets):
+    response = api.get("/api/presets/?page_size=3")
+
+    assert response.status_code == 200
+    assert names(response) == SYSTEM_NAMES[:3]
+    assert response.headers["X-Total-Count"] == "4"
+    link = next_link(response)
+    assert "page=2" in link
+    assert "page_size=3" in link
+
+
+def test_following_the_next_link_gives_the_rest_as_an_array(api, system_presets):
+    first = api.get("/api/presets/?page_size=3&ordering=-name")
+
+    second = api.get(next_link(first))
+
+    assert second.status_code == 200
+    assert names(second) == ["Balanced"]
+    assert second.headers["X-Total-Count"] == "4"
+    assert 'rel="next"' not in second.headers.get("Link", "")
+
+
+def test_the_next_link_keeps_the_filters(api, mixed_presets):
+    first = api.get("/api/presets/?page_size=1&runtime=vllm")
+
+    second = api.get(next_link(first))
+
+    assert names(first) == ["Anywhere"]
+    assert names(second) == ["vLLM Paged"]
+    assert first.headers["X-Total-Count"] == "2"
+
+
+def test_a_page_past_the_end_is_an_empty_array(api, system_presets):
+    response = api.get("/api/presets/?page=5&page_size=2")
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+def test_the_default_page_size_is_1000(api):
+    bulk_presets(1001)
+
+    response = api.get("/api/presets/")
+
+    assert len(response.json()) == 1000
+    assert response.headers["X-Total-Count"] == "1001"
+    assert "page=2" in next_link(response)
+    assert names(api.get(next_link(response))) == ["Bulk 01000"]
+
+
+def test_page_size_goes_up_to_10000(api):
+    bulk_presets(1001)
+
+    response = api.get("/api/presets/?page_size=10000")
+
+    assert response.status_code == 200
+    assert len(response.json()) == 1001
+    assert "Link" not in response.headers
+
+
+@pytest.mark.parametrize("page_size", ["0", "10001", "abc", "-5", "1.5", "99999999999999999999999"])
+def test_a_bad_page_size_answers_400_with_path_page_size(api, page_size):
+    response = api.get(f"/api/presets/?page_size={page_size}")
+
+    assert response.status_code == 400
+    assert [error["path"] for error in response.json()["errors"]] == ["page_size"]
+
+
+@pytest.mark.parametrize("page", ["9223372036854775807", "99999999999999999999"])
+def test_a_huge_page_number_never_answers_500(user, page):
+    client = APIClient(raise_request_exception=False)
+    client.force_login(user)
+
+    response = client.get(f"/api/presets/?page={page}")
+
+    assert response.status_code in (200, 400)
+
+
+# Query count: constant, whatever the number of presets
+
+
+@pytest.fixture
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.mark.parametrize("count", [10, 10_000], ids=["ten", "ten-thousand"])
+def test_the_list_runs_three_queries_however_many_presets(token_client, django_assert_num_queries, count):
+    bulk_presets(count)
+
+    # The token and its user, the count, the page.
+    with django_assert_num_queries(3):
+        response = token_client.get("/api/presets/?page_size=10000")
+
+    assert response.status_code == 200
+    assert len(response.json()) == count

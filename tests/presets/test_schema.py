@@ -1,0 +1,104 @@
+"""The OpenAPI schema and its docs page: valid, complete, and served without a CDN."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+PATHS = {
+    "/api/presets/": {"get", "post"},
+    "/api/presets/{id}/": {"get", "put", "patch", "delete"},
+    "/api/presets/{id}/duplicate/": {"post"},
+    "/api/presets/merge/": {"post"},
+    "/api/presets/import/": {"post"},
+    "/api/presets/{id}/export/": {"get"},
+    "/api/presets/export/": {"get"},
+}
+
+
+@pytest.fixture
+def schema(tmp_path) -> dict:
+    """The schema as the spectacular command writes it, validated and with warnings as failures."""
+    path = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_the_schema_validates_without_warnings(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "autotuner API"
+
+
+@pytest.mark.parametrize(("path", "methods"), PATHS.items(), ids=list(PATHS))
+def test_the_schema_lists_every_path_and_method(schema, path, methods):
+    assert path in schema["paths"]
+    assert methods <= set(schema["paths"][path])
+
+
+def test_every_operation_has_a_unique_id(schema):
+    operation_ids = [
+        operation["operationId"]
+        for path in PATHS
+        for method, operation in schema["paths"][path].items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_the_list_documents_its_filters_and_pagination(schema):
+    parameters = {parameter["name"] for parameter in schema["paths"]["/api/presets/"]["get"]["parameters"]}
+
+    assert {"category", "runtime", "is_system", "search", "ordering", "page", "page_size"} <= parameters
+
+
+def test_the_bundle_export_documents_ids(schema):
+    parameters = {parameter["name"] for parameter in schema["paths"]["/api/presets/export/"]["get"]["parameters"]}
+
+    assert "ids" in parameters
+
+
+def test_import_documents_a_file_upload_and_a_json_body(schema):
+    content = schema["paths"]["/api/presets/import/"]["post"]["requestBody"]["content"]
+
+    assert {"multipart/form-data", "application/json"} <= set(content)
+
+
+def test_the_schema_endpoint_answers_a_logged_in_user(api):
+    response = api.get("/api/schema/")
+
+    assert response.status_code == 200
+    document = yaml.safe_load(response.content)
+    assert set(PATHS) <= set(document["paths"])
+
+
+def test_the_docs_page_answers(api):
+    response = api.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert b"swagger-ui" in response.content
+
+
+def test_the_docs_page_loads_only_local_static_files(api):
+    html = api.get("/api/docs/").content.decode()
+
+    scripts = re.findall(r"<script[^>]*\bsrc=[\"']([^\"']+)[\"']", html)
+    links = re.findall(r"<link[^>]*\bhref=[\"']([^\"']+)[\"']", html)
+    assert scripts
+    for url in scripts + links:
+        assert url.startswith("/static/"), url
+    assert not re.search(r"\bsrc=[\"']?(https?:)?//", html)
+    assert not re.search(r"\bhref=[\"']?(https?:)?//", html)
