@@ -145,11 +145,16 @@ def identity(value: Scalar) -> object:
 
 
 def _keys(values: Sequence[Scalar]) -> Sequence[object]:
-    # The common case has no boolean: then the values are their own keys and the
-    # per-value Python call is skipped.
-    if bool in set(map(type, values)):
+    # `True in values` also finds 1 and 1.0, so this only sometimes takes the slow path, but
+    # the common list without 0, 1 or a boolean is its own list of keys, checked at C speed.
+    if True in values or False in values:
         return [identity(value) for value in values]
     return values
+
+
+def _value_of(key: object) -> Scalar:
+    """The value a key stands for: keys are the values themselves, except the boolean tuples."""
+    return key[1] if type(key) is tuple else key  # type: ignore[index,return-value]
 
 
 def count_combinations(grid: Mapping[str, Sequence[Scalar]]) -> int:
@@ -159,14 +164,29 @@ def count_combinations(grid: Mapping[str, Sequence[Scalar]]) -> int:
     return math.prod(len(values) for values in grid.values())
 
 
-def format_values(values: Sequence[Scalar]) -> str:
-    """Values as a user reads them in a sentence: JSON spellings, comma-separated."""
-    return ", ".join(json.dumps(value) if not isinstance(value, str) else value for value in values)
+MAX_VALUES_IN_A_SENTENCE = 8
+
+
+def format_value(value: Scalar) -> str:
+    """One value as written on a command line: true, 0.85, lpm."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return value if isinstance(value, str) else repr(value)
+
+
+def format_values(values: Sequence[Scalar], limit: int | None = MAX_VALUES_IN_A_SENTENCE) -> str:
+    """Values as a user reads them in a sentence, comma-separated; a long list is cut short."""
+    if limit is not None and len(values) > limit:
+        shown = ", ".join(map(format_value, values[:limit]))
+        return f"{shown}, … ({len(values) - limit} more)"
+    return ", ".join(map(format_value, values))
 
 
 def grid_summary(grid: Mapping[str, Sequence[Scalar]]) -> str:
     """``tp-size 1, 2 · schedule-policy fcfs, lpm``: a grid in one line."""
-    return " · ".join(f"{flag} {format_values(values)}" for flag, values in grid.items())
+    return " · ".join(f"{flag} {format_values(values, limit=None)}" for flag, values in grid.items())
 
 
 def merge(presets: Sequence[PresetInput], strategy: MergeStrategy | str = MergeStrategy.UNION) -> MergeResult:
@@ -194,37 +214,37 @@ def _is_numeric(values: Sequence[Scalar]) -> bool:
 
 
 def _union(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[str]]], list[Conflict]]:
-    # flag -> key -> [value as first spelled, contributing preset names]
-    collected: dict[str, dict[object, tuple[Scalar, list[str]]]] = {}
     setters: dict[str, list[PresetInput]] = {}
     for preset in presets:
-        name = preset.name
-        for flag, values in preset.parameters.items():
-            slot = collected.get(flag)
-            if slot is None:
-                slot = collected[flag] = {}
-                setters[flag] = []
-            setters[flag].append(preset)
-            for key, value in zip(_keys(values), values, strict=True):
-                entry = slot.get(key)
-                if entry is None:
-                    slot[key] = (value, [name])
-                else:
-                    entry[1].append(name)
+        for flag in preset.parameters:
+            setters.setdefault(flag, []).append(preset)
 
     parameters: Grid = {}
     sources: dict[str, list[list[str]]] = {}
     conflicts: list[Conflict] = []
-    for flag, slot in collected.items():
-        entries = list(slot.values())
-        values = [value for value, _ in entries]
+    for flag, wanting in setters.items():
+        # key -> names of the presets that hold it; a dict keeps the first spelling of a
+        # key (1 before 1.0), and its insertion order is the first-seen order of values.
+        contributors: dict[object, list[str]] = {}
+        get = contributors.get
+        for preset in wanting:
+            name = preset.name
+            for key in _keys(preset.parameters[flag]):
+                names = get(key)
+                if names is None:
+                    contributors[key] = [name]
+                else:
+                    names.append(name)
+        values = list(map(_value_of, contributors))
         if _is_numeric(values):
-            entries.sort(key=lambda entry: entry[0])
-            values = [value for value, _ in entries]
+            order = sorted(range(len(values)), key=values.__getitem__)
+            values = [values[index] for index in order]
+            holders = list(contributors.values())
+            sources[flag] = [holders[index] for index in order]
+        else:
+            sources[flag] = list(contributors.values())
         parameters[flag] = values
-        sources[flag] = [contributors for _, contributors in entries]
-        wanting = setters[flag]
-        if len(wanting) > 1 and not any(len(contributors) == len(wanting) for contributors in sources[flag]):
+        if len(wanting) > 1 and max(map(len, sources[flag])) < len(wanting):
             conflicts.append(_disjoint(flag, wanting, len(values)))
     return parameters, sources, conflicts
 

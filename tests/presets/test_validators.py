@@ -457,6 +457,9 @@ def test_metadata_lists_count_as_levels():
         pytest.param({"a\x00": 1}, Problem("", "invalid key 'a\\x00'"), id="nul-in-key"),
         pytest.param({"a": {1, 2}}, Problem("a", "set is not a JSON value"), id="set"),
         pytest.param(
+            {"seeds": [1, 2**63]}, Problem("seeds[1]", "integer is out of range (must fit in 64 bits)"), id="big-int"
+        ),
+        pytest.param(
             {"k": "x" * MAX_METADATA_SIZE},
             Problem("", "metadata is too large (at most 64 KiB of text)"),
             id="too-large-counting-keys",
