@@ -32,7 +32,6 @@ same value (the first spelling is kept). Inputs are expected normalised by
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
