@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, renderers, status
+from rest_framework import exceptions, negotiation, renderers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.utils import encoders
@@ -133,6 +133,20 @@ class JSONRenderer(renderers.JSONRenderer):
 
 
 _encoder = encoders.JSONEncoder()
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, answering the common API client (no Accept, */* or JSON) without parsing.
+
+    Parsing the Accept header took a sixth of a merge request's time in the view.
+    """
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: str | None = None) -> Any:
+        accept = request.META.get("HTTP_ACCEPT", "")
+        if not format_suffix and accept in ("", "*/*", "application/json") and "format" not in request.GET:
+            json_renderer = renderers[0]
+            return json_renderer, json_renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):

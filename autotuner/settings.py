@@ -144,6 +144,7 @@ REST_FRAMEWORK = {
         "autotuner.http.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "autotuner.http.api_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "autotuner.http.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
