@@ -38,13 +38,26 @@ class JSONTextField(forms.JSONField):
         return initial if self.disabled else data  # the raw text, exactly as typed
 
     def prepare_value(self, value: Any) -> Any:
+        if value is None:
+            return ""
         if isinstance(value, str):
             return value
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def format_grid(grid: dict[str, Any]) -> str:
+    """A grid as JSON text for the editor: one flag per line, its values on that line."""
+    lines = [f"  {json.dumps(flag)}: {json.dumps(values, ensure_ascii=False)}" for flag, values in grid.items()]
+    return "{\n" + ",\n".join(lines) + "\n}" if lines else "{}"
+
+
 class ParametersField(JSONTextField):
     """The parameters grid: JSON parsed, then normalised by the shared validator."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return format_grid(value)
+        return super().prepare_value(value)
 
     def to_python(self, value: Any) -> Any:
         parsed = super().to_python(value)

@@ -48,6 +48,10 @@ class MergeStrategy(StrEnum):
     LAST_WINS = "last_wins"
 
     @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+    @property
     def summary(self) -> str:
         return STRATEGY_SUMMARIES[self]
 

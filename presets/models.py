@@ -126,9 +126,9 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         if on_conflict == OnConflict.REPLACE:
             for _, preset in clashes:
                 if preset.is_system:
-                    raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced')
+                    raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced.')
                 if not preset.can_change(by):
-                    raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it')
+                    raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it.')
 
         imported: list[ParameterPreset] = []
         for key, content in zip(keys, contents, strict=True):

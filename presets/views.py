@@ -89,6 +89,10 @@ def _form_page(
     context = {
         "form": form,
         "preset": preset,
+        # The name as stored: a refused form has already copied the typed name onto the instance.
+        "stored_name": ParameterPreset.objects.filter(pk=preset.pk).values_list("name", flat=True).first()
+        if preset
+        else "",
         "categories": SUGGESTED_CATEGORIES,
         "preview": preview_parameters(form["parameters"].value()),
     }

@@ -9,4 +9,9 @@ app_name = "tasks"
 urlpatterns = [
     path("", views.task_list, name="list"),
     path("new/", views.task_new, name="new"),
+    path("<int:pk>/", views.task_detail, name="detail"),
+    path("<int:pk>/edit/", views.task_edit, name="edit"),
+    path("<int:pk>/duplicate/", views.task_duplicate, name="duplicate"),
+    path("<int:pk>/delete/", views.task_delete, name="delete"),
+    path("<int:pk>/save-grid/", views.task_save_grid, name="save-grid"),
 ]

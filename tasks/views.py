@@ -1,18 +1,210 @@
+"""Task pages. The New/Edit form is one view: every button posts to it with an ``action``.
+
+Without JavaScript each action re-renders the whole page; with htmx the selector actions
+swap only ``#preset-selector`` and "Apply" only ``#parameters-editor``, so a change of
+presets never touches what the user typed in the editor.
+"""
+
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import django_filters
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from presets.forms import format_grid, preview_parameters
+from presets.models import ParameterPreset, Runtime
+from tasks.forms import PresetSelection, TaskForm
+from tasks.models import Task, TaskStatus
+
+PAGE_SIZE = 50
+INVALID = 422
+SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
+
+
+class TaskFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=TaskStatus.choices)
+    runtime = django_filters.ChoiceFilter(choices=Runtime.choices)
+    search = django_filters.CharFilter(method="filter_search", max_length=200)
+
+    class Meta:
+        model = Task
+        fields = ["status", "runtime", "search"]
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(name__icontains=value) | Q(model__icontains=value) | Q(description__icontains=value))
 
 
 @login_required
 @require_safe
+@vary_on_headers("HX-Request")
 def task_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "tasks/task_list.html")
+    queryset = Task.objects.select_related("created_by")
+    filterset = TaskFilter(request.GET, queryset=queryset)
+    tasks = filterset.qs if filterset.is_valid() else queryset.none()
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filterset": filterset, "page": page, "query": query.urlencode(), "statuses": TaskStatus.choices}
+    template = "tasks/task_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#task-table"
+    return render(request, template, context)
 
 
 @login_required
 @require_safe
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(Task.objects.select_related("created_by"), pk=pk)
+    context = {"task": task, "can_change": task.can_change(request.user), "applied": task.applied_presets_now()}
+    return render(request, "tasks/task_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def task_new(request: HttpRequest) -> HttpResponse:
-    return render(request, "tasks/task_new.html")
+    return _task_form(request, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _changeable_task(request, pk)
+    if task.is_locked:
+        messages.error(request, f"“{task.name}” is {task.get_status_display().lower()}; it cannot be edited now.")
+        return redirect(task)
+    return _task_form(request, task)
+
+
+def _changeable_task(request: HttpRequest, pk: int) -> Task:
+    task = get_object_or_404(Task, pk=pk)
+    if not task.can_change(request.user):
+        raise PermissionDenied("Only the task's creator or staff can change it.")
+    return task
+
+
+def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelection:
+    if request.method == "GET" and task is not None and "presets" not in request.GET:
+        data = QueryDict(mutable=True)
+        data.setlist("presets", [str(entry["id"]) for entry in task.applied_presets])
+        data["merge_strategy"] = task.merge_strategy or "union"
+        data["runtime"] = task.runtime
+        return PresetSelection.from_data(data)
+    source = request.POST if request.method == "POST" else request.GET
+    return PresetSelection.from_data(source)
+
+
+def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
+    selection = _initial_selection(request, task)
+    action = request.POST.get("action", "save") if request.method == "POST" else ""
+    if request.method == "GET":
+        initial: dict[str, Any] = {}
+        if task is None:
+            chosen = ParameterPreset.objects.filter(pk__in=selection.ids).exclude(runtime="").first()
+            initial["runtime"] = request.GET.get("runtime") or (chosen.runtime if chosen else "")
+            selection.runtime = initial["runtime"]
+            result, _ = selection.merged()
+            if result and result.parameters:  # arriving from "Use in a new task": start from the merge
+                initial["parameters"] = format_grid(result.parameters)
+        return _render_form(request, TaskForm(initial=initial, instance=task), selection, task)
+
+    data = request.POST.copy()
+    if action.startswith(SELECTOR_ACTIONS):
+        selection.apply(action)
+        if request.htmx:
+            return render(request, "tasks/task_form.html#preset-selector", selection.context())
+        return _render_form(request, TaskForm(initial=data.dict(), instance=task), selection, task)
+    if action == "apply":
+        result, _ = selection.merged()
+        if result and result.parameters:
+            data["parameters"] = format_grid(result.parameters)
+        else:
+            selection.problems.append("Nothing to apply: select presets whose merge has parameters.")
+        form = TaskForm(initial=data.dict(), instance=task)
+        if request.htmx:
+            context = {"form": form, "preview": preview_parameters(data.get("parameters", ""))}
+            return render(request, "tasks/task_form.html#parameters-editor", context)
+        return _render_form(request, form, selection, task)
+
+    form = TaskForm(data, instance=task)
+    if form.is_valid():
+        with transaction.atomic():
+            saved = form.save(commit=False)
+            result, snapshot = selection.merged()
+            if result is not None:
+                saved.applied_presets = snapshot
+                saved.merge_strategy = selection.strategy
+                saved.parameters_edited = _as_json(saved.parameters) != _as_json(result.parameters)
+            else:
+                saved.applied_presets, saved.merge_strategy, saved.parameters_edited = [], "", False
+            if task is None:
+                saved.created_by = request.user
+            saved.save()
+        messages.success(request, f"{'Saved' if task else 'Created'} task “{saved.name}”.")
+        return redirect(saved)
+    return _render_form(request, form, selection, task, status=INVALID)
+
+
+def _as_json(grid: dict[str, Any]) -> str:
+    return json.dumps(grid, sort_keys=True)
+
+
+def _render_form(
+    request: HttpRequest, form: TaskForm, selection: PresetSelection, task: Task | None, status: int = 200
+) -> HttpResponse:
+    selection.runtime = selection.runtime or (form["runtime"].value() or "")
+    context = {
+        **selection.context(),
+        "form": form,
+        "task": task,
+        "preview": preview_parameters(form["parameters"].value()),
+    }
+    return render(request, "tasks/task_form.html", context, status=status)
+
+
+@login_required
+@require_POST
+def task_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    copy = get_object_or_404(Task, pk=pk).duplicate(by=request.user)
+    messages.success(request, f"Created “{copy.name}”, a draft copy.")
+    return redirect(copy)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _changeable_task(request, pk)
+    if task.is_locked:
+        messages.error(request, f"“{task.name}” is {task.get_status_display().lower()}; cancel it before deleting.")
+        return redirect(task)
+    if request.method == "POST":
+        name = task.name
+        task.delete()
+        messages.success(request, f"Deleted task “{name}”.")
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("tasks:list"))
+        return redirect("tasks:list")
+    return render(request, "tasks/task_confirm_delete.html", {"task": task})
+
+
+@login_required
+@require_POST
+def task_save_grid(request: HttpRequest, pk: int) -> HttpResponse:
+    preset = get_object_or_404(Task, pk=pk).save_grid_as_preset(by=request.user)
+    messages.success(request, f"Saved the grid as the preset “{preset.name}”.")
+    return redirect(preset)
