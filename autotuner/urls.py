@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from autotuner import views
 from autotuner.health import healthz
 from presets.urls import api_router as presets_api
+from tasks.urls import api_router as tasks_api
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", include(presets_api.urls)),
+    path("api/", include(tasks_api.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

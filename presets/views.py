@@ -62,7 +62,7 @@ def preset_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "categories": sorted(
             set(SUGGESTED_CATEGORIES)
-            | set(ParameterPreset.objects.exclude(category="").values_list("category", flat=True).distinct())
+            | set(ParameterPreset.objects.exclude(category="").order_by().values_list("category", flat=True).distinct())
         ),
     }
     template = "presets/preset_list.html"
@@ -183,7 +183,7 @@ def preset_export_shown(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preset_import(request: HttpRequest) -> HttpResponse:
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     problems: list[Problem] = []
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]

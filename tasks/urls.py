@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from tasks import views
+from tasks.api import TaskViewSet
 
 app_name = "tasks"
 
@@ -15,3 +17,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.task_delete, name="delete"),
     path("<int:pk>/save-grid/", views.task_save_grid, name="save-grid"),
 ]
+
+api_router = SimpleRouter()
+api_router.trailing_slash = "/?"  # with or without the slash, as for presets
+api_router.register("tasks", TaskViewSet, basename="task")

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import django_filters
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,29 +23,14 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from presets.forms import format_grid, preview_parameters
-from presets.models import ParameterPreset, Runtime
+from presets.models import ParameterPreset
+from tasks.filters import TaskFilter
 from tasks.forms import PresetSelection, TaskForm
 from tasks.models import Task, TaskStatus
 
 PAGE_SIZE = 50
 INVALID = 422
 SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
-
-
-class TaskFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=TaskStatus.choices)
-    runtime = django_filters.ChoiceFilter(choices=Runtime.choices)
-    search = django_filters.CharFilter(method="filter_search", max_length=200)
-
-    class Meta:
-        model = Task
-        fields = ["status", "runtime", "search"]
-
-    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        value = value.strip()
-        if not value:
-            return queryset
-        return queryset.filter(Q(name__icontains=value) | Q(model__icontains=value) | Q(description__icontains=value))
 
 
 @login_required

@@ -1,0 +1,206 @@
+"""The tasks REST API under /api/tasks/: same authentication, error shape and slash rule as presets.
+
+Input is validated by TaskForm, the same form the pages use, so a rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from autotuner.http import ApiError, invalid, parse_id
+from presets.merging import MergeStrategy
+from presets.serializers import ErrorSerializer
+from presets.validators import InvalidParameters, Problem, normalize_parameters
+from tasks.filters import TaskFilter
+from tasks.forms import TaskForm
+from tasks.models import Task, merge_presets
+
+FORM_FIELDS = TaskForm._meta.fields
+READ_ONLY = ["id", "status", "applied_presets", "merge_strategy", "parameters_edited", "combinations"]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """The task's shape, for the schema; validation is TaskForm's."""
+
+    combinations = serializers.IntegerField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+    presets = serializers.ListField(
+        child=serializers.IntegerField(), write_only=True, required=False, help_text="Preset ids, merged in order."
+    )
+
+    class Meta:
+        model = Task
+        fields = [*READ_ONLY, *FORM_FIELDS, "presets", "created_by", "created_at", "updated_at"]
+        read_only_fields = [*READ_ONLY, "created_at", "updated_at"]
+
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409)}
+
+
+def represent(task: Task) -> dict[str, Any]:
+    data = {field: getattr(task, field) for field in ("id", *FORM_FIELDS)}
+    data.update(
+        status=task.status,
+        applied_presets=task.applied_presets,
+        merge_strategy=task.merge_strategy or None,
+        parameters_edited=task.parameters_edited,
+        combinations=task.combinations,
+        created_by=task.created_by.username if task.created_by else None,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+    )
+    return data
+
+
+def _form_data(task: Task | None, payload: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    """TaskForm's data: the payload over the stored task (PATCH) or over the defaults (POST, PUT)."""
+    if partial and task is not None:
+        data = {field: getattr(task, field) for field in FORM_FIELDS}
+    else:
+        blank = TaskForm()
+        data = {field: blank[field].initial for field in FORM_FIELDS}
+    data.update({field: payload[field] for field in FORM_FIELDS if field in payload})
+    return {field: value for field, value in data.items() if value is not None}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks", responses={200: TaskSerializer(many=True), 401: ERRORS[401]}),
+    retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **ERRORS}),
+    create=extend_schema(
+        summary="Create a task from a grid, from presets (merged in order), or both",
+        request=TaskSerializer,
+        responses={201: TaskSerializer, **ERRORS},
+    ),
+    update=extend_schema(summary="Replace a task", request=TaskSerializer, responses={200: TaskSerializer, **ERRORS}),
+    partial_update=extend_schema(
+        summary="Change some fields of a task", request=TaskSerializer, responses={200: TaskSerializer, **ERRORS}
+    ),
+    destroy=extend_schema(summary="Delete a task", responses={204: None, **ERRORS}),
+)
+class TaskViewSet(viewsets.GenericViewSet):
+    queryset = Task.objects.select_related("created_by")
+    serializer_class = TaskSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TaskFilter
+    lookup_value_regex = "[^/]+"
+
+    def get_object(self) -> Task:
+        raw = self.kwargs["pk"]
+        pk = parse_id(raw)
+        task = self.get_queryset().filter(pk=pk).first() if pk else None
+        if task is None:
+            raise ApiError(status.HTTP_404_NOT_FOUND, f"Task {raw[:40]} not found")
+        return task
+
+    def _changeable(self, task: Task) -> None:
+        if not task.can_change(self.request.user):
+            raise ApiError(status.HTTP_403_FORBIDDEN, "Only the task's creator or staff can change it.")
+        if task.is_locked:
+            raise ApiError(status.HTTP_409_CONFLICT, f"The task is {task.status}; it cannot be changed until it stops.")
+
+    def list(self, request: Request) -> Response:
+        tasks = self.filter_queryset(self.get_queryset())[:1000]
+        return Response([represent(task) for task in tasks])
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(represent(self.get_object()))
+
+    def create(self, request: Request) -> Response:
+        task = self._save(None, request.data, partial=False)
+        return Response(represent(task), status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return Response(represent(self._save(self.get_object(), request.data, partial=False)))
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return Response(represent(self._save(self.get_object(), request.data, partial=True)))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        self._changeable(task)
+        task.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _save(self, task: Task | None, payload: Any, *, partial: bool) -> Task:
+        if not isinstance(payload, dict):
+            raise invalid([Problem("", "expected a JSON object describing the task")])
+        if task is not None:
+            self._changeable(task)
+        problems: list[Problem] = []
+        merged, snapshot, strategy = _merge_from_payload(payload, problems)
+        if merged is not None:
+            overrides: dict[str, Any] = {}
+            if payload.get("parameters") is not None:
+                try:
+                    overrides = normalize_parameters(payload["parameters"])
+                except InvalidParameters as error:
+                    problems += [problem.under("parameters") for problem in error.problems]
+            payload = {**payload, "parameters": {**merged.parameters, **overrides}}
+        if problems:
+            raise invalid(problems)
+
+        form = TaskForm(_form_data(task, payload, partial=partial), instance=task)
+        if not form.is_valid():
+            raise invalid(_form_problems(form))
+        with transaction.atomic():
+            saved = form.save(commit=False)
+            if merged is not None:
+                saved.applied_presets = snapshot
+                saved.merge_strategy = strategy
+                saved.parameters_edited = json.dumps(saved.parameters, sort_keys=True) != json.dumps(
+                    merged.parameters, sort_keys=True
+                )
+            elif "parameters" in payload and not partial:
+                saved.applied_presets, saved.merge_strategy, saved.parameters_edited = [], "", False
+            elif "parameters" in payload and saved.applied_presets:
+                saved.parameters_edited = True
+            if task is None:
+                saved.created_by = self.request.user
+            saved.save()
+        return saved
+
+
+def _merge_from_payload(payload: dict[str, Any], problems: list[Problem]) -> tuple[Any, list[dict], str]:
+    """Merge ``presets`` (ids, in order) by ``merge_strategy`` when the payload names them."""
+    ids = payload.get("presets")
+    if ids is None:
+        return None, [], ""
+    if not isinstance(ids, list) or not ids:
+        problems.append(Problem("presets", "expected a non-empty list of preset ids, in merge order"))
+        return None, [], ""
+    bad = [index for index, preset_id in enumerate(ids) if type(preset_id) is not int or not 0 < preset_id < 2**63]
+    if bad:
+        problems += [
+            Problem(f"presets[{index}]", f"expected a preset id, got {json.dumps(ids[index])[:40]}") for index in bad
+        ]
+        return None, [], ""
+    try:
+        strategy = MergeStrategy(payload.get("merge_strategy") or MergeStrategy.UNION)
+    except ValueError:
+        problems.append(
+            Problem("merge_strategy", "expected one of " + ", ".join(strategy.value for strategy in MergeStrategy))
+        )
+        return None, [], ""
+    try:
+        result, snapshot = merge_presets(ids, strategy)
+    except ValidationError as error:
+        problems += [Problem("presets", message) for message in error.messages]
+        return None, [], ""
+    return result, snapshot, strategy.value
+
+
+def _form_problems(form: TaskForm) -> list[Problem]:
+    problems = []
+    for field, errors in form.errors.items():
+        for message in errors:
+            problems.append(Problem("" if field == "__all__" else field, message))
+    return problems
