@@ -134,7 +134,8 @@ class PresetSelection:
             problems.append(f"At most {MAX_SELECTED_PRESETS} presets can be merged at once.")
             ids = ids[:MAX_SELECTED_PRESETS]
         try:
-            strategy = MergeStrategy(data.get("merge_strategy") or MergeStrategy.UNION)
+            # Links say ?strategy=last_wins; the form posts merge_strategy.
+            strategy = MergeStrategy(data.get("merge_strategy") or data.get("strategy") or MergeStrategy.UNION)
         except ValueError:
             problems.append("Unknown merge strategy; using union.")
             strategy = MergeStrategy.UNION
