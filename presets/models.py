@@ -11,6 +11,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from presets.fields import GridField
 from presets.merging import PresetInput, count_combinations
 from presets.validators import (
     MAX_NAME_LENGTH,
@@ -203,7 +204,7 @@ class ParameterPreset(models.Model):
         help_text="The engine these flags are for; empty means any engine.",
     )
     is_system = models.BooleanField(default=False, db_index=True, editable=False)
-    parameters = models.JSONField(help_text="Each flag mapped to the list of values to try.")
+    parameters = GridField(help_text="Each flag mapped to the list of values to try.")
     metadata = models.JSONField(default=dict, blank=True, help_text="Author, tags, recommended_for, …")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

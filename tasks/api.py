@@ -32,6 +32,10 @@ class TaskSerializer(serializers.ModelSerializer):
     """The task's shape, for the schema; validation is TaskForm's."""
 
     combinations = serializers.IntegerField(read_only=True)
+    parameters = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField()), required=False, help_text="The grid to explore."
+    )
+    concurrency_levels = serializers.ListField(child=serializers.IntegerField(), required=False)
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     presets = serializers.ListField(
         child=serializers.IntegerField(), write_only=True, required=False, help_text="Preset ids, merged in order."

@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.urls import reverse
 
+from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations, merge
 from presets.models import ParameterPreset, Runtime, name_key
 from presets.validators import clean_parameters, messages, name_problems
@@ -106,7 +107,7 @@ class Task(models.Model):
     )
 
     # The grid and where it came from: a snapshot, so editing or deleting a preset never rewrites it
-    parameters = models.JSONField(help_text="Each flag mapped to the values to try.")
+    parameters = GridField(help_text="Each flag mapped to the values to try.")
     applied_presets = models.JSONField(default=list, blank=True, help_text="The presets merged, in order.")
     merge_strategy = models.CharField(
         max_length=16, choices=[(strategy.value, strategy.label) for strategy in MergeStrategy], blank=True

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class GridField(models.TextField):
+    """A parameter grid, stored as JSON text.
+
+    Not a JSONField: PostgreSQL's jsonb reorders object keys, and the order of the flags is
+    the one the user wrote (and the order experiments are planned in). Nothing queries
+    inside a grid, so plain text loses nothing.
+    """
+
+    description = "A parameter grid (JSON text; the order of the flags is kept)"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if value is None:
+            return value
+        return json.loads(value)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValidationError("Not valid JSON.", code="invalid") from None
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False)
+
+    def value_to_string(self, obj: Any) -> str:
+        return json.dumps(self.value_from_object(obj), ensure_ascii=False)
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": forms.JSONField, **kwargs})
