@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "autotuner.middleware.HtmxLoginRedirectMiddleware",
 ]
 
 ROOT_URLCONF = "autotuner.urls"
