@@ -33,6 +33,18 @@ def _user_query() -> tuple[str, list[str]]:
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate(self, request: Any) -> tuple[Any, str] | None:
+        # DRF reads the header through request.headers, which parses every header of the
+        # request first; the one needed is in META. Same checks and messages as DRF's.
+        parts = request._request.META.get("HTTP_AUTHORIZATION", "").split()
+        if not parts or parts[0].lower() != self.keyword.lower():
+            return None
+        if len(parts) == 1:
+            raise exceptions.AuthenticationFailed("Invalid token header. No credentials provided.")
+        if len(parts) > 2:
+            raise exceptions.AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
+        return self.authenticate_credentials(parts[1])
+
     def authenticate_credentials(self, key: str) -> tuple[Any, str]:
         sql, fields = _user_query()
         with connection.cursor() as cursor:

@@ -18,7 +18,7 @@ class HtmxLoginRedirectMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not getattr(request, "htmx", False) or response.status_code != 302:
+        if response.status_code != 302 or not getattr(request, "htmx", False):
             return response
         login_path = resolve_url(settings.LOGIN_URL)
         if urlsplit(response["Location"]).path != login_path:
