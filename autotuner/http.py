@@ -43,14 +43,6 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "The request body is too large."
 
 
-def parse_id(raw: str) -> int | None:
-    """A database id from URL text, or None: ASCII digits only (``"²".isdigit()`` is true), within 64 bits."""
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        return None
-    value = int(raw)
-    return value if 0 < value < 2**63 else None
-
-
 def _flatten(detail: Any, path: str = "") -> list[Problem]:
     """DRF's nested error detail as a flat list of problems with JSON paths."""
     if isinstance(detail, Mapping):

@@ -10,12 +10,14 @@ from django.views.decorators.http import require_http_methods, require_safe
 from rest_framework.authtoken.models import Token
 
 from presets.views import dashboard_context
+from tasks.models import Task
 
 
 @login_required
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard.html", dashboard_context())
+    context = {**dashboard_context(), "tasks": Task.objects.count()}
+    return render(request, "dashboard.html", context)
 
 
 @login_required

@@ -25,7 +25,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, invalid, parse_id, parse_json
+from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, invalid, parse_json
 from presets import serializers
 from presets.exchange import (
     MAX_IMPORT_SIZE,
@@ -39,7 +39,7 @@ from presets.exchange import (
 from presets.filters import PresetFilter
 from presets.merging import DuplicatePresetError, MergeStrategy, merge
 from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset
-from presets.validators import Problem, preset_fields
+from presets.validators import Problem, parse_id, preset_fields
 
 FIELDS = (
     "id",

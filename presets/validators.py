@@ -58,6 +58,14 @@ class InvalidParameters(ValueError):
         self.problems = problems
 
 
+def parse_id(raw: str) -> int | None:
+    """A database id from URL text, or None: ASCII digits only (``"²".isdigit()`` is true), within 64 bits."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 0 < value < 2**63 else None
+
+
 def describe_type(value: object) -> str:
     """The JSON name of a value's type, for messages."""
     if value is None:

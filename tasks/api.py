@@ -16,10 +16,10 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, invalid, parse_id
+from autotuner.http import ApiError, invalid
 from presets.merging import MergeStrategy
 from presets.serializers import ErrorSerializer
-from presets.validators import InvalidParameters, Problem, normalize_parameters
+from presets.validators import InvalidParameters, Problem, normalize_parameters, parse_id
 from tasks.filters import TaskFilter
 from tasks.forms import TaskForm
 from tasks.models import Task, merge_presets

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import reverse
 
-from autotuner.http import parse_id
 from presets.forms import ParametersField
 from presets.merging import MergeResult, MergeStrategy
 from presets.models import ParameterPreset
+from presets.validators import parse_id
 from tasks.models import LARGE_GRID, Task, clean_concurrency_levels, merge_presets
 
 MAX_SELECTED_PRESETS = 50
