@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import CharField, TextField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
@@ -17,15 +18,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from autotuner.http import ApiError, invalid
+from presets.fields import GridField
 from presets.merging import MergeStrategy
+from presets.models import ParameterPreset
 from presets.serializers import ErrorSerializer
-from presets.validators import InvalidParameters, Problem, normalize_parameters, parse_id
+from presets.validators import InvalidParameters, Problem, describe_type, normalize_parameters, parse_id
 from tasks.filters import TaskFilter
 from tasks.forms import TaskForm
 from tasks.models import Task, merge_presets
 
 FORM_FIELDS = TaskForm._meta.fields
-READ_ONLY = ["id", "status", "applied_presets", "merge_strategy", "parameters_edited", "combinations"]
+READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations"]
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -36,6 +39,12 @@ class TaskSerializer(serializers.ModelSerializer):
         child=serializers.ListField(child=serializers.JSONField()), required=False, help_text="The grid to explore."
     )
     concurrency_levels = serializers.ListField(child=serializers.IntegerField(), required=False)
+    merge_strategy = serializers.ChoiceField(
+        choices=[strategy.value for strategy in MergeStrategy],
+        allow_null=True,
+        required=False,
+        help_text="How `presets` are merged (default union); null when the grid was typed by hand.",
+    )
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     presets = serializers.ListField(
         child=serializers.IntegerField(), write_only=True, required=False, help_text="Preset ids, merged in order."
@@ -43,7 +52,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = [*READ_ONLY, *FORM_FIELDS, "presets", "created_by", "created_at", "updated_at"]
+        fields = [*READ_ONLY, *FORM_FIELDS, "presets", "merge_strategy", "created_by", "created_at", "updated_at"]
         read_only_fields = [*READ_ONLY, "created_at", "updated_at"]
 
 
@@ -149,6 +158,7 @@ class TaskViewSet(viewsets.GenericViewSet):
                 except InvalidParameters as error:
                     problems += [problem.under("parameters") for problem in error.problems]
             payload = {**payload, "parameters": {**merged.parameters, **overrides}}
+        problems += _type_problems(payload, merged is None)
         if problems:
             raise invalid(problems)
 
@@ -194,12 +204,47 @@ def _merge_from_payload(payload: dict[str, Any], problems: list[Problem]) -> tup
             Problem("merge_strategy", "expected one of " + ", ".join(strategy.value for strategy in MergeStrategy))
         )
         return None, [], ""
+    existing = set(ParameterPreset.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    first_at: dict[int, int] = {}
+    for index, preset_id in enumerate(ids):
+        if preset_id in first_at:
+            problems.append(
+                Problem(f"presets[{index}]", f"preset {preset_id} is repeated (first at index {first_at[preset_id]})")
+            )
+        elif preset_id not in existing:
+            problems.append(Problem(f"presets[{index}]", f"no preset with id {preset_id}"))
+        first_at.setdefault(preset_id, index)
+    if problems:
+        return None, [], ""
     try:
         result, snapshot = merge_presets(ids, strategy)
     except ValidationError as error:
         problems += [Problem("presets", message) for message in error.messages]
         return None, [], ""
     return result, snapshot, strategy.value
+
+
+_TEXT_FIELDS = [
+    field.name
+    for field in Task._meta.fields
+    if isinstance(field, CharField | TextField) and not isinstance(field, GridField)
+]
+
+
+def _type_problems(payload: dict[str, Any], check_parameters: bool) -> list[Problem]:
+    """What the form would accept by coercion but JSON should not: a list where text is expected,
+    and the parameters' problems with their full paths (``parameters.tp-size[1]``)."""
+    problems = [
+        Problem(field, f"expected a string, got {describe_type(payload[field])}")
+        for field in _TEXT_FIELDS
+        if field in FORM_FIELDS and payload.get(field) is not None and not isinstance(payload[field], str)
+    ]
+    if check_parameters and payload.get("parameters") is not None:
+        try:
+            normalize_parameters(payload["parameters"])
+        except InvalidParameters as error:
+            problems += [problem.under("parameters") for problem in error.problems]
+    return problems
 
 
 def _form_problems(form: TaskForm) -> list[Problem]:

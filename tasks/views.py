@@ -124,12 +124,19 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
             return render(request, "tasks/task_form.html#parameters-editor", context)
         return _render_form(request, form, selection, task)
 
+    stored = Task.objects.get(pk=task.pk) if task else None  # the form writes onto `task` itself
     form = TaskForm(data, instance=task)
     if form.is_valid():
         with transaction.atomic():
             saved = form.save(commit=False)
             result, snapshot = selection.merged()
-            if result is not None:
+            if stored is not None and _same_selection(stored, selection):
+                # The presets the task was built from, untouched: keep its snapshot, even of a preset
+                # deleted since; only a changed grid marks it edited.
+                saved.applied_presets, saved.merge_strategy = stored.applied_presets, stored.merge_strategy
+                changed = _as_json(saved.parameters) != _as_json(stored.parameters)
+                saved.parameters_edited = stored.parameters_edited or changed
+            elif result is not None:
                 saved.applied_presets = snapshot
                 saved.merge_strategy = selection.strategy
                 saved.parameters_edited = _as_json(saved.parameters) != _as_json(result.parameters)
@@ -141,6 +148,14 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
         messages.success(request, f"{'Saved' if task else 'Created'} task “{saved.name}”.")
         return redirect(saved)
     return _render_form(request, form, selection, task, status=INVALID)
+
+
+def _same_selection(stored: Task, selection: PresetSelection) -> bool:
+    """Whether the form still holds the task's presets (those not deleted since) and strategy."""
+    if not stored.applied_presets or not selection.enabled or selection.strategy != stored.merge_strategy:
+        return False
+    surviving = [entry["id"] for entry in stored.applied_presets_now() if entry["preset"] is not None]
+    return selection.ids == surviving
 
 
 def _as_json(grid: dict[str, Any]) -> str:

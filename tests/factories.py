@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 from presets.models import ParameterPreset
+from tasks.models import Task
 
 _numbers = itertools.count(1)
 
@@ -20,3 +21,16 @@ def make_preset(**overrides: Any) -> ParameterPreset:
     preset = ParameterPreset(**fields)
     preset.save()
     return preset
+
+
+def make_task(**overrides: Any) -> Task:
+    fields: dict[str, Any] = {
+        "name": f"Task {next(_numbers)}",
+        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "runtime": "sglang",
+        "parameters": {"tp-size": [1, 2]},
+    }
+    fields.update(overrides)
+    task = Task(**fields)
+    task.save()
+    return task
