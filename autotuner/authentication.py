@@ -32,27 +32,31 @@ def _user_query() -> tuple[str, list[str]]:
     return sql, fields
 
 
+def user_for_token_header(header: str, keyword: str = "Token") -> tuple[Any, str] | None:
+    """The user an ``Authorization: Token <key>`` header names; None when the header is not a
+    token; AuthenticationFailed when it is a bad one. DRF's checks and messages."""
+    parts = header.split()
+    if not parts or parts[0].lower() != keyword.lower():
+        return None
+    if len(parts) == 1:
+        raise exceptions.AuthenticationFailed("Invalid token header. No credentials provided.")
+    if len(parts) > 2:
+        raise exceptions.AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
+    key = parts[1]
+    sql, fields = _user_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+    if row is None:
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    user = get_user_model().from_db(connection.alias, fields, list(row))
+    if not user.is_active:
+        raise exceptions.AuthenticationFailed("User inactive or deleted.")
+    return user, key
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate(self, request: Any) -> tuple[Any, str] | None:
         # DRF reads the header through request.headers, which parses every header of the
-        # request first; the one needed is in META. Same checks and messages as DRF's.
-        parts = request._request.META.get("HTTP_AUTHORIZATION", "").split()
-        if not parts or parts[0].lower() != self.keyword.lower():
-            return None
-        if len(parts) == 1:
-            raise exceptions.AuthenticationFailed("Invalid token header. No credentials provided.")
-        if len(parts) > 2:
-            raise exceptions.AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
-        return self.authenticate_credentials(parts[1])
-
-    def authenticate_credentials(self, key: str) -> tuple[Any, str]:
-        sql, fields = _user_query()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
-            row = cursor.fetchone()
-        if row is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        user = get_user_model().from_db(connection.alias, fields, list(row))
-        if not user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        return user, key
+        # request first; the one needed is in META.
+        return user_for_token_header(request._request.META.get("HTTP_AUTHORIZATION", ""), self.keyword)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from autotuner import views
 from autotuner.health import healthz
+from presets.api import merge_endpoint
 from presets.urls import api_router as presets_api
 from tasks.urls import api_router as tasks_api
 
@@ -19,6 +20,8 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before the router: the hot merge path skips DRF's request handling (see fast_json_post).
+    re_path(r"^api/presets/merge/?$", merge_endpoint, name="preset-merge-fast"),
     path("api/", include(presets_api.urls)),
     path("api/", include(tasks_api.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

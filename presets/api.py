@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -25,7 +25,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, invalid, parse_json
+from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json_post, invalid, parse_json
 from presets import serializers
 from presets.exchange import (
     MAX_IMPORT_SIZE,
@@ -274,20 +274,9 @@ class PresetViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["post"])
     def merge(self, request: Request) -> Response:
-        ids, strategy = _merge_request(request.data)
-        found = ParameterPreset.objects.merge_inputs(ids)
-        missing = [preset_id for preset_id in ids if preset_id not in found]
-        if missing:
-            raise ApiError(
-                status.HTTP_404_NOT_FOUND,
-                f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
-                [Problem(f"preset_ids[{ids.index(m)}]", f"no preset with id {m}") for m in missing],
-            )
-        try:
-            result = merge([found[i] for i in ids], strategy)
-        except DuplicatePresetError as error:  # unreachable with distinct ids; kept for safety
-            raise invalid([Problem("preset_ids", str(error))]) from None
-        return Response(result.as_dict())
+        # Served by `merge_endpoint` below for API clients; this action answers the browsable
+        # API and describes the endpoint in the schema.
+        return Response(merge_result(request.data))
 
     @extend_schema(
         summary="Import a preset or a bundle",
@@ -432,3 +421,27 @@ def _import_document(request: Request) -> Any:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_IMPORT_SIZE:
         raise PayloadTooLarge("The document is over 1 MiB (1,048,576 bytes).")
     return request.data
+
+
+def merge_result(data: Any) -> dict[str, Any]:
+    """The merge endpoint's answer to a request body, or an ApiError."""
+    ids, strategy = _merge_request(data)
+    found = ParameterPreset.objects.merge_inputs(ids)
+    missing = [preset_id for preset_id in ids if preset_id not in found]
+    if missing:
+        raise ApiError(
+            status.HTTP_404_NOT_FOUND,
+            f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
+            [Problem(f"preset_ids[{ids.index(m)}]", f"no preset with id {m}") for m in missing],
+        )
+    try:
+        result = merge([found[i] for i in ids], strategy)
+    except DuplicatePresetError as error:  # unreachable with distinct ids; kept for safety
+        raise invalid([Problem("preset_ids", str(error))]) from None
+    return result.as_dict()
+
+
+@fast_json_post(PresetViewSet.as_view({"post": "merge"}))
+def merge_endpoint(request: HttpRequest, data: Any) -> dict[str, Any]:
+    """POST /api/presets/merge, the hottest endpoint: see autotuner.http.fast_json_post."""
+    return merge_result(data)
