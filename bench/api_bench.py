@@ -4,8 +4,10 @@
 
 Builds a fresh database in a temporary folder (system presets + 10,000 generated ones),
 starts gunicorn on a free loopback port, and measures each endpoint for the same time.
-``/healthz`` (a bare Django JSON view running one query) is the baseline: every figure is
-also shown as a ratio to it, since absolute numbers move with the machine. Needs Debian's
+``/healthz`` (a JSON view running one raw ``SELECT 1``) is the baseline: every figure is also
+shown as a ratio to it, since absolute numbers move with the machine. A second reference,
+a bare Django JSON view doing one ORM query (bench/urls.py), is the baseline the presets
+API issue names; the last column compares with it. Needs Debian's
 ``wrk`` (``apt-get install wrk``).
 """
 
@@ -165,7 +167,12 @@ def main() -> None:
     token, ids = build_database(workdir)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AUTOTUNER_DATA_DIR": str(workdir), "DEBUG": "false"}
+    env = {
+        **os.environ,
+        "AUTOTUNER_DATA_DIR": str(workdir),
+        "DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+    }
     server = subprocess.Popen(
         [
             sys.executable,
@@ -186,6 +193,7 @@ def main() -> None:
         wait_until_up(base)
         cases = [
             ("GET /healthz (baseline)", f"{base}/healthz", None),
+            ("GET bare Django view, 1 ORM query", f"{base}/bench/bare", None),
             ("GET /api/presets/{id}", f"{base}/api/presets/{ids[0]}", None),
             ("GET list, filtered, 100 rows", f"{base}/api/presets/?category=memory&runtime=sglang&page_size=100", None),
             ("POST merge, 2 presets", f"{base}/api/presets/merge", {"preset_ids": ids[:2]}),
@@ -198,14 +206,17 @@ def main() -> None:
         for _, url, body in cases:  # warm up both workers
             run_wrk(url, token, 1, args.connections, body, workdir)
         print(f"\n{args.connections} connections, {args.seconds} s each, gunicorn 2 sync workers\n")
-        print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs baseline':>12}")
-        baseline = None
+        print(f"{'endpoint':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'/healthz':>9} {'/bare':>6}")
+        healthz = bare = None
         for label, url, body in cases:
             figures = run_wrk(url, token, args.seconds, args.connections, body, workdir)
-            baseline = baseline or figures["rps"]
+            healthz = healthz or figures["rps"]
+            if "bare" in url:
+                bare = figures["rps"]
+            versus_bare = figures["rps"] / (bare or figures["rps"])
             print(
                 f"{label:34} {figures['rps']:8.0f} {figures['p50']:8.2f} {figures['p99']:8.2f} "
-                f"{figures['errors']:8d} {figures['rps'] / baseline:11.0%}",
+                f"{figures['errors']:8d} {figures['rps'] / healthz:9.0%} {versus_bare:6.0%}",
                 flush=True,
             )
         seconds, count = time_full_list(base, token)
