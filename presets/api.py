@@ -41,18 +41,7 @@ from presets.merging import DuplicatePresetError, MergeStrategy, merge
 from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset
 from presets.validators import Problem, parse_id, preset_fields
 
-FIELDS = (
-    "id",
-    "name",
-    "description",
-    "category",
-    "runtime",
-    "is_system",
-    "parameters",
-    "metadata",
-    "created_at",
-    "updated_at",
-)
+FIELDS = serializers.PRESET_FIELDS
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_PAGE = 1_000_000  # keeps the offset inside the database's 64-bit integers

@@ -13,12 +13,10 @@ from django.urls import reverse
 
 from presets.fields import GridField
 from presets.merging import PresetInput, count_combinations
+from presets.naming import NamedQuerySet, UniquelyNamed, name_key
 from presets.validators import (
-    MAX_NAME_LENGTH,
     clean_parameters,
-    messages,
-    metadata_problems,
-    name_problems,
+    validate_metadata,
 )
 
 SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
@@ -56,12 +54,7 @@ def _as_json(content: Mapping[str, Any]) -> str:
     return json.dumps(content, sort_keys=True)
 
 
-def name_key(name: str) -> str:
-    """What two names are compared by: trimmed and case-folded, so "Balanced" = "balanced "."""
-    return name.strip().casefold()
-
-
-class PresetQuerySet(models.QuerySet["ParameterPreset"]):
+class PresetQuerySet(NamedQuerySet):
     def for_runtime(self, runtime: str) -> PresetQuerySet:
         """Presets usable with ``runtime``: that engine's and the any-engine ones."""
         return self.filter(Q(runtime=runtime) | Q(runtime=""))
@@ -72,24 +65,8 @@ class PresetQuerySet(models.QuerySet["ParameterPreset"]):
     def user_made(self) -> PresetQuerySet:
         return self.filter(is_system=False)
 
-    def named(self, name: str) -> PresetQuerySet:
-        return self.filter(name_key=name_key(name))
-
 
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
-    def free_name(self, name: str, *, suffix: str) -> str:
-        """``name (suffix)``, then ``name (suffix 2)``, … : the first one nobody has taken."""
-        # Shortened so the numbered name still fits in the column.
-        base = name.strip()[: MAX_NAME_LENGTH - len(suffix) - 10].rstrip()
-        candidate = f"{base} ({suffix})"
-        prefix = name_key(f"{base} ({suffix}")
-        taken = set(self.filter(name_key__startswith=prefix).values_list("name_key", flat=True))
-        number = 1
-        while name_key(candidate) in taken:
-            number += 1
-            candidate = f"{base} ({suffix} {number})"
-        return candidate
-
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
         """The merge inputs of the presets with these ids, by id (missing ids are absent).
 
@@ -186,9 +163,12 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         return outcome
 
 
-class ParameterPreset(models.Model):
-    name = models.CharField(max_length=255, help_text="Unique, compared without case or surrounding spaces.")
-    name_key = models.CharField(max_length=1024, unique=True, editable=False)
+def clean_metadata(metadata: Any) -> dict[str, Any]:
+    validate_metadata(metadata)
+    return metadata or {}
+
+
+class ParameterPreset(UniquelyNamed):
     description = models.TextField(blank=True)
     category = models.CharField(
         max_length=100,
@@ -224,13 +204,11 @@ class ParameterPreset(models.Model):
         ordering = ["name_key"]
         verbose_name = "parameter preset"
 
-    def __str__(self) -> str:
-        return self.name
+    noun = "preset"
+    checked_fields = {"parameters": clean_parameters, "metadata": clean_metadata}
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # The stored grid is always the normalised one, whichever path the data came in by.
-        self.name = self.name.strip()
-        self.name_key = name_key(self.name)
         self.parameters = clean_parameters(self.parameters)
         if self.metadata is None:
             self.metadata = {}
@@ -243,39 +221,6 @@ class ParameterPreset(models.Model):
         if self.is_system:
             raise ReadOnlyPreset()
         return super().delete(*args, **kwargs)
-
-    def clean_fields(self, exclude: Any = None) -> None:
-        # Fields a form already rejected are excluded: their errors would only repeat.
-        exclude = set(exclude or ())
-        errors: dict[str, list[str]] = {}
-        try:
-            super().clean_fields(exclude=exclude | {"parameters", "metadata"})
-        except ValidationError as error:
-            errors = error.update_error_dict(errors)
-        if "name" not in exclude and "name" not in errors:
-            self.name, problems = name_problems(self.name)
-            if problems:
-                errors["name"] = messages(problems)
-        if "parameters" not in exclude:
-            try:
-                self.parameters = clean_parameters(self.parameters)
-            except ValidationError as error:
-                errors["parameters"] = error.messages
-        if "metadata" not in exclude:
-            self.metadata = self.metadata or {}
-            problems = metadata_problems(self.metadata)
-            if problems:
-                errors["metadata"] = messages(problems)
-        if errors:
-            raise ValidationError(errors)
-
-    def validate_unique(self, exclude: Any = None) -> None:
-        super().validate_unique(exclude=exclude)
-        if exclude and "name" in exclude:
-            return
-        existing = type(self).objects.named(self.name).exclude(pk=self.pk).first()
-        if existing is not None:
-            raise ValidationError({"name": [f'A preset named "{existing}" already exists.']})
 
     @property
     def combinations(self) -> int:

@@ -11,6 +11,21 @@ from presets.merging import MergeStrategy
 from presets.models import ParameterPreset, Runtime
 
 
+# What the API shows of a preset, in this order.
+PRESET_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "category",
+    "runtime",
+    "is_system",
+    "parameters",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+
+
 class PresetSerializer(serializers.ModelSerializer):
     runtime = serializers.ChoiceField(choices=Runtime.choices, allow_null=True, required=False)
     parameters = serializers.DictField(child=serializers.ListField(child=serializers.JSONField()))
@@ -18,18 +33,7 @@ class PresetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ParameterPreset
-        fields = [
-            "id",
-            "name",
-            "description",
-            "category",
-            "runtime",
-            "is_system",
-            "parameters",
-            "metadata",
-            "created_at",
-            "updated_at",
-        ]
+        fields = list(PRESET_FIELDS)
         read_only_fields = ["id", "is_system", "created_at", "updated_at"]
 
 

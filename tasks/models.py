@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations, merge
-from presets.models import ParameterPreset, Runtime, name_key
-from presets.validators import clean_parameters, messages, name_problems
+from presets.models import ParameterPreset, Runtime
+from presets.naming import NamedQuerySet, UniquelyNamed
+from presets.validators import clean_parameters
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
 MAX_CONCURRENCY_LEVELS = 20
@@ -49,20 +50,8 @@ class Locked(Exception):
     """The task cannot change now (it is queued or running)."""
 
 
-class TaskQuerySet(models.QuerySet["Task"]):
-    def named(self, name: str) -> TaskQuerySet:
-        return self.filter(name_key=name_key(name))
-
-
-class TaskManager(models.Manager.from_queryset(TaskQuerySet)):  # type: ignore[misc]
-    def free_name(self, name: str, *, suffix: str) -> str:
-        base = name.strip()[:230].rstrip()
-        candidate, number = f"{base} ({suffix})", 1
-        taken = set(self.filter(name_key__startswith=name_key(f"{base} ({suffix}")).values_list("name_key", flat=True))
-        while name_key(candidate) in taken:
-            number += 1
-            candidate = f"{base} ({suffix} {number})"
-        return candidate
+class TaskQuerySet(NamedQuerySet):
+    pass
 
 
 def merge_presets(preset_ids: Sequence[int], strategy: str) -> tuple[Any, list[dict[str, Any]]]:
@@ -83,9 +72,7 @@ def merge_presets(preset_ids: Sequence[int], strategy: str) -> tuple[Any, list[d
     return result, snapshot
 
 
-class Task(models.Model):
-    name = models.CharField(max_length=255)
-    name_key = models.CharField(max_length=1024, unique=True, editable=False)
+class Task(UniquelyNamed):
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
@@ -146,54 +133,23 @@ class Task(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
     )
 
-    objects = TaskManager()
+    objects = TaskQuerySet.as_manager()
+
+    noun = "task"
+    checked_fields = {
+        "parameters": clean_parameters,
+        "concurrency_levels": lambda value: clean_concurrency_levels(value),
+    }
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
-    def __str__(self) -> str:
-        return self.name
-
     def save(self, *args: Any, **kwargs: Any) -> None:
-        self.name = self.name.strip()
-        self.name_key = name_key(self.name)
         self.parameters = clean_parameters(self.parameters)
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("tasks:detail", args=[self.pk])
-
-    def clean_fields(self, exclude: Any = None) -> None:
-        exclude = set(exclude or ())
-        errors: dict[str, list[str]] = {}
-        try:
-            super().clean_fields(exclude=exclude | {"parameters", "concurrency_levels"})
-        except ValidationError as error:
-            errors = error.update_error_dict(errors)
-        if "name" not in exclude and "name" not in errors:
-            self.name, problems = name_problems(self.name)
-            if problems:
-                errors["name"] = messages(problems)
-        if "parameters" not in exclude:
-            try:
-                self.parameters = clean_parameters(self.parameters)
-            except ValidationError as error:
-                errors["parameters"] = error.messages
-        if "concurrency_levels" not in exclude:
-            try:
-                self.concurrency_levels = clean_concurrency_levels(self.concurrency_levels)
-            except ValidationError as error:
-                errors["concurrency_levels"] = error.messages
-        if errors:
-            raise ValidationError(errors)
-
-    def validate_unique(self, exclude: Any = None) -> None:
-        super().validate_unique(exclude=exclude)
-        if exclude and "name" in exclude:
-            return
-        existing = type(self).objects.named(self.name).exclude(pk=self.pk).first()
-        if existing is not None:
-            raise ValidationError({"name": [f'A task named "{existing}" already exists.']})
 
     def clean(self) -> None:
         if self.optimization_strategy != OptimizationStrategy.GRID and not self.max_experiments:
