@@ -10,7 +10,6 @@ from rest_framework import serializers
 from presets.merging import MergeStrategy
 from presets.models import ParameterPreset, Runtime
 
-
 # What the API shows of a preset, in this order.
 PRESET_FIELDS = (
     "id",
