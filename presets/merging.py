@@ -120,19 +120,24 @@ class MergeResult:
     # For each flag, aligned with its values: the presets that contributed each value.
     sources: dict[str, list[list[str]]]
     strategy: MergeStrategy = MergeStrategy.UNION
+    # Sentences about flags merged because they are one flag under two names.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def combinations(self) -> int:
         return count_combinations(self.parameters)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "parameters": self.parameters,
             "applied_presets": self.applied_presets,
             "conflicts": [conflict.as_dict() for conflict in self.conflicts],
             "sources": self.sources,
             "combinations": self.combinations,
         }
+        if self.notes:  # only when aliases were joined: the seed's response shape otherwise
+            data["notes"] = self.notes
+        return data
 
 
 # Python treats True == 1 and hash(True) == hash(1); these keys keep booleans apart
@@ -192,8 +197,17 @@ def grid_summary(grid: Mapping[str, Sequence[Scalar]]) -> str:
     return " · ".join(f"{flag} {format_values(values, limit=None)}" for flag, values in grid.items())
 
 
-def merge(presets: Sequence[PresetInput], strategy: MergeStrategy | str = MergeStrategy.UNION) -> MergeResult:
-    """Merge ``presets`` in the given order. Raises DuplicatePresetError, ValueError for a bad strategy."""
+def merge(
+    presets: Sequence[PresetInput],
+    strategy: MergeStrategy | str = MergeStrategy.UNION,
+    same_flag: Mapping[str, str] | None = None,
+) -> MergeResult:
+    """Merge ``presets`` in the given order. Raises DuplicatePresetError, ValueError for a bad strategy.
+
+    ``same_flag`` maps flag names to the flag they stand for (an engine's aliases, e.g.
+    ``tensor-parallel-size`` -> ``tp-size``): such flags merge as one, under the name the
+    user wrote first.
+    """
     strategy = MergeStrategy(strategy)
     seen: set[str] = set()
     for preset in presets:
@@ -202,13 +216,40 @@ def merge(presets: Sequence[PresetInput], strategy: MergeStrategy | str = MergeS
             raise DuplicatePresetError(preset.name)
         seen.add(folded)
     names = [preset.name for preset in presets]
+    notes: list[str] = []
+    if same_flag:
+        presets, notes = _join_aliases(presets, same_flag)
     if strategy is MergeStrategy.UNION:
         parameters, sources, conflicts = _union(presets)
     elif strategy is MergeStrategy.INTERSECTION:
         parameters, sources, conflicts = _intersection(presets)
     else:
         parameters, sources, conflicts = _last_wins(presets)
-    return MergeResult(parameters, names, conflicts, sources, strategy)
+    return MergeResult(parameters, names, conflicts, sources, strategy, notes)
+
+
+def _join_aliases(presets: Sequence[PresetInput], same_flag: Mapping[str, str]) -> tuple[list[PresetInput], list[str]]:
+    """The presets with every alias renamed to the spelling first used in the selection."""
+    spelling: dict[str, str] = {}  # canonical flag -> the name the user wrote first
+    for preset in presets:
+        for flag in preset.parameters:
+            spelling.setdefault(same_flag.get(flag, flag), flag)
+    joined: list[PresetInput] = []
+    notes: list[str] = []
+    for preset in presets:
+        if all(spelling[same_flag.get(flag, flag)] == flag for flag in preset.parameters):
+            joined.append(preset)
+            continue
+        grid: dict[str, list[Scalar]] = {}
+        for flag, values in preset.parameters.items():
+            shown = spelling[same_flag.get(flag, flag)]
+            if shown != flag:
+                notes.append(f"{flag} in {preset.name} is the same flag as {shown}: merged as {shown}")
+            merged = grid.setdefault(shown, [])
+            seen = set(_keys(merged))
+            merged += [value for key, value in zip(_keys(values), values, strict=True) if key not in seen]
+        joined.append(PresetInput(preset.name, grid))
+    return joined, notes
 
 
 def _is_numeric(values: Sequence[Scalar]) -> bool:

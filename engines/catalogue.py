@@ -1,0 +1,205 @@
+"""What each engine's server accepts: every flag with its aliases, kind, choices and bounds.
+
+One JSON file per engine and version lives in ``engines/data/`` (format in its README).
+The files are read once per process; nothing here needs an engine installed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).parent / "data"
+KINDS = ("integer", "float", "switch", "choice", "string", "json", "list")
+FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
+
+# Bounds the engines do not state but the meaning fixes: fractions of memory lie in (0, 1],
+# sizes and counts are at least 1. Applied to whichever engine has the flag.
+MEANINGFUL_BOUNDS: dict[str, dict[str, float | bool]] = {
+    "mem-fraction-static": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
+    "gpu-memory-utilization": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
+    "schedule-conservativeness": {"minimum": 0, "exclusive_minimum": True},
+    "tp-size": {"minimum": 1},
+    "dp-size": {"minimum": 1},
+    "pp-size": {"minimum": 1},
+    "ep-size": {"minimum": 1},
+    "tensor-parallel-size": {"minimum": 1},
+    "data-parallel-size": {"minimum": 1},
+    "pipeline-parallel-size": {"minimum": 1},
+    "max-running-requests": {"minimum": 1},
+    "max-total-tokens": {"minimum": 1},
+    "max-prefill-tokens": {"minimum": 1},
+    "max-num-seqs": {"minimum": 1},
+    "max-num-batched-tokens": {"minimum": 1},
+    "max-model-len": {"minimum": 1},
+    "context-length": {"minimum": 1},
+    "cuda-graph-max-bs": {"minimum": 1},
+    "page-size": {"minimum": 1},
+    "block-size": {"minimum": 1},
+    "stream-interval": {"minimum": 1},
+    "cpu-offload-gb": {"minimum": 0},
+}
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that does not have the expected shape; says where."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: str
+    aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
+    default: Any = None
+    help: str = ""
+    deprecated: bool = False
+    negation: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+
+    @property
+    def bounds_text(self) -> str:
+        """``(0, 1]``, ``>= 1``: the bounds as a user reads them; empty when unbounded."""
+        if self.minimum is not None and self.maximum is not None:
+            left = "(" if self.exclusive_minimum else "["
+            return f"{left}{_number(self.minimum)}, {_number(self.maximum)}]"
+        if self.minimum is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}"
+        if self.maximum is not None:
+            return f"<= {_number(self.maximum)}"
+        return ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "kind": self.kind,
+            "choices": list(self.choices) if self.choices is not None else None,
+            "default": self.default,
+            "help": self.help,
+            "deprecated": self.deprecated,
+            "negation": self.negation,
+        }
+        for bound in ("minimum", "maximum"):
+            if getattr(self, bound) is not None:
+                data[bound] = getattr(self, bound)
+        if self.exclusive_minimum:
+            data["exclusive_minimum"] = True
+        return data
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    engine: str
+    version: str
+    source: str
+    flags: Mapping[str, Flag]
+    by_any_name: Mapping[str, Flag] = field(repr=False)
+
+    @classmethod
+    def from_flags(cls, engine: str, version: str, source: str, flags: Iterable[Flag]) -> Catalogue:
+        by_name = {flag.name: flag for flag in sorted(flags, key=lambda flag: flag.name)}
+        by_any_name: dict[str, Flag] = {}
+        for flag in by_name.values():
+            for name in (flag.name, *flag.aliases):
+                if name in by_any_name and by_any_name[name] is not flag:
+                    raise CatalogueError(
+                        f"{engine} {version}: {name} names both {by_any_name[name].name} and {flag.name}"
+                    )
+                by_any_name[name] = flag
+        return cls(engine, version, source, by_name, by_any_name)
+
+    def lookup(self, name: str) -> Flag | None:
+        """The flag a name or alias stands for."""
+        return self.by_any_name.get(name)
+
+    def suggest(self, name: str) -> str | None:
+        """The known flag name closest to a misspelt one, for "did you mean"."""
+        close = difflib.get_close_matches(name, list(self.by_any_name), n=1, cutoff=0.75)
+        return close[0] if close else None
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "version": self.version,
+            "source": self.source,
+            "flags": [flag.as_dict() for flag in self.flags.values()],
+        }
+
+
+def parse(document: Any, where: str = "catalogue") -> Catalogue:
+    """A catalogue from its JSON document; CatalogueError naming the place of any problem."""
+    if not isinstance(document, dict):
+        raise CatalogueError(f"{where}: expected an object")
+    for key in ("engine", "version", "flags"):
+        if key not in document:
+            raise CatalogueError(f"{where}: {key} is missing")
+    if not isinstance(document["flags"], list):
+        raise CatalogueError(f"{where}.flags: expected a list")
+    flags = []
+    for index, entry in enumerate(document["flags"]):
+        path = f"{where}.flags[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise CatalogueError(f"{path}: expected an object with a name")
+        if not FLAG_NAME.fullmatch(entry["name"]):
+            raise CatalogueError(f"{path}.name: {entry['name']!r} is not a flag name")
+        if entry.get("kind") not in KINDS:
+            raise CatalogueError(f"{path}.kind: expected one of {', '.join(KINDS)}")
+        choices = entry.get("choices")
+        if entry["kind"] == "choice" and not (isinstance(choices, list) and choices):
+            raise CatalogueError(f"{path}.choices: a choice flag needs its list of choices")
+        bounds = {**MEANINGFUL_BOUNDS.get(entry["name"], {}), **_bounds_of(entry)}
+        flags.append(
+            Flag(
+                name=entry["name"],
+                kind=entry["kind"],
+                aliases=tuple(entry.get("aliases") or ()),
+                choices=tuple(str(choice) for choice in choices) if choices is not None else None,
+                default=entry.get("default"),
+                help=entry.get("help") or "",
+                deprecated=bool(entry.get("deprecated")),
+                negation=entry.get("negation"),
+                minimum=bounds.get("minimum"),
+                maximum=bounds.get("maximum"),
+                exclusive_minimum=bool(bounds.get("exclusive_minimum")),
+            )
+        )
+    return Catalogue.from_flags(str(document["engine"]), str(document["version"]), document.get("source", ""), flags)
+
+
+def _bounds_of(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: entry[key] for key in ("minimum", "maximum", "exclusive_minimum") if key in entry}
+
+
+def dumps(catalogue: Catalogue) -> str:
+    return json.dumps(catalogue.as_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    version = path.stem.split("-", 1)[1]
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.]", version))
+
+
+@cache
+def for_engine(engine: str) -> Catalogue | None:
+    """The newest catalogue shipped for an engine, or None for an engine we do not know."""
+    files = sorted(DATA_DIR.glob(f"{engine}-*.json"), key=_version_key)
+    if not files:
+        return None
+    return parse(json.loads(files[-1].read_text()), files[-1].name)
+
+
+def engines() -> list[str]:
+    return sorted({path.stem.split("-", 1)[0] for path in DATA_DIR.glob("*-*.json")})

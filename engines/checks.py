@@ -1,0 +1,116 @@
+"""A grid checked against an engine's catalogue: errors block saving, warnings inform.
+
+- an unknown flag is a warning, with a "did you mean" (``enable-mixed-chunking`` ->
+  ``enable-mixed-chunk``);
+- a value of the wrong kind, outside its bounds or not among its choices is an error naming
+  the flag and the value (``mem-fraction-static[0]: 9 is outside (0, 1]``);
+- a deprecated flag is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from engines.catalogue import Catalogue, Flag
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"level": self.level, "path": self.path, "message": self.message}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def value_problem(flag: Flag, value: object) -> str | None:
+    """Why ``value`` cannot be given to ``flag``, or None."""
+    kind = flag.kind
+    if kind == "switch":
+        return None if isinstance(value, bool) else f"{_shown(value)} is not true or false (a switch is on or off)"
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{_shown(value)} is not a whole number"
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{_shown(value)} is not a number"
+    elif kind == "choice":
+        if isinstance(value, bool) or str(value) not in (flag.choices or ()):
+            shown = ", ".join(flag.choices or ())
+            return f"{_shown(value)} is not one of: {shown}"
+        return None
+    elif kind == "json":
+        if not isinstance(value, str):
+            return f"{_shown(value)} is not JSON text"
+        try:
+            json.loads(value)
+        except ValueError:
+            return f"{_shown(value)} is not valid JSON"
+        return None
+    elif isinstance(value, bool):  # string and list flags take text or numbers
+        return f"{_shown(value)} is a boolean; this flag takes a value"
+    else:
+        return None
+    return _bounds_problem(flag, value)  # type: ignore[arg-type]
+
+
+def _bounds_problem(flag: Flag, value: float) -> str | None:
+    low, high = flag.minimum, flag.maximum
+    too_low = low is not None and (value <= low if flag.exclusive_minimum else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        if low is not None and high is not None:
+            return f"{_shown(value)} is outside {flag.bounds_text}"
+        return f"{_shown(value)} must be {flag.bounds_text}"
+    return None
+
+
+def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> list[Finding]:
+    """Every problem of a (normalised) grid for this engine, errors and warnings, in grid order."""
+    findings: list[Finding] = []
+    where = f"{catalogue.engine} {catalogue.version}"
+    for name, values in grid.items():
+        flag = catalogue.lookup(name)
+        if flag is None:
+            hint = catalogue.suggest(name)
+            message = f"not a {where} flag" + (f"; did you mean {hint}?" if hint else "")
+            findings.append(Finding(WARNING, name, message))
+            continue
+        if flag.deprecated:
+            findings.append(Finding(WARNING, name, f"deprecated in {where}"))
+        for index, value in enumerate(values):
+            problem = value_problem(flag, value)
+            if problem:
+                findings.append(Finding(ERROR, f"{name}[{index}]", problem))
+    return findings
+
+
+def errors(findings: Sequence[Finding]) -> list[Finding]:
+    return [finding for finding in findings if finding.level == ERROR]
+
+
+def warnings(findings: Sequence[Finding]) -> list[Finding]:
+    return [finding for finding in findings if finding.level == WARNING]
+
+
+def same_flag(names: Sequence[str], catalogue: Catalogue | None) -> dict[str, str]:
+    """For each flag name, the canonical name it stands for (itself when unknown): aliases are one flag."""
+    if catalogue is None:
+        return {}
+    found = {name: catalogue.lookup(name) for name in names}
+    return {name: flag.name for name, flag in found.items() if flag is not None}

@@ -1,0 +1,154 @@
+"""From a grid to the experiments a task runs: constraints, lazy expansion, launch commands.
+
+A grid is never materialised to count it: the total is a product, and the runnable count
+enumerates only the few flags a constraint reads, times the product of the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shlex
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.catalogue import Catalogue
+
+LAUNCHERS = {
+    "sglang": ["python", "-m", "sglang.launch_server", "--model-path", "{model}"],
+    "vllm": ["vllm", "serve", "{model}"],
+}
+# The canonical names of the parallel sizes, per engine: (tensor, data, pipeline).
+PARALLEL_FLAGS = {
+    "sglang": ("tp-size", "dp-size", "pp-size"),
+    "vllm": ("tensor-parallel-size", "data-parallel-size", "pipeline-parallel-size"),
+}
+MAX_GRID_EXPERIMENTS = 10_000
+
+type Combination = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A constraint between flags: ``reason`` returns why a combination cannot run, or None."""
+
+    flags: tuple[str, ...]
+    reason: Callable[[Mapping[str, Any]], str | None]
+
+
+def rules_for(engine: str, gpus: int) -> list[Rule]:
+    rules: list[Rule] = []
+    parallel = PARALLEL_FLAGS.get(engine)
+    if parallel:
+        tp, dp, pp = parallel
+
+        def too_many_gpus(values: Mapping[str, Any]) -> str | None:
+            sizes = [_size(values.get(flag)) for flag in parallel]
+            needed = math.prod(sizes)
+            if needed > gpus:
+                return f"{tp} × {dp} × {pp} = {needed} GPUs, more than the {gpus} available"
+            return None
+
+        rules.append(Rule(parallel, too_many_gpus))
+    if engine == "sglang":
+
+        def tp_not_divisible(values: Mapping[str, Any]) -> str | None:
+            tp_size, dp_size = _size(values.get("tp-size")), _size(values.get("dp-size"))
+            if tp_size % dp_size:
+                return "SGLang needs tp-size divisible by dp-size"
+            return None
+
+        def lpm_without_radix(values: Mapping[str, Any]) -> str | None:
+            if values.get("disable-radix-cache") is True and values.get("schedule-policy") == "lpm":
+                return "schedule-policy lpm needs the radix cache, which disable-radix-cache turns off"
+            return None
+
+        rules.append(Rule(("tp-size", "dp-size"), tp_not_divisible))
+        rules.append(Rule(("disable-radix-cache", "schedule-policy"), lpm_without_radix))
+    return rules
+
+
+def _size(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    total: int
+    runnable: int
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped_count(self) -> int:
+        return self.total - self.runnable
+
+
+def _active_rules(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> list[Rule]:
+    return [rule for rule in rules if any(flag in grid for flag in rule.flags)]
+
+
+def summarize(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> PlanSummary:
+    """Total and runnable combinations with the reasons for the skipped ones, without expanding the grid."""
+    if not grid:
+        return PlanSummary(0, 0)
+    total = math.prod(len(values) for values in grid.values())
+    active = _active_rules(grid, rules)
+    read = [flag for flag in grid if any(flag in rule.flags for rule in active)]
+    others = math.prod(len(grid[flag]) for flag in grid if flag not in read)
+    skipped: Counter[str] = Counter()
+    runnable_read = 0
+    for values in itertools.product(*(grid[flag] for flag in read)):
+        combination = dict(zip(read, values, strict=True))
+        reason = _first_reason(combination, active)
+        if reason is None:
+            runnable_read += 1
+        else:
+            skipped[reason] += others
+    return PlanSummary(total, runnable_read * others, skipped)
+
+
+def _first_reason(combination: Mapping[str, Any], rules: Sequence[Rule]) -> str | None:
+    for rule in rules:
+        reason = rule.reason(combination)
+        if reason:
+            return reason
+    return None
+
+
+def runnable(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> Iterator[Combination]:
+    """The runnable combinations, lazily, in plan order (the grid's flag order, last flag fastest)."""
+    flags = list(grid)
+    active = _active_rules(grid, rules)
+    for values in itertools.product(*(grid[flag] for flag in flags)):
+        combination = dict(zip(flags, values, strict=True))
+        if _first_reason(combination, active) is None:
+            yield combination
+
+
+def command_arguments(flag: str, value: Any, catalogue: Catalogue | None) -> list[str]:
+    """One flag's part of a command line: ``--tp-size 2``; a switch is bare when on, and when off
+    either omitted or given as its ``--no-`` form where the engine has one."""
+    known = catalogue.lookup(flag) if catalogue else None
+    if isinstance(value, bool):
+        if known is not None and known.kind != "switch":
+            return [f"--{flag}", "true" if value else "false"]
+        if value:
+            return [f"--{flag}"]
+        return [f"--{known.negation}"] if known is not None and known.negation else []
+    if known is not None and known.kind == "list" and isinstance(value, str):
+        return [f"--{flag}", *value.split()]
+    return [f"--{flag}", value if isinstance(value, str) else json.dumps(value)]
+
+
+def launch_command(
+    engine: str, model: str, combination: Mapping[str, Any], *, port: int | str = 30000, catalogue: Catalogue | None
+) -> str:
+    """The exact, shell-quoted command that starts the engine for one combination."""
+    words = [word.format(model=model) for word in LAUNCHERS[engine]]
+    words += ["--host", "127.0.0.1", "--port", str(port)]
+    for flag, value in combination.items():
+        words += command_arguments(flag, value, catalogue)
+    return shlex.join(words)
