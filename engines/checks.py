@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engines.catalogue import Catalogue, Flag
+from engines.catalogue import Catalogue, Flag, for_engine
 
 ERROR = "error"
 WARNING = "warning"
@@ -114,3 +114,9 @@ def same_flag(names: Sequence[str], catalogue: Catalogue | None) -> dict[str, st
         return {}
     found = {name: catalogue.lookup(name) for name in names}
     return {name: flag.name for name, flag in found.items() if flag is not None}
+
+
+def check_for_runtime(grid: Mapping[str, Sequence[object]], runtime: str) -> list[Finding]:
+    """check_grid against the runtime's catalogue; nothing for an any-engine grid or an unknown engine."""
+    catalogue = for_engine(runtime) if runtime else None
+    return check_grid(grid, catalogue) if catalogue else []

@@ -79,7 +79,9 @@ def _size(value: Any) -> int:
 class PlanSummary:
     total: int
     runnable: int
-    skipped: Counter[str] = field(default_factory=Counter)
+    # Why combinations cannot run, with how many each reason removes. A plain dict: a Counter
+    # answers 0 to templates looking up ``skipped.items``.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def skipped_count(self) -> int:
@@ -107,7 +109,7 @@ def summarize(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> PlanS
             runnable_read += 1
         else:
             skipped[reason] += others
-    return PlanSummary(total, runnable_read * others, skipped)
+    return PlanSummary(total, runnable_read * others, dict(skipped))
 
 
 def _first_reason(combination: Mapping[str, Any], rules: Sequence[Rule]) -> str | None:

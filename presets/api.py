@@ -38,7 +38,7 @@ from presets.exchange import (
 )
 from presets.filters import PresetFilter
 from presets.merging import DuplicatePresetError, MergeStrategy, merge
-from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset
+from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
 from presets.validators import Problem, parse_id, preset_fields
 
 FIELDS = serializers.PRESET_FIELDS
@@ -171,9 +171,13 @@ class PresetViewSet(viewsets.GenericViewSet):
                 [Problem("name", f'"{taken.name}" is taken (id {taken.pk}); names ignore case and spaces')],
             )
 
-    def _respond(self, preset: ParameterPreset, status_code: int = 200) -> Response:
+    def _respond(self, preset: ParameterPreset, status_code: int = 200, warned: bool = False) -> Response:
         representation = represent_preset(preset)
-        return Response(representation, status=status_code, headers={"ETag": etag_of(representation)})
+        headers = {"ETag": etag_of(representation)}
+        if warned and (found := preset.engine_warnings):
+            # Only on a write, and only when there is something to say: the seed's shape otherwise.
+            representation = {**representation, "warnings": [finding.as_dict() for finding in found]}
+        return Response(representation, status=status_code, headers=headers)
 
     # --- the contract ----------------------------------------------------------------------
 
@@ -207,6 +211,7 @@ class PresetViewSet(viewsets.GenericViewSet):
         fields, problems = preset_fields(request.data)
         if problems:
             raise invalid(problems)
+        _check_engine(fields["parameters"], fields["runtime"])
         self._check_name_free(fields["name"])
         preset = ParameterPreset(**fields, created_by=request.user)
         try:
@@ -214,7 +219,7 @@ class PresetViewSet(viewsets.GenericViewSet):
         except IntegrityError:  # a concurrent create took the name between check and insert
             self._check_name_free(fields["name"])
             raise
-        return self._respond(preset, status.HTTP_201_CREATED)
+        return self._respond(preset, status.HTTP_201_CREATED, warned=True)
 
     def update(self, request: Request, pk: str) -> Response:
         return self._write(partial=False)
@@ -230,12 +235,13 @@ class PresetViewSet(viewsets.GenericViewSet):
             self._check_if_match(preset)
             if problems:
                 raise invalid(problems)
+            _check_engine(fields.get("parameters", preset.parameters), fields.get("runtime", preset.runtime))
             if "name" in fields:
                 self._check_name_free(fields["name"], exclude=preset.pk)
             for field, value in fields.items():
                 setattr(preset, field, value)
             preset.save()
-        return self._respond(preset)
+        return self._respond(preset, warned=True)
 
     def destroy(self, request: Request, pk: str) -> Response:
         with transaction.atomic():
@@ -295,6 +301,13 @@ class PresetViewSet(viewsets.GenericViewSet):
             )
         document = _import_document(request)
         contents, problems = parse_document(document)
+        for index, content in enumerate(contents):
+            where = f"presets[{index}]" if is_bundle(document) else "preset"
+            if content.get("parameters") and content.get("runtime"):
+                problems += [
+                    Problem(f"{where}.parameters.{finding.path}", finding.message)
+                    for finding in engine_errors(content["parameters"], content["runtime"])
+                ]
         if problems:
             raise invalid(problems, f"Invalid preset document: {problems[0]}" if len(problems) == 1 else "")
         try:
@@ -410,6 +423,13 @@ def _import_document(request: Request) -> Any:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_IMPORT_SIZE:
         raise PayloadTooLarge("The document is over 1 MiB (1,048,576 bytes).")
     return request.data
+
+
+def _check_engine(parameters: dict[str, Any], runtime: str) -> None:
+    """400 for values the preset's engine would refuse (unknown flags are only warnings)."""
+    found = engine_errors(parameters, runtime) if runtime else []
+    if found:
+        raise invalid([Problem(f"parameters.{finding.path}", finding.message) for finding in found])
 
 
 def merge_result(data: Any) -> dict[str, Any]:

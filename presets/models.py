@@ -11,11 +11,14 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from engines.checks import Finding, check_for_runtime, warnings
 from presets.fields import GridField
 from presets.merging import PresetInput, count_combinations
 from presets.naming import NamedQuerySet, UniquelyNamed, name_key
 from presets.validators import (
+    InvalidParameters,
     clean_parameters,
+    normalize_parameters,
     validate_metadata,
 )
 
@@ -163,6 +166,10 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         return outcome
 
 
+def engine_errors(grid: dict[str, Any], runtime: str) -> list[Finding]:
+    return [finding for finding in check_for_runtime(grid, runtime) if finding.level == "error"]
+
+
 def clean_metadata(metadata: Any) -> dict[str, Any]:
     validate_metadata(metadata)
     return metadata or {}
@@ -221,6 +228,23 @@ class ParameterPreset(UniquelyNamed):
         if self.is_system:
             raise ReadOnlyPreset()
         return super().delete(*args, **kwargs)
+
+    def clean(self) -> None:
+        # The flags of a preset for one engine are checked against that engine's catalogue.
+        if not self.runtime:
+            return
+        try:
+            grid = normalize_parameters(self.parameters)
+        except InvalidParameters:
+            return  # already reported by clean_fields
+        if grid:
+            found = engine_errors(grid, self.runtime)
+            if found:
+                raise ValidationError({"parameters": [str(finding) for finding in found]})
+
+    @property
+    def engine_warnings(self) -> list[Finding]:
+        return warnings(check_for_runtime(self.parameters, self.runtime)) if self.runtime else []
 
     @property
     def combinations(self) -> int:

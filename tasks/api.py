@@ -217,7 +217,7 @@ def _merge_from_payload(payload: dict[str, Any], problems: list[Problem]) -> tup
     if problems:
         return None, [], ""
     try:
-        result, snapshot = merge_presets(ids, strategy)
+        result, snapshot = merge_presets(ids, strategy, payload.get("runtime") or "")
     except ValidationError as error:
         problems += [Problem("presets", message) for message in error.messages]
         return None, [], ""

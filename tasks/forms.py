@@ -174,7 +174,7 @@ class PresetSelection:
             if not self.ids:
                 return None, []
         try:
-            return merge_presets(self.ids, self.strategy)
+            return merge_presets(self.ids, self.strategy, self.runtime)
         except ValidationError as error:
             self.problems += error.messages
             return None, []

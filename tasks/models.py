@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +9,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.urls import reverse
 
+from engines.catalogue import for_engine
+from engines.checks import Finding, check_for_runtime, same_flag
+from engines.plan import MAX_GRID_EXPERIMENTS, PlanSummary, launch_command, rules_for, runnable, summarize
 from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations, merge
 from presets.models import ParameterPreset, Runtime
@@ -54,10 +57,11 @@ class TaskQuerySet(NamedQuerySet):
     pass
 
 
-def merge_presets(preset_ids: Sequence[int], strategy: str) -> tuple[Any, list[dict[str, Any]]]:
+def merge_presets(preset_ids: Sequence[int], strategy: str, runtime: str = "") -> tuple[Any, list[dict[str, Any]]]:
     """Merge the presets with these ids in this order; returns the result and the provenance snapshot.
 
-    Raises ValidationError naming missing or repeated ids.
+    With a runtime, flags that are one flag for that engine (aliases) merge as one. Raises
+    ValidationError naming missing or repeated ids.
     """
     ids = list(preset_ids)
     repeated = sorted({preset_id for preset_id in ids if ids.count(preset_id) > 1})
@@ -67,7 +71,11 @@ def merge_presets(preset_ids: Sequence[int], strategy: str) -> tuple[Any, list[d
     missing = [preset_id for preset_id in ids if preset_id not in found]
     if missing:
         raise ValidationError(f"No preset with id {', '.join(map(str, missing))}.")
-    result = merge([found[preset_id] for preset_id in ids], strategy)
+    inputs = [found[preset_id] for preset_id in ids]
+    aliases = (
+        same_flag([flag for preset in inputs for flag in preset.parameters], for_engine(runtime)) if runtime else {}
+    )
+    result = merge(inputs, strategy, same_flag=aliases)
     snapshot = [{"id": preset_id, "name": found[preset_id].name} for preset_id in ids]
     return result, snapshot
 
@@ -152,10 +160,45 @@ class Task(UniquelyNamed):
         return reverse("tasks:detail", args=[self.pk])
 
     def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
         if self.optimization_strategy != OptimizationStrategy.GRID and not self.max_experiments:
-            raise ValidationError(
-                {"max_experiments": ["Required for random and bayesian search: how many experiments to run."]}
-            )
+            errors["max_experiments"] = ["Required for random and bayesian search: how many experiments to run."]
+        try:
+            grid = clean_parameters(self.parameters)
+        except ValidationError:
+            grid = None  # reported by clean_fields
+        if grid and self.runtime:
+            found = [finding for finding in check_for_runtime(grid, self.runtime) if finding.level == "error"]
+            if found:
+                errors["parameters"] = [str(finding) for finding in found]
+            else:
+                summary = summarize(grid, rules_for(self.runtime, self.gpus or 1))
+                # A grid none of whose combinations can run is saved all the same (the plan says
+                # why, and more GPUs fix it); only an oversized grid search is refused.
+                if self.optimization_strategy == OptimizationStrategy.GRID and summary.runnable > MAX_GRID_EXPERIMENTS:
+                    errors["optimization_strategy"] = [
+                        f"The grid has {summary.runnable:,} runnable combinations; a grid search runs at most "
+                        f"{MAX_GRID_EXPERIMENTS:,}. Choose random or bayesian search with a max experiments cap."
+                    ]
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def plan_summary(self) -> PlanSummary:
+        """Total and runnable combinations, with why the others are skipped."""
+        return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1))
+
+    @property
+    def engine_warnings(self) -> list[Finding]:
+        return [
+            finding for finding in check_for_runtime(self.parameters or {}, self.runtime) if finding.level == "warning"
+        ]
+
+    def plan(self) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """Every runnable experiment, lazily: its number, flags and exact launch command."""
+        catalogue = for_engine(self.runtime)
+        for number, combination in enumerate(runnable(self.parameters, rules_for(self.runtime, self.gpus or 1)), 1):
+            yield number, combination, launch_command(self.runtime, self.model, combination, catalogue=catalogue)
 
     @property
     def combinations(self) -> int:
@@ -163,10 +206,11 @@ class Task(UniquelyNamed):
 
     @property
     def experiments_planned(self) -> int:
-        """How many experiments the task will run: the grid, capped by max_experiments."""
+        """How many experiments the task will run: the runnable grid, capped by max_experiments."""
+        runnable_count = self.plan_summary.runnable
         if self.max_experiments:
-            return min(self.combinations, self.max_experiments)
-        return self.combinations
+            return min(runnable_count, self.max_experiments)
+        return runnable_count
 
     @property
     def is_locked(self) -> bool:

@@ -16,6 +16,8 @@ urlpatterns = [
     path("<int:pk>/duplicate/", views.task_duplicate, name="duplicate"),
     path("<int:pk>/delete/", views.task_delete, name="delete"),
     path("<int:pk>/save-grid/", views.task_save_grid, name="save-grid"),
+    path("<int:pk>/plan.json", views.task_plan_json, name="plan-json"),
+    path("<int:pk>/plan.sh", views.task_plan_shell, name="plan-sh"),
 ]
 
 api_router = SimpleRouter()

@@ -7,6 +7,7 @@ presets never touches what the user typed in the editor.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -18,10 +19,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
 from presets.models import ParameterPreset
 from tasks.filters import TaskFilter
@@ -29,6 +32,7 @@ from tasks.forms import PresetSelection, TaskForm
 from tasks.models import Task, TaskStatus
 
 PAGE_SIZE = 50
+PLAN_ROWS_SHOWN = 50
 INVALID = 422
 SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
 
@@ -54,8 +58,50 @@ def task_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task.objects.select_related("created_by"), pk=pk)
-    context = {"task": task, "can_change": task.can_change(request.user), "applied": task.applied_presets_now()}
+    context = {
+        "task": task,
+        "can_change": task.can_change(request.user),
+        "applied": task.applied_presets_now(),
+        "summary": task.plan_summary,
+        "warnings": task.engine_warnings,
+        "plan_rows": list(itertools.islice(task.plan(), PLAN_ROWS_SHOWN)),
+    }
     return render(request, "tasks/task_detail.html", context)
+
+
+@login_required
+@require_safe
+def task_plan_json(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(Task, pk=pk)
+    summary = task.plan_summary
+    document = {
+        "task": task.name,
+        "runtime": task.runtime,
+        "model": task.model,
+        "combinations": summary.total,
+        "runnable": summary.runnable,
+        "skipped": dict(summary.skipped),
+        "experiments": [
+            {"number": number, "parameters": combination, "command": command}
+            for number, combination, command in task.plan()
+        ],
+    }
+    return download_response(dump(document), f"plan-{slugify(task.name) or task.pk}.json")
+
+
+@login_required
+@require_safe
+def task_plan_shell(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(Task, pk=pk)
+    lines = [
+        "#!/bin/sh",
+        f"# The experiments of task {json.dumps(task.name)}: one engine launch per line, in plan order.",
+        "# Run one at a time; each serves on port 30000 until stopped.",
+        *(f"{command}  # experiment {number}" for number, _, command in task.plan()),
+    ]
+    response = HttpResponse("\n".join(lines) + "\n", content_type="text/x-shellscript; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="plan-{slugify(task.name) or task.pk}.sh"'
+    return response
 
 
 @login_required

@@ -204,11 +204,12 @@ def test_concurrency_levels_typed_as_text_become_a_sorted_list_without_repeats()
         pytest.param("bayesian", 50, 12, id="cap-above-the-grid"),
     ],
 )
-def test_experiments_planned_is_the_grid_capped_by_max_experiments(strategy, max_experiments, planned):
+def test_experiments_planned_is_the_runnable_grid_capped_by_max_experiments(strategy, max_experiments, planned):
     task = make_task(
         parameters={"tp-size": [1, 2, 4], "mem-fraction-static": [0.8, 0.9], "schedule-policy": ["fcfs", "lpm"]},
         optimization_strategy=strategy,
         max_experiments=max_experiments,
+        gpus=4,  # every tp-size fits, so every combination is runnable
     )
 
     assert task.combinations == 12
@@ -369,3 +370,11 @@ def test_editing_a_preset_leaves_the_task_grid_and_snapshot_intact(user):
     assert entry["name"] == "Mine"
     assert entry["preset"] == mine
     assert entry["preset"].name == "Renamed"
+
+
+def test_experiments_planned_leaves_out_combinations_that_need_more_gpus_than_the_task_has():
+    task = make_task(parameters={"tp-size": [1, 2, 4], "schedule-policy": ["fcfs", "lpm"]}, gpus=2)
+
+    assert task.combinations == 6
+    assert task.experiments_planned == 4
+    assert dict(task.plan_summary.skipped) == {"tp-size × dp-size × pp-size = 4 GPUs, more than the 2 available": 2}

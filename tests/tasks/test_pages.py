@@ -1086,7 +1086,7 @@ def test_an_htmx_history_restore_gets_the_whole_list_page(signed_in, three_tasks
 
 
 def test_the_list_shows_the_experiments_each_task_plans(signed_in):
-    make_task(name="Capped", parameters={"tp-size": [1, 2, 4]}, max_experiments=2)
+    make_task(name="Capped", parameters={"tp-size": [1, 2, 4]}, max_experiments=2, gpus=4)
 
     row = page(signed_in.get(LIST)).by_id("task-table").find("tbody").find("tr")
 
@@ -1195,7 +1195,7 @@ def test_the_detail_page_shows_the_grid_as_a_table(signed_in):
 
 
 def test_the_detail_page_says_how_many_experiments_a_whole_grid_runs(signed_in):
-    task = make_task(parameters={"tp-size": [1, 2, 4], "schedule-policy": ["fcfs", "lpm"]})
+    task = make_task(parameters={"tp-size": [1, 2, 4], "schedule-policy": ["fcfs", "lpm"]}, gpus=4)
 
     assert facts(signed_in.get(task.get_absolute_url()))["Experiments"] == "6 (6 combinations)"
 
