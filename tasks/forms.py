@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import reverse
 
+from engines.checks import check_for_runtime
+from engines.plan import rules_for, summarize
 from presets.forms import ParametersField
 from presets.merging import MergeResult, MergeStrategy
 from presets.models import ParameterPreset
@@ -114,6 +116,7 @@ class PresetSelection:
     strategy: MergeStrategy = MergeStrategy.UNION
     runtime: str = ""
     search: str = ""
+    gpus: int = 1
     problems: list[str] = field(default_factory=list)
 
     @classmethod
@@ -142,7 +145,17 @@ class PresetSelection:
         # The form says whether the selector is switched on; a link (?presets=3,1) switches it on.
         ticked = data.get("use_presets") in ("on", "true", "1")
         enabled = ticked if "selector_present" in data else bool(ids)
-        return cls(enabled, ids, strategy, data.get("runtime", ""), data.get("preset_search", "")[:100], problems)
+        gpus = parse_id(str(data.get("gpus") or "1")) or 1
+        search = data.get("preset_search", "")[:100]
+        return cls(
+            enabled=enabled,
+            ids=ids,
+            strategy=strategy,
+            runtime=data.get("runtime", ""),
+            search=search,
+            gpus=min(gpus, 1024),
+            problems=problems,
+        )
 
     def apply(self, action: str) -> None:
         """A chip action from the selector: ``add:3``, ``remove:3``, ``left:3``, ``right:3``."""
@@ -194,6 +207,8 @@ class PresetSelection:
             "available": list(available.order_by("-is_system", "name_key")[:100]),
             "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
             "result": result,
+            "findings": check_for_runtime(result.parameters, self.runtime) if result else [],
+            "summary": summarize(result.parameters, rules_for(self.runtime, self.gpus)) if result else None,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
         }

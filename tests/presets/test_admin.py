@@ -174,13 +174,13 @@ def test_the_add_form_stores_normalised_parameters_and_the_creator(admin_client_
     metadata = '{\n  "author": "root",\n  "tags": ["mine"]\n}'
 
     response = admin_client_.post(
-        ADD, form_data(name="  My grid ", runtime="sglang", parameters=parameters, metadata=metadata)
+        ADD, form_data(name="  My grid ", runtime="", parameters=parameters, metadata=metadata)
     )
 
     assert response.status_code == 302
     preset = ParameterPreset.objects.get()
     assert preset.name == "My grid"
-    assert preset.runtime == "sglang"
+    assert preset.runtime == ""
     assert json.dumps(preset.parameters) == json.dumps(
         {"tp-size": [1, 2], "schedule-policy": ["lpm"], "enable-mixed-chunk": [True, 1]}
     )
@@ -429,3 +429,13 @@ def test_the_export_action_downloads_the_selected_presets_as_one_json_file(admin
     }
     # == alone would let 1 pass for true.
     assert json.loads(response.content)["presets"][0]["parameters"]["enable-mixed-chunk"][0] is True
+
+
+def test_the_add_form_refuses_a_value_the_engine_would_refuse(admin_client_):
+    parameters = '{"mem-fraction-static": [0.8, 9], "enable-mixed-chunk": [true]}'
+
+    response = admin_client_.post(ADD, form_data(name="Too much", runtime="sglang", parameters=parameters))
+
+    assert response.status_code == 200
+    assert "mem-fraction-static[1]: 9 is outside (0, 1]" in response.text
+    assert not ParameterPreset.objects.filter(name="Too much").exists()

@@ -280,7 +280,8 @@ def test_a_link_naming_no_strategy_merges_by_union(signed_in, high, memory):
     response = signed_in.get(f"{NEW}?presets={high.pk},{memory.pk}")
 
     assert checked_strategy(response) == "union"
-    assert combinations_line(response).text == "9 combinations"
+    # One GPU by default: tp-size 2 and 4 cannot run, and the preview says so.
+    assert combinations_line(response).text == "9 combinations, 6 skipped"
 
 
 def test_a_link_with_bad_ids_or_strategy_says_so_and_keeps_the_rest(signed_in, high):
@@ -372,7 +373,7 @@ def test_the_union_preview_shows_every_value_and_warns_about_the_disjoint_flags(
     assert "⚠ tp-size: High Throughput wants 2, 4; Memory Efficient wants 1 — union will try all three" in conflicts(
         response
     )
-    assert combinations_line(response).text == "9 combinations"
+    assert combinations_line(response).text == "9 combinations, 6 skipped"
 
 
 def test_the_preview_says_which_preset_each_value_came_from(signed_in, high, memory):
