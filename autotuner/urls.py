@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from autotuner import views
 from autotuner.health import healthz
+from engines.urls import api_router as engines_api
 from presets.api import merge_endpoint
 from presets.urls import api_router as presets_api
 from tasks.urls import api_router as tasks_api
@@ -18,12 +19,14 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("presets/", include("presets.urls")),
     path("tasks/", include("tasks.urls")),
+    path("engines/", include("engines.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # Before the router: the hot merge path skips DRF's request handling (see fast_json_post).
     re_path(r"^api/presets/merge/?$", merge_endpoint, name="preset-merge-fast"),
     path("api/", include(presets_api.urls)),
     path("api/", include(tasks_api.urls)),
+    path("api/", include(engines_api.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

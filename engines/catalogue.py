@@ -91,8 +91,8 @@ class Flag:
         for bound in ("minimum", "maximum"):
             if getattr(self, bound) is not None:
                 data[bound] = getattr(self, bound)
-        if self.exclusive_minimum:
-            data["exclusive_minimum"] = True
+        if self.minimum is not None:  # written even when False: it may relax a meaningful bound
+            data["exclusive_minimum"] = self.exclusive_minimum
         return data
 
 

@@ -64,9 +64,11 @@ def value_problem(flag: Flag, value: object) -> str | None:
         return None
     elif isinstance(value, bool):  # string and list flags take text or numbers
         return f"{_shown(value)} is a boolean; this flag takes a value"
-    else:
-        return None
-    return _bounds_problem(flag, value)  # type: ignore[arg-type]
+    elif not isinstance(value, int | float):
+        return None  # text: its bounds cannot be judged here
+    # A number: within the flag's bounds, whatever its kind (a catalogue read from --help text
+    # types valued flags as strings, but the bounds their meaning fixes still hold).
+    return _bounds_problem(flag, value)
 
 
 def _bounds_problem(flag: Flag, value: float) -> str | None:

@@ -30,7 +30,7 @@ def sglang_parser() -> argparse.ArgumentParser:
 
 
 def vllm_parser() -> argparse.ArgumentParser:
-    from vllm.entrypoints.openai.cli_args import make_arg_parser  # type: ignore[import-not-found]
+    from vllm.entrypoints.common.cli_args import make_arg_parser  # type: ignore[import-not-found]
     from vllm.utils.argparse_utils import FlexibleArgumentParser  # type: ignore[import-not-found]
 
     return make_arg_parser(FlexibleArgumentParser())
@@ -105,7 +105,9 @@ def flags_from_help(text: str) -> list[Flag]:
     entries: list[dict[str, Any]] = []
     for line in text.splitlines():
         stripped = line.strip()
-        if line.startswith("  ") and stripped.startswith("-"):
+        indent = len(line) - len(line.lstrip(" "))
+        # Options sit two spaces in; a wrapped help line that happens to start with "-" sits deeper.
+        if 1 <= indent <= 4 and stripped.startswith("-"):
             spec, *inline_help = re.split(r"\s{2,}", stripped, maxsplit=1)
             entries.append({"spec": spec, "help": inline_help})
         elif entries and stripped and line.startswith(" " * 4):
@@ -122,8 +124,9 @@ def _flag_from_help_entry(entry: dict[str, Any]) -> Flag | None:
         metavar = metavar or item_metavar
     long_names = [option[2:] for option in options if option.startswith("--")]
     short = [option[1:] for option in options if not option.startswith("--")]
-    negation = next((name for name in long_names if name.startswith("no-")), None)
-    long_names = [name for name in long_names if not name.startswith("no-")] or long_names
+    # "--x, --no-x" is one switch with its negation; a lone "--no-x" is a switch of its own.
+    negation = next((name for name in long_names if name.startswith("no-") and name[3:] in long_names), None)
+    long_names = [name for name in long_names if name != negation]
     if not long_names or long_names[0] == "help":
         return None
     name, *aliases = long_names

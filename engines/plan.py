@@ -92,8 +92,18 @@ def _active_rules(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> l
     return [rule for rule in rules if any(flag in grid for flag in rule.flags)]
 
 
-def summarize(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> PlanSummary:
+def canonical(grid: Mapping[str, Any], same_flag: Mapping[str, str] | None) -> dict[str, Any]:
+    """The grid (or a combination) keyed by canonical flag names, the names the rules read."""
+    if not same_flag:
+        return dict(grid)
+    return {same_flag.get(flag, flag): values for flag, values in grid.items()}
+
+
+def summarize(
+    grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
+) -> PlanSummary:
     """Total and runnable combinations with the reasons for the skipped ones, without expanding the grid."""
+    grid = canonical(grid, same_flag)
     if not grid:
         return PlanSummary(0, 0)
     total = math.prod(len(values) for values in grid.values())
@@ -120,13 +130,15 @@ def _first_reason(combination: Mapping[str, Any], rules: Sequence[Rule]) -> str 
     return None
 
 
-def runnable(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> Iterator[Combination]:
+def runnable(
+    grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
+) -> Iterator[Combination]:
     """The runnable combinations, lazily, in plan order (the grid's flag order, last flag fastest)."""
     flags = list(grid)
-    active = _active_rules(grid, rules)
+    active = _active_rules(canonical(grid, same_flag), rules)
     for values in itertools.product(*(grid[flag] for flag in flags)):
         combination = dict(zip(flags, values, strict=True))
-        if _first_reason(combination, active) is None:
+        if not active or _first_reason(canonical(combination, same_flag), active) is None:
             yield combination
 
 
@@ -134,6 +146,8 @@ def command_arguments(flag: str, value: Any, catalogue: Catalogue | None) -> lis
     """One flag's part of a command line: ``--tp-size 2``; a switch is bare when on, and when off
     either omitted or given as its ``--no-`` form where the engine has one."""
     known = catalogue.lookup(flag) if catalogue else None
+    if known is not None:
+        flag = known.name  # the engine's own long name, whatever alias the grid used (vLLM's "tp" is "-tp")
     if isinstance(value, bool):
         if known is not None and known.kind != "switch":
             return [f"--{flag}", "true" if value else "false"]

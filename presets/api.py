@@ -26,6 +26,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json_post, invalid, parse_json
+from engines.catalogue import for_engine
+from engines.checks import check_grid, same_flag
 from presets import serializers
 from presets.exchange import (
     MAX_IMPORT_SIZE,
@@ -39,7 +41,7 @@ from presets.exchange import (
 from presets.filters import PresetFilter
 from presets.merging import DuplicatePresetError, MergeStrategy, merge
 from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
-from presets.validators import Problem, parse_id, preset_fields
+from presets.validators import RUNTIMES, Problem, parse_id, preset_fields
 
 FIELDS = serializers.PRESET_FIELDS
 DEFAULT_PAGE_SIZE = 1000
@@ -443,11 +445,20 @@ def merge_result(data: Any) -> dict[str, Any]:
             f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
             [Problem(f"preset_ids[{ids.index(m)}]", f"no preset with id {m}") for m in missing],
         )
+    runtime = data.get("runtime") or ""
+    if runtime not in ("", *RUNTIMES):
+        raise invalid([Problem("runtime", f'expected "sglang", "vllm" or null, got {json.dumps(runtime)[:40]}')])
+    inputs = [found[i] for i in ids]
+    catalogue = for_engine(runtime) if runtime else None
+    aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
     try:
-        result = merge([found[i] for i in ids], strategy)
+        result = merge(inputs, strategy, same_flag=aliases)
     except DuplicatePresetError as error:  # unreachable with distinct ids; kept for safety
         raise invalid([Problem("preset_ids", str(error))]) from None
-    return result.as_dict()
+    answer = result.as_dict()
+    if catalogue is not None:  # with an engine named, what it would say of the merged grid
+        answer["warnings"] = [finding.as_dict() for finding in check_grid(result.parameters, catalogue)]
+    return answer
 
 
 @fast_json_post(PresetViewSet.as_view({"post": "merge"}))

@@ -7,10 +7,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from engines.checks import check_for_runtime
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
 from presets.models import OnConflict, ParameterPreset, Runtime
-from presets.validators import clean_parameters, validate_metadata
+from presets.validators import RUNTIMES, clean_parameters, validate_metadata
 
 
 class JSONTextField(forms.JSONField):
@@ -152,8 +153,9 @@ class ImportForm(forms.Form):
         return upload
 
 
-def preview_parameters(text: Any) -> dict[str, Any]:
-    """What the live preview shows for the editor's text: the normalised grid, or every problem."""
+def preview_parameters(text: Any, runtime: str = "") -> dict[str, Any]:
+    """What the live preview shows for the editor's text: the normalised grid, or every problem,
+    and with an engine chosen, what that engine would refuse or not know."""
     field = ParametersField()
     if not isinstance(text, str):
         text = field.prepare_value(text)
@@ -163,4 +165,5 @@ def preview_parameters(text: Any) -> dict[str, Any]:
         grid = field.clean(text)
     except ValidationError as error:
         return {"problems": error.messages, "grid": None}
-    return {"problems": [], "grid": grid, "combinations": count_combinations(grid)}
+    findings = check_for_runtime(grid, runtime) if runtime in RUNTIMES else []
+    return {"problems": [], "grid": grid, "combinations": count_combinations(grid), "findings": findings}

@@ -49,6 +49,12 @@ class ErrorSerializer(serializers.Serializer):
 class MergeRequestSerializer(serializers.Serializer):
     preset_ids = serializers.ListField(child=serializers.IntegerField(), help_text="Merged in this order.")
     merge_strategy = serializers.ChoiceField(choices=[s.value for s in MergeStrategy], default="union")
+    runtime = serializers.ChoiceField(
+        choices=Runtime.choices,
+        allow_null=True,
+        required=False,
+        help_text="Merge for this engine: its aliases are one flag, and `warnings` says what it would refuse.",
+    )
 
 
 class ConflictSerializer(serializers.Serializer):
@@ -71,6 +77,8 @@ class MergeResultSerializer(serializers.Serializer):
         help_text="Per flag, aligned with its values: the presets each value came from.",
     )
     combinations = serializers.IntegerField()
+    notes = serializers.ListField(child=serializers.CharField(), required=False)
+    warnings = serializers.ListField(child=serializers.DictField(), required=False)
 
 
 class PresetContentSerializer(serializers.Serializer):

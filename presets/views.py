@@ -79,6 +79,7 @@ def preset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "preset": preset,
         "can_change": preset.can_change(request.user),
         "metadata_json": json.dumps(preset.metadata, indent=2, ensure_ascii=False),
+        "warnings": preset.engine_warnings,
     }
     return render(request, "presets/preset_detail.html", context)
 
@@ -94,7 +95,7 @@ def _form_page(
         if preset
         else "",
         "categories": SUGGESTED_CATEGORIES,
-        "preview": preview_parameters(form["parameters"].value()),
+        "preview": preview_parameters(form["parameters"].value(), form["runtime"].value() or ""),
     }
     return render(request, "presets/preset_form.html", context, status=status)
 
@@ -138,7 +139,7 @@ def parameters_preview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "presets/preset_form.html#parameters-preview",
-        {"preview": preview_parameters(request.POST.get("parameters", ""))},
+        {"preview": preview_parameters(request.POST.get("parameters", ""), request.POST.get("runtime", ""))},
     )
 
 

@@ -5,6 +5,7 @@ Input is validated by TaskForm, the same form the pages use, so a rule lives in 
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -12,8 +13,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import CharField, TextField
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,13 +31,20 @@ from tasks.forms import TaskForm
 from tasks.models import Task, merge_presets
 
 FORM_FIELDS = TaskForm._meta.fields
-READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations"]
+PLAN_PAGE_SIZE = 100
+MAX_PLAN_PAGE_SIZE = 1000
+READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations", "runnable", "skipped", "warnings"]
 
 
 class TaskSerializer(serializers.ModelSerializer):
     """The task's shape, for the schema; validation is TaskForm's."""
 
     combinations = serializers.IntegerField(read_only=True)
+    runnable = serializers.IntegerField(read_only=True, help_text="Combinations the engine constraints let run.")
+    skipped = serializers.DictField(
+        child=serializers.IntegerField(), read_only=True, help_text="Why the others are skipped, with how many."
+    )
+    warnings = serializers.ListField(child=serializers.DictField(), read_only=True)
     parameters = serializers.DictField(
         child=serializers.ListField(child=serializers.JSONField()), required=False, help_text="The grid to explore."
     )
@@ -67,11 +77,24 @@ def represent(task: Task) -> dict[str, Any]:
         merge_strategy=task.merge_strategy or None,
         parameters_edited=task.parameters_edited,
         combinations=task.combinations,
+        runnable=task.plan_summary.runnable,
+        skipped=task.plan_summary.skipped,
+        warnings=[finding.as_dict() for finding in task.engine_warnings],
         created_by=task.created_by.username if task.created_by else None,
         created_at=task.created_at,
         updated_at=task.updated_at,
     )
     return data
+
+
+def _page_number(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    value = parse_id(raw)
+    if value is None or value > maximum:
+        raise invalid([Problem(name, f"expected a whole number from 1 up to {maximum:,}, got {raw[:20]!r}")])
+    return value
 
 
 def _form_data(task: Task | None, payload: dict[str, Any], *, partial: bool) -> dict[str, Any]:
@@ -136,6 +159,39 @@ class TaskViewSet(viewsets.GenericViewSet):
 
     def partial_update(self, request: Request, pk: str) -> Response:
         return Response(represent(self._save(self.get_object(), request.data, partial=True)))
+
+    @extend_schema(
+        summary="The experiments the task plans: each runnable combination and its launch command, paginated",
+        parameters=[
+            OpenApiParameter("page", int, description="1-based page number."),
+            OpenApiParameter("page_size", int, description=f"Default {PLAN_PAGE_SIZE}, at most {MAX_PLAN_PAGE_SIZE}."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def plan(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        page = _page_number(request, "page", 1, 10**9)
+        page_size = _page_number(request, "page_size", PLAN_PAGE_SIZE, MAX_PLAN_PAGE_SIZE)
+        summary = task.plan_summary
+        start = (page - 1) * page_size
+        rows = [
+            {"number": number, "parameters": combination, "command": command}
+            for number, combination, command in itertools.islice(task.plan(), start, start + page_size)
+        ]
+        headers = {"X-Total-Count": str(summary.runnable)}
+        if start + page_size < summary.runnable:
+            query = request.query_params.copy()
+            query["page"] = str(page + 1)
+            headers["Link"] = f'<{request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}>; rel="next"'
+        body = {
+            "combinations": summary.total,
+            "runnable": summary.runnable,
+            "skipped": summary.skipped,
+            "page": page,
+            "experiments": rows,
+        }
+        return Response(body, headers=headers)
 
     def destroy(self, request: Request, pk: str) -> Response:
         task = self.get_object()

@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import reverse
 
-from engines.checks import check_for_runtime
+from engines.catalogue import for_engine
+from engines.checks import check_for_runtime, same_flag
 from engines.plan import rules_for, summarize
 from presets.forms import ParametersField
 from presets.merging import MergeResult, MergeStrategy
@@ -208,7 +209,13 @@ class PresetSelection:
             "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
             "result": result,
             "findings": check_for_runtime(result.parameters, self.runtime) if result else [],
-            "summary": summarize(result.parameters, rules_for(self.runtime, self.gpus)) if result else None,
+            "summary": summarize(
+                result.parameters,
+                rules_for(self.runtime, self.gpus),
+                same_flag(list(result.parameters), for_engine(self.runtime)),
+            )
+            if result
+            else None,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
         }

@@ -172,7 +172,8 @@ class Task(UniquelyNamed):
             if found:
                 errors["parameters"] = [str(finding) for finding in found]
             else:
-                summary = summarize(grid, rules_for(self.runtime, self.gpus or 1))
+                aliases = same_flag(list(grid), for_engine(self.runtime))
+                summary = summarize(grid, rules_for(self.runtime, self.gpus or 1), aliases)
                 # A grid none of whose combinations can run is saved all the same (the plan says
                 # why, and more GPUs fix it); only an oversized grid search is refused.
                 if self.optimization_strategy == OptimizationStrategy.GRID and summary.runnable > MAX_GRID_EXPERIMENTS:
@@ -186,7 +187,10 @@ class Task(UniquelyNamed):
     @property
     def plan_summary(self) -> PlanSummary:
         """Total and runnable combinations, with why the others are skipped."""
-        return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1))
+        return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
+
+    def _same_flag(self) -> dict[str, str]:
+        return same_flag(list(self.parameters or {}), for_engine(self.runtime))
 
     @property
     def engine_warnings(self) -> list[Finding]:
@@ -197,7 +201,8 @@ class Task(UniquelyNamed):
     def plan(self) -> Iterator[tuple[int, dict[str, Any], str]]:
         """Every runnable experiment, lazily: its number, flags and exact launch command."""
         catalogue = for_engine(self.runtime)
-        for number, combination in enumerate(runnable(self.parameters, rules_for(self.runtime, self.gpus or 1)), 1):
+        rules = rules_for(self.runtime, self.gpus or 1)
+        for number, combination in enumerate(runnable(self.parameters, rules, self._same_flag()), 1):
             yield number, combination, launch_command(self.runtime, self.model, combination, catalogue=catalogue)
 
     @property

@@ -166,7 +166,7 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
             selection.problems.append("Nothing to apply: select presets whose merge has parameters.")
         form = TaskForm(initial=data.dict(), instance=task)
         if request.htmx:
-            context = {"form": form, "preview": preview_parameters(data.get("parameters", ""))}
+            context = {"form": form, "preview": preview_parameters(data.get("parameters", ""), data.get("runtime", ""))}
             return render(request, "tasks/task_form.html#parameters-editor", context)
         return _render_form(request, form, selection, task)
 
@@ -216,7 +216,7 @@ def _render_form(
         **selection.context(),
         "form": form,
         "task": task,
-        "preview": preview_parameters(form["parameters"].value()),
+        "preview": preview_parameters(form["parameters"].value(), form["runtime"].value() or ""),
     }
     return render(request, "tasks/task_form.html", context, status=status)
 

@@ -242,14 +242,6 @@ options:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Bug: a catalogue read with --from-help types every valued flag as 'string'; parse() gives it the "
-        "meaningful bounds (the flags_from_help docstring says they 'still apply'), but value_problem() checks "
-        "bounds only for integer and float flags, so mem-fraction-static 9 and tp-size 0 pass unreported."
-    ),
-)
 def test_meaningful_bounds_are_checked_on_a_catalogue_read_from_help_text():
     written = catalogue_from("sglang", "0.5.0", "help", flags_from_help(HELP_TEXT))
     catalogue = parse(json.loads(json.dumps(written.as_document())))
@@ -261,3 +253,10 @@ def test_meaningful_bounds_are_checked_on_a_catalogue_read_from_help_text():
         "mem-fraction-static[0]: 9 is outside (0, 1]",
         "tp-size[0]: 0 must be >= 1",
     ]
+
+
+def test_text_given_to_a_bounded_flag_read_from_help_is_not_judged_by_the_bounds():
+    catalogue = catalogue_from("sglang", "0.5.0", "help", flags_from_help(HELP_TEXT))
+    catalogue = parse(json.loads(json.dumps(catalogue.as_document())))
+
+    assert check_grid({"mem-fraction-static": ["0.9", "9"], "tp-size": ["auto"]}, catalogue) == []

@@ -116,9 +116,7 @@ def test_lpm_with_the_radix_cache_disabled_is_skipped_with_its_reason():
     summary = summarize(grid, rules_for("sglang", 1))
 
     assert (summary.total, summary.runnable) == (12, 9)
-    assert summary.skipped == {
-        "schedule-policy lpm needs the radix cache, which disable-radix-cache turns off": 3
-    }
+    assert summary.skipped == {"schedule-policy lpm needs the radix cache, which disable-radix-cache turns off": 3}
 
 
 def test_vllm_counts_its_own_parallel_flags_against_the_gpus_and_has_no_sglang_rules():
@@ -157,11 +155,7 @@ def test_a_trillion_combinations_with_constraint_flags_are_counted_exactly():
             "schedule-policy": ["lpm", "fcfs", "random", "dfs-weight", "lof", "a", "b", "c", "d", "e"],
         }
     )
-    fitting = sum(
-        1
-        for tp, dp, pp in itertools.product(range(1, 11), repeat=3)
-        if tp * dp * pp <= 8 and tp % dp == 0
-    )
+    fitting = sum(1 for tp, dp, pp in itertools.product(range(1, 11), repeat=3) if tp * dp * pp <= 8 and tp % dp == 0)
 
     summary = summarize(grid, rules_for("sglang", 8))
 
@@ -170,9 +164,7 @@ def test_a_trillion_combinations_with_constraint_flags_are_counted_exactly():
     assert summary.runnable == fitting * 10**9
     assert sum(summary.skipped.values()) == 10**12 - fitting * 10**9
     assert summary.skipped["SGLang needs tp-size divisible by dp-size"] == 10**9 * sum(
-        1
-        for tp, dp, pp in itertools.product(range(1, 11), repeat=3)
-        if tp * dp * pp <= 8 and tp % dp
+        1 for tp, dp, pp in itertools.product(range(1, 11), repeat=3) if tp * dp * pp <= 8 and tp % dp
     )
 
 
@@ -198,18 +190,62 @@ def test_runnable_varies_the_last_flag_fastest():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Bug: rules_for() reads the parallel sizes by one literal spelling (sglang: tp-size/dp-size/pp-size), "
-        "but the catalogue accepts aliases and the merge keeps the name the user wrote first, so a grid with "
-        "SGLang's tensor-parallel-size 16 on 8 GPUs is counted runnable and planned."
-    ),
-)
-def test_a_parallel_size_written_under_its_alias_still_counts_against_the_gpus():
-    summary = summarize({"tensor-parallel-size": [1, 16]}, rules_for("sglang", 8))
+def test_a_parallel_size_written_under_its_alias_counts_against_the_gpus_given_same_flag():
+    grid = {"tensor-parallel-size": [1, 16], "dp": [1, 2]}
+    aliases = {"tensor-parallel-size": "tp-size", "dp": "dp-size"}
 
-    assert (summary.total, summary.runnable) == (2, 1)
+    summary = summarize(grid, rules_for("sglang", 8), aliases)
+
+    assert (summary.total, summary.runnable) == (4, 1)
+    assert summary.skipped == {
+        "tp-size × dp-size × pp-size = 16 GPUs, more than the 8 available": 1,
+        "tp-size × dp-size × pp-size = 32 GPUs, more than the 8 available": 1,
+        "SGLang needs tp-size divisible by dp-size": 1,
+    }
+
+
+def test_runnable_with_same_flag_yields_combinations_in_the_users_spelling():
+    grid = {"tensor-parallel-size": [1, 16, 2], "schedule-policy": ["lpm"]}
+
+    found = list(runnable(grid, rules_for("sglang", 8), {"tensor-parallel-size": "tp-size"}))
+
+    assert found == [
+        {"tensor-parallel-size": 1, "schedule-policy": "lpm"},
+        {"tensor-parallel-size": 2, "schedule-policy": "lpm"},
+    ]
+
+
+def test_without_same_flag_an_alias_is_a_flag_the_rules_do_not_read():
+    assert summarize({"tensor-parallel-size": [16]}, rules_for("sglang", 8)).runnable == 1
+
+
+@pytest.mark.parametrize(
+    ("engine", "gpus", "grid", "aliases"),
+    [
+        pytest.param(
+            "sglang",
+            4,
+            {"tensor-parallel-size": [1, 2, 4, 8], "data-parallel-size": [1, 2], "pp-size": [1, 2]},
+            {"tensor-parallel-size": "tp-size", "data-parallel-size": "dp-size", "pp-size": "pp-size"},
+            id="sglang-long-spellings",
+        ),
+        pytest.param(
+            "vllm",
+            4,
+            {"tp": [1, 2, 4, 8], "pp": [1, 2], "gpu-memory-utilization": [0.8, 0.9]},
+            {"tp": "tensor-parallel-size", "pp": "pipeline-parallel-size"},
+            id="vllm-short-spellings",
+        ),
+    ],
+)
+def test_summarize_with_same_flag_counts_as_the_canonical_grid_does(engine, gpus, grid, aliases):
+    rules = rules_for(engine, gpus)
+    canonical_grid = {aliases.get(flag, flag): values for flag, values in grid.items()}
+
+    summary = summarize(grid, rules, aliases)
+
+    assert summary == brute_force(canonical_grid, rules)
+    assert summary.runnable == sum(1 for _ in runnable(grid, rules, aliases))
 
 
 def launch_catalogue() -> Catalogue:
@@ -277,12 +313,8 @@ def test_the_port_defaults_to_30000():
         pytest.param(
             {"served-model-name": "it's"}, " --served-model-name 'it'\"'\"'s'", id="a-quote-in-a-value-is-escaped"
         ),
-        pytest.param(
-            {"trust-remote-code-mode": True}, " --trust-remote-code-mode true", id="true-to-a-valued-flag"
-        ),
-        pytest.param(
-            {"trust-remote-code-mode": False}, " --trust-remote-code-mode false", id="false-to-a-valued-flag"
-        ),
+        pytest.param({"trust-remote-code-mode": True}, " --trust-remote-code-mode true", id="true-to-a-valued-flag"),
+        pytest.param({"trust-remote-code-mode": False}, " --trust-remote-code-mode false", id="false-to-a-valued-flag"),
         pytest.param({"tp-size": 4}, " --tp-size 4", id="an-integer"),
         pytest.param({"mem-fraction-static": 1e-05}, " --mem-fraction-static 1e-05", id="a-tiny-float"),
         pytest.param({"cuda-graph-bs": "1 2 4"}, " --cuda-graph-bs 1 2 4", id="a-list-flag-takes-several-words"),
@@ -318,19 +350,11 @@ def test_a_model_path_with_spaces_is_quoted():
     assert vllm.startswith("vllm serve '/models/My Llama' --host")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Bug: flags_from_parser() stores vLLM's short option -tp as the alias 'tp', which check_grid accepts, "
-        "but command_arguments() renders every name with two dashes: '--tp 2', which vLLM does not accept."
-    ),
-)
-def test_a_short_alias_is_not_rendered_as_a_long_option():
+def test_an_alias_is_rendered_as_the_engines_own_long_name():
     catalogue = Catalogue.from_flags(
         "vllm", "0.11.0", "test", [Flag(name="tensor-parallel-size", kind="integer", aliases=("tp",))]
     )
 
     command = launch_command("vllm", MODEL, {"tp": 2}, catalogue=catalogue)
 
-    assert "--tp " not in command
-    assert command.endswith((" -tp 2", " --tensor-parallel-size 2"))
+    assert command == f"vllm serve {MODEL} --host 127.0.0.1 --port 30000 --tensor-parallel-size 2"

@@ -20,7 +20,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("engine", choices=sorted(PARSER_FACTORIES))
         parser.add_argument("--from-help", metavar="FILE", help="read the flags from saved --help output")
-        parser.add_argument("--version", dest="engine_version", help="the engine version (default: the installed one)")
+        # Not --version: every Django command already has that one (Django's own version).
+        parser.add_argument("--engine-version", help="the engine version (default: the installed one)")
         parser.add_argument("--output", metavar="FILE", help="where to write (default: engines/data/)")
 
     def handle(
@@ -34,7 +35,7 @@ class Command(BaseCommand):
     ) -> None:
         if from_help:
             if not engine_version:
-                raise CommandError("--from-help needs --version: the help text does not say which release it is")
+                raise CommandError("--from-help needs --engine-version: the help text does not say which release it is")
             flags = flags_from_help(Path(from_help).read_text())
             source = f"{engine} {engine_version}, the --help output in {Path(from_help).name}"
         else:

@@ -1,0 +1,89 @@
+"""The engines' flag catalogue, to browse: /engines/ and /api/engines/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+from django.views.decorators.vary import vary_on_headers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from autotuner.http import ApiError
+from engines.catalogue import Catalogue, Flag, engines, for_engine
+
+MAX_SEARCH = 100
+
+
+def matching(catalogue: Catalogue, search: str) -> list[Flag]:
+    """The flags whose name, an alias or help text contains ``search`` (all when empty)."""
+    needle = search.strip().lower().removeprefix("--")
+    if not needle:
+        return list(catalogue.flags.values())
+    return [
+        flag
+        for flag in catalogue.flags.values()
+        if needle in flag.name or any(needle in alias for alias in flag.aliases) or needle in flag.help.lower()
+    ]
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def engine_flags(request: HttpRequest) -> HttpResponse:
+    available = engines()
+    runtime = request.GET.get("runtime") or (available[0] if available else "")
+    catalogue = for_engine(runtime) if runtime in available else None
+    if catalogue is None:
+        raise Http404(f"No catalogue for {runtime!r}")
+    search = request.GET.get("search", "")[:MAX_SEARCH]
+    context: dict[str, Any] = {
+        "engines": available,
+        "catalogue": catalogue,
+        "runtime": runtime,
+        "search": search,
+        "flags": matching(catalogue, search),
+    }
+    template = "engines/engine_flags.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#flag-table"
+    return render(request, template, context)
+
+
+class EngineViewSet(viewsets.ViewSet):
+    lookup_field = "runtime"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        summary="The engines whose flags are known", operation_id="engines_list", responses={200: OpenApiTypes.OBJECT}
+    )
+    def list(self, request: Request) -> Response:
+        found = [for_engine(engine) for engine in engines()]
+        return Response(
+            [
+                {"runtime": catalogue.engine, "version": catalogue.version, "flags": len(catalogue.flags)}
+                for catalogue in found
+                if catalogue
+            ]
+        )
+
+    @extend_schema(
+        summary="One engine's flags: name, aliases, kind, choices, bounds, default, help",
+        operation_id="engines_flags",
+        parameters=[OpenApiParameter("search", str, description="Part of a flag's name, alias or help.")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def retrieve(self, request: Request, runtime: str) -> Response:
+        catalogue = for_engine(runtime) if runtime in engines() else None
+        if catalogue is None:
+            raise ApiError(status.HTTP_404_NOT_FOUND, f"No engine {runtime[:40]!r}; known: {', '.join(engines())}")
+        flags = matching(catalogue, request.query_params.get("search", "")[:MAX_SEARCH])
+        document = catalogue.as_document()
+        document["flags"] = [flag.as_dict() for flag in flags]
+        return Response(document)

@@ -1,0 +1,363 @@
+"""Reading flags from an engine's argparse parser or its --help text, and the regenerate_catalogue command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+import engines.management.commands.regenerate_catalogue as regenerate
+from engines.catalogue import Flag, dumps, parse
+from engines.parsers import catalogue_from, engine_version, flags_from_help, flags_from_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A server parser with every kind of option the engines use."""
+    parser = argparse.ArgumentParser(prog="launch_server")
+    parser.add_argument("model", help="The model to serve. A path or a hub name.")
+    parser.add_argument(
+        "--tp-size",
+        "--tensor-parallel-size",
+        "-tp",
+        type=int,
+        default=1,
+        help="The tensor parallelism size. It must divide the number of GPUs. Defaults to one.",
+    )
+    parser.add_argument(
+        "--mem-fraction-static", type=float, help="The fraction of the memory used for static allocation."
+    )
+    parser.add_argument(
+        "--schedule-policy", choices=["lpm", "random", "fcfs", "dfs-weight"], default="fcfs", help="How to schedule."
+    )
+    parser.add_argument("--page-size", type=int, choices=[1, 16, 64], default=1, help="Tokens per page!")
+    parser.add_argument("--enable-mixed-chunk", action="store_true", help="Mix prefill and decode in a batch.")
+    parser.add_argument("--skip-warmup", dest="warmup", action="store_false", help="Start without a warmup run.")
+    parser.add_argument(
+        "--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True, help="Reuse cached prefixes."
+    )
+    parser.add_argument("--cuda-graph-bs", type=int, nargs="+", help="The batch sizes to capture. Sorted.")
+    parser.add_argument("--lora-paths", nargs="*", default=[], help="Adapters to load")
+    parser.add_argument("--json-model-override-args", type=json.loads, default="{}", help="Overrides, as JSON text.")
+    parser.add_argument("--served-model-name", default=object(), help="The name in the API. Defaults to the path.")
+    parser.add_argument("--internal-knob", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", help="Use 100%% of the   logging.  Really.")
+    parser.add_argument("--disable-flashinfer", action="store_true", help="Deprecated: use --attention-backend.")
+    return parser
+
+
+def parser_flags() -> dict[str, Flag]:
+    return {flag.name: flag for flag in flags_from_parser(build_parser())}
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        pytest.param(
+            Flag(
+                name="tp-size",
+                kind="integer",
+                aliases=("tensor-parallel-size", "tp"),
+                default=1,
+                help="The tensor parallelism size.",
+            ),
+            id="int-with-a-long-and-a-short-alias-and-several-sentences",
+        ),
+        pytest.param(
+            Flag(
+                name="mem-fraction-static",
+                kind="float",
+                help="The fraction of the memory used for static allocation.",
+            ),
+            id="float",
+        ),
+        pytest.param(
+            Flag(
+                name="schedule-policy",
+                kind="choice",
+                choices=("lpm", "random", "fcfs", "dfs-weight"),
+                default="fcfs",
+                help="How to schedule.",
+            ),
+            id="choices",
+        ),
+        pytest.param(
+            Flag(name="page-size", kind="choice", choices=("1", "16", "64"), default=1, help="Tokens per page!"),
+            id="int-choices-kept-as-text",
+        ),
+        pytest.param(
+            Flag(name="enable-mixed-chunk", kind="switch", default=False, help="Mix prefill and decode in a batch."),
+            id="store-true",
+        ),
+        pytest.param(
+            Flag(name="skip-warmup", kind="switch", default=True, help="Start without a warmup run."),
+            id="store-false",
+        ),
+        pytest.param(
+            Flag(
+                name="enable-prefix-caching",
+                kind="switch",
+                default=True,
+                help="Reuse cached prefixes.",
+                negation="no-enable-prefix-caching",
+            ),
+            id="boolean-optional-action",
+        ),
+        pytest.param(Flag(name="cuda-graph-bs", kind="list", help="The batch sizes to capture."), id="nargs-plus"),
+        pytest.param(Flag(name="lora-paths", kind="list", default=[], help="Adapters to load"), id="nargs-star"),
+        pytest.param(
+            Flag(name="json-model-override-args", kind="json", default="{}", help="Overrides, as JSON text."),
+            id="json-loads-type",
+        ),
+        pytest.param(
+            Flag(name="served-model-name", kind="string", help="The name in the API."),
+            id="default-not-json-able",
+        ),
+        pytest.param(Flag(name="internal-knob", kind="integer", default=3), id="suppressed-help"),
+        pytest.param(
+            Flag(name="log-level", kind="string", help="Use 100% of the logging."),
+            id="help-whitespace-and-percent",
+        ),
+        pytest.param(
+            Flag(
+                name="disable-flashinfer",
+                kind="switch",
+                default=False,
+                help="Deprecated: use --attention-backend.",
+                deprecated=True,
+            ),
+            id="deprecated-by-its-help",
+        ),
+    ],
+)
+def test_flags_from_parser_reads_each_option_as_a_flag(expected):
+    assert parser_flags()[expected.name] == expected
+
+
+def test_flags_from_parser_leaves_out_help_and_positionals_and_keeps_parser_order():
+    assert list(parser_flags()) == [
+        "tp-size",
+        "mem-fraction-static",
+        "schedule-policy",
+        "page-size",
+        "enable-mixed-chunk",
+        "skip-warmup",
+        "enable-prefix-caching",
+        "cuda-graph-bs",
+        "lora-paths",
+        "json-model-override-args",
+        "served-model-name",
+        "internal-knob",
+        "log-level",
+        "disable-flashinfer",
+    ]
+
+
+def test_a_long_help_text_is_cut_to_two_hundred_characters():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--long", help="word " * 100)
+
+    [flag] = flags_from_parser(parser)
+
+    assert flag.help == ("word " * 40)[:200]
+
+
+@pytest.fixture(params=[pytest.param("200", id="wide-terminal"), pytest.param("80", id="80-columns")])
+def help_text(request, monkeypatch) -> str:
+    """build_parser()'s --help output, wrapped at two terminal widths (80 is what a pipe to a file gets)."""
+    monkeypatch.setenv("COLUMNS", request.param)
+    return build_parser().format_help()
+
+
+def help_flags(text: str) -> dict[str, Flag]:
+    return {flag.name: flag for flag in flags_from_help(text)}
+
+
+def test_flags_from_help_finds_every_option_but_help(help_text):
+    assert list(help_flags(help_text)) == [flag for flag in parser_flags() if flag != "internal-knob"]
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        pytest.param(
+            Flag(
+                name="tp-size",
+                kind="string",
+                aliases=("tensor-parallel-size", "tp"),
+                help="The tensor parallelism size.",
+            ),
+            id="aliases-and-first-sentence",
+        ),
+        pytest.param(
+            Flag(
+                name="schedule-policy",
+                kind="choice",
+                choices=("lpm", "random", "fcfs", "dfs-weight"),
+                help="How to schedule.",
+            ),
+            id="choices",
+        ),
+        pytest.param(
+            Flag(name="enable-mixed-chunk", kind="switch", help="Mix prefill and decode in a batch."), id="switch"
+        ),
+        pytest.param(Flag(name="skip-warmup", kind="switch", help="Start without a warmup run."), id="store-false"),
+        pytest.param(
+            Flag(
+                name="enable-prefix-caching",
+                kind="switch",
+                help="Reuse cached prefixes.",
+                negation="no-enable-prefix-caching",
+            ),
+            id="negation",
+        ),
+        pytest.param(Flag(name="cuda-graph-bs", kind="list", help="The batch sizes to capture."), id="nargs-plus"),
+        pytest.param(Flag(name="lora-paths", kind="list", help="Adapters to load"), id="nargs-star"),
+        pytest.param(
+            Flag(
+                name="mem-fraction-static", kind="string", help="The fraction of the memory used for static allocation."
+            ),
+            id="a-typed-value-is-a-string",
+        ),
+        pytest.param(
+            Flag(
+                name="disable-flashinfer",
+                kind="switch",
+                help="Deprecated: use --attention-backend.",
+                deprecated=True,
+            ),
+            id="deprecated",
+        ),
+    ],
+)
+def test_flags_from_help_reads_names_aliases_choices_and_kinds(help_text, expected):
+    assert help_flags(help_text)[expected.name] == expected
+
+
+def test_help_text_and_parser_agree_on_everything_help_shows(help_text):
+    from_parser = parser_flags()
+
+    for name, flag in help_flags(help_text).items():
+        known = from_parser[name]
+        assert (flag.aliases, flag.choices, flag.negation, flag.help, flag.deprecated) == (
+            known.aliases,
+            known.choices,
+            known.negation,
+            known.help,
+            known.deprecated,
+        ), name
+        assert flag.kind == (known.kind if known.kind in ("switch", "choice", "list") else "string"), name
+
+
+def test_flags_from_help_reads_python_3_13_style_option_lists():
+    text = """\
+options:
+  -h, --help            show this help message and exit
+  -tp, --tp-size, --tensor-parallel-size TP_SIZE
+                        The tensor parallelism size.
+"""
+
+    assert flags_from_help(text) == [
+        Flag(name="tp-size", kind="string", aliases=("tensor-parallel-size", "tp"), help="The tensor parallelism size.")
+    ]
+
+
+def test_a_wrapped_help_line_that_starts_with_an_option_is_not_read_as_a_flag():
+    text = """\
+options:
+  --disable-flashinfer  Deprecated: use
+                        --attention-backend. Removed later.
+  --max-total-tokens MAX_TOTAL_TOKENS
+                        The size of the memory pool; set
+                        -1 for no limit.
+"""
+
+    assert flags_from_help(text) == [
+        Flag(name="disable-flashinfer", kind="switch", help="Deprecated: use --attention-backend.", deprecated=True),
+        Flag(name="max-total-tokens", kind="string", help="The size of the memory pool; set -1 for no limit."),
+    ]
+
+
+def test_a_switch_named_no_something_is_not_its_own_negation():
+    text = """\
+options:
+  --no-cuda-graph       Capture no CUDA graph.
+"""
+
+    assert flags_from_help(text) == [Flag(name="no-cuda-graph", kind="switch", help="Capture no CUDA graph.")]
+
+
+def test_catalogue_from_keeps_the_last_definition_of_a_repeated_name():
+    first = Flag(name="tp-size", kind="string")
+    last = Flag(name="tp-size", kind="integer")
+
+    catalogue = catalogue_from("sglang", "1", "test", [first, last])
+
+    assert catalogue.flags == {"tp-size": last}
+
+
+def test_a_catalogue_read_from_help_text_is_written_and_read_back_unchanged(help_text):
+    written = catalogue_from("sglang", "9.9", "help", flags_from_help(help_text))
+
+    assert parse(json.loads(dumps(written))) == parse(written.as_document())
+
+
+def test_engine_version_reads_the_modules_version_or_says_unknown():
+    assert engine_version("json") == json.__version__
+    assert engine_version("itertools") == "unknown"
+    with pytest.raises(ImportError):
+        engine_version("no_such_engine_module")
+
+
+@pytest.fixture
+def help_file(tmp_path):
+    path = tmp_path / "sglang-help.txt"
+    path.write_text(build_parser().format_help())
+    return path
+
+
+def regenerate_catalogue(*args: str) -> str:
+    out = StringIO()
+    call_command("regenerate_catalogue", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_parser_of_the_committed_files_accepts_what_the_command_wrote(help_file, tmp_path):
+    output = tmp_path / "sglang-9.9.json"
+
+    printed = regenerate_catalogue(
+        "sglang", "--from-help", str(help_file), "--engine-version", "9.9", "--output", str(output)
+    )
+
+    catalogue = parse(json.loads(output.read_text()))
+    assert (catalogue.engine, catalogue.version) == ("sglang", "9.9")
+    assert catalogue.source == "sglang 9.9, the --help output in sglang-help.txt"
+    assert sorted(catalogue.flags) == sorted(help_flags(build_parser().format_help()))
+    assert catalogue.lookup("tensor-parallel-size") is catalogue.flags["tp-size"]
+    assert catalogue.flags["schedule-policy"].choices == ("lpm", "random", "fcfs", "dfs-weight")
+    assert catalogue.flags["enable-prefix-caching"].negation == "no-enable-prefix-caching"
+    assert catalogue.flags["mem-fraction-static"].bounds_text == "(0, 1]"
+    assert printed == f"Wrote {len(catalogue.flags)} flags of sglang 9.9 to {output}\n"
+
+
+def test_without_output_the_command_writes_into_the_data_folder(help_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(regenerate, "DATA_DIR", tmp_path)
+
+    regenerate_catalogue("sglang", "--from-help", str(help_file), "--engine-version", "9.9")
+
+    assert parse(json.loads((tmp_path / "sglang-9.9.json").read_text())).version == "9.9"
+
+
+def test_reading_help_text_needs_the_version_it_came_from(help_file, tmp_path):
+    with pytest.raises(CommandError, match=r"^--from-help needs --engine-version: "):
+        regenerate_catalogue("sglang", "--from-help", str(help_file), "--output", str(tmp_path / "out.json"))
+
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+def test_an_engine_that_is_not_importable_asks_for_help_text(engine, tmp_path):
+    with pytest.raises(CommandError, match=rf"^{engine} is not importable here \(.*\); use --from-help$"):
+        regenerate_catalogue(engine, "--engine-version", "9.9", "--output", str(tmp_path / "out.json"))
