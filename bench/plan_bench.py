@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engines.catalogue import Catalogue, for_engine, parse
 from engines.checks import check_grid, errors, same_flag, warnings
-from engines.plan import launch_command, rules_for, runnable, summarize
+from engines.plan import command_renderer, rules_for, runnable, summarize
 
 TARGET_MS = 100.0
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -107,22 +107,19 @@ def main() -> None:
 
     findings = check_grid(GRID, catalogue)
     summary = summarize(GRID, rules, aliases)
-    commands = [
-        launch_command("sglang", MODEL, combination, catalogue=catalogue)
-        for combination in runnable(GRID, rules, aliases)
-    ]
+
+    def render_all() -> list[str]:
+        # As a task renders its plan: one renderer for the grid, then each combination.
+        render = command_renderer("sglang", MODEL, list(GRID), catalogue=catalogue)
+        return [render(combination) for combination in runnable(GRID, rules, aliases)]
+
+    commands = render_all()
     big = trillion_grid()
     big_summary = summarize(big, rules)
 
     check_ms = median_ms(lambda: check_grid(GRID, catalogue), options.runs)
     summarize_ms = median_ms(lambda: summarize(GRID, rules, aliases), options.runs)
-    render_ms = median_ms(
-        lambda: [
-            launch_command("sglang", MODEL, combination, catalogue=catalogue)
-            for combination in runnable(GRID, rules, aliases)
-        ],
-        options.runs,
-    )
+    render_ms = median_ms(render_all, options.runs)
     big_ms = median_ms(lambda: summarize(big, rules), options.runs)
 
     where = f"{catalogue.engine} {catalogue.version}" + ("" if shipped else " (no shipped catalogue: a small one)")

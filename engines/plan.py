@@ -7,7 +7,6 @@ enumerates only the few flags a constraint reads, times the product of the other
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import shlex
 from collections import Counter
@@ -27,6 +26,12 @@ PARALLEL_FLAGS = {
     "vllm": ("tensor-parallel-size", "data-parallel-size", "pipeline-parallel-size"),
 }
 MAX_GRID_EXPERIMENTS = 10_000
+EXCLUSIVE_SWITCHES = {
+    "sglang": [
+        ("enable-hierarchical-cache", "disable-radix-cache"),
+        ("enable-unified-cache-external-linker", "enable-hierarchical-cache"),
+    ],
+}
 
 type Combination = dict[str, Any]
 
@@ -68,7 +73,19 @@ def rules_for(engine: str, gpus: int) -> list[Rule]:
 
         rules.append(Rule(("tp-size", "dp-size"), tp_not_divisible))
         rules.append(Rule(("disable-radix-cache", "schedule-policy"), lpm_without_radix))
+        # Switches SGLang refuses together (its argument checks raise for these pairs).
+        for first, second in EXCLUSIVE_SWITCHES["sglang"]:
+            rules.append(Rule((first, second), _both_on(first, second)))
     return rules
+
+
+def _both_on(first: str, second: str) -> Callable[[Mapping[str, Any]], str | None]:
+    def reason(values: Mapping[str, Any]) -> str | None:
+        if values.get(first) is True and values.get(second) is True:
+            return f"{first} and {second} cannot be on together"
+        return None
+
+    return reason
 
 
 def _size(value: Any) -> int:
@@ -156,15 +173,39 @@ def command_arguments(flag: str, value: Any, catalogue: Catalogue | None) -> lis
         return [f"--{known.negation}"] if known is not None and known.negation else []
     if known is not None and known.kind == "list" and isinstance(value, str):
         return [f"--{flag}", *value.split()]
-    return [f"--{flag}", value if isinstance(value, str) else json.dumps(value)]
+    return [f"--{flag}", value if isinstance(value, str) else _number(value)]
+
+
+def _number(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else repr(value)  # a float's repr is its JSON spelling
+
+
+def command_renderer(
+    engine: str, model: str, flags: Sequence[str], *, port: int | str = 30000, catalogue: Catalogue | None
+) -> Callable[[Mapping[str, Any]], str]:
+    """A function from a combination of ``flags`` to its launch command, with everything that does not
+    depend on the values (the launcher, each flag's spelling and kind) worked out once."""
+    prefix = shlex.join(
+        [word.format(model=model) for word in LAUNCHERS[engine]] + ["--host", "127.0.0.1", "--port", str(port)]
+    )
+    parts: dict[tuple[str, Any], str] = {}
+
+    def render(combination: Mapping[str, Any]) -> str:
+        words = [prefix]
+        for flag, value in combination.items():
+            key = (flag, value if not isinstance(value, bool) else ("bool", value))
+            part = parts.get(key)
+            if part is None:
+                part = parts[key] = shlex.join(command_arguments(flag, value, catalogue))
+            if part:
+                words.append(part)
+        return " ".join(words)
+
+    return render
 
 
 def launch_command(
     engine: str, model: str, combination: Mapping[str, Any], *, port: int | str = 30000, catalogue: Catalogue | None
 ) -> str:
     """The exact, shell-quoted command that starts the engine for one combination."""
-    words = [word.format(model=model) for word in LAUNCHERS[engine]]
-    words += ["--host", "127.0.0.1", "--port", str(port)]
-    for flag, value in combination.items():
-        words += command_arguments(flag, value, catalogue)
-    return shlex.join(words)
+    return command_renderer(engine, model, list(combination), port=port, catalogue=catalogue)(combination)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, same_flag
-from engines.plan import MAX_GRID_EXPERIMENTS, PlanSummary, launch_command, rules_for, runnable, summarize
+from engines.plan import MAX_GRID_EXPERIMENTS, PlanSummary, command_renderer, rules_for, runnable, summarize
 from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations, merge
 from presets.models import ParameterPreset, Runtime
@@ -200,10 +200,10 @@ class Task(UniquelyNamed):
 
     def plan(self) -> Iterator[tuple[int, dict[str, Any], str]]:
         """Every runnable experiment, lazily: its number, flags and exact launch command."""
-        catalogue = for_engine(self.runtime)
         rules = rules_for(self.runtime, self.gpus or 1)
+        render = command_renderer(self.runtime, self.model, list(self.parameters), catalogue=for_engine(self.runtime))
         for number, combination in enumerate(runnable(self.parameters, rules, self._same_flag()), 1):
-            yield number, combination, launch_command(self.runtime, self.model, combination, catalogue=catalogue)
+            yield number, combination, render(combination)
 
     @property
     def combinations(self) -> int:
