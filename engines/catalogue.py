@@ -192,14 +192,32 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.]", version))
 
 
-@cache
-def for_engine(engine: str) -> Catalogue | None:
+def for_engine(engine: object) -> Catalogue | None:
     """The newest catalogue shipped for an engine, or None for an engine we do not know."""
-    files = sorted(DATA_DIR.glob(f"{engine}-*.json"), key=_version_key)
+    if not isinstance(engine, str) or engine not in engines():
+        return None  # never a file pattern built from what a client sent
+    return _newest(engine, DATA_DIR)
+
+
+def clear_cache() -> None:
+    """Forget the catalogues read so far (after the data files changed)."""
+    _newest.cache_clear()
+    _engines_in.cache_clear()
+
+
+@cache
+def _newest(engine: str, data_dir: Path) -> Catalogue | None:
+    files = sorted(data_dir.glob(f"{engine}-*.json"), key=_version_key)
     if not files:
         return None
     return parse(json.loads(files[-1].read_text()), files[-1].name)
 
 
+@cache
+def _engines_in(data_dir: Path) -> tuple[str, ...]:
+    return tuple(sorted({path.stem.split("-", 1)[0] for path in data_dir.glob("*-*.json")}))
+
+
 def engines() -> list[str]:
-    return sorted({path.stem.split("-", 1)[0] for path in DATA_DIR.glob("*-*.json")})
+    """The engines a catalogue ships for."""
+    return list(_engines_in(DATA_DIR))

@@ -86,8 +86,13 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
     """Every problem of a (normalised) grid for this engine, errors and warnings, in grid order."""
     findings: list[Finding] = []
     where = f"{catalogue.engine} {catalogue.version}"
+    spelled: dict[str, str] = {}  # canonical flag -> the name the grid gave it first
     for name, values in grid.items():
         flag = catalogue.lookup(name)
+        if flag is not None and spelled.setdefault(flag.name, name) != name:
+            first = spelled[flag.name]
+            findings.append(Finding(ERROR, name, f"the same {where} flag as {first}; give its values once"))
+            continue
         if flag is None:
             hint = catalogue.suggest(name)
             message = f"not a {where} flag" + (f"; did you mean {hint}?" if hint else "")

@@ -120,17 +120,20 @@ def summarize(
     grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
 ) -> PlanSummary:
     """Total and runnable combinations with the reasons for the skipped ones, without expanding the grid."""
-    grid = canonical(grid, same_flag)
     if not grid:
         return PlanSummary(0, 0)
+    # Enumerate by the grid's own names, as runnable() does, and judge each combination by the
+    # canonical names the rules read: both then agree even on a grid that spells a flag twice.
+    names = same_flag or {}
     total = math.prod(len(values) for values in grid.values())
-    active = _active_rules(grid, rules)
-    read = [flag for flag in grid if any(flag in rule.flags for rule in active)]
+    active = _active_rules(canonical(grid, same_flag), rules)
+    read_flags = {flag for rule in active for flag in rule.flags}
+    read = [flag for flag in grid if names.get(flag, flag) in read_flags]
     others = math.prod(len(grid[flag]) for flag in grid if flag not in read)
     skipped: Counter[str] = Counter()
     runnable_read = 0
     for values in itertools.product(*(grid[flag] for flag in read)):
-        combination = dict(zip(read, values, strict=True))
+        combination = canonical(dict(zip(read, values, strict=True)), same_flag)
         reason = _first_reason(combination, active)
         if reason is None:
             runnable_read += 1

@@ -273,7 +273,8 @@ def _merge_from_payload(payload: dict[str, Any], problems: list[Problem]) -> tup
     if problems:
         return None, [], ""
     try:
-        result, snapshot = merge_presets(ids, strategy, payload.get("runtime") or "")
+        runtime = payload.get("runtime") or ""
+        result, snapshot = merge_presets(ids, strategy, runtime if isinstance(runtime, str) else "")
     except ValidationError as error:
         problems += [Problem("presets", message) for message in error.messages]
         return None, [], ""

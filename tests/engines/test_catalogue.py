@@ -268,9 +268,9 @@ def test_dumps_then_parse_keeps_a_relaxed_meaningful_bound():
 def data_dir(tmp_path, monkeypatch):
     """An empty engines/data/ in a temporary folder; for_engine's per-process cache cleared on both sides."""
     monkeypatch.setattr(engines.catalogue, "DATA_DIR", tmp_path)
-    for_engine.cache_clear()
+    engines.catalogue.clear_cache()
     yield tmp_path
-    for_engine.cache_clear()
+    engines.catalogue.clear_cache()
 
 
 def write_catalogue(folder, engine: str, version: str) -> None:
