@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from autotuner.http import ApiError
+from autotuner.pages import template_for
 from engines.catalogue import Catalogue, Flag, engines, for_engine
 
 MAX_SEARCH = 100
@@ -50,10 +51,7 @@ def engine_flags(request: HttpRequest) -> HttpResponse:
         "search": search,
         "flags": matching(catalogue, search),
     }
-    template = "engines/engine_flags.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#flag-table"
-    return render(request, template, context)
+    return render(request, template_for(request, "engines/engine_flags.html", "flag-table"), context)
 
 
 class EngineViewSet(viewsets.ViewSet):

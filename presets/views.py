@@ -8,7 +8,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from autotuner.http import parse_json
+from autotuner.pages import filtered_page, template_for
 from presets.exchange import (
     MAX_IMPORT_SIZE,
     download_response,
@@ -32,7 +32,6 @@ from presets.merging import grid_summary
 from presets.models import SUGGESTED_CATEGORIES, SYSTEM_READ_ONLY, NameTaken, ParameterPreset, ReadOnlyPreset
 from presets.validators import Problem
 
-PAGE_SIZE = 50
 INVALID = 422  # a form sent back with its errors; htmx is configured to swap it like a 200
 
 
@@ -49,26 +48,18 @@ def _editable_preset(request: HttpRequest, pk: int) -> ParameterPreset:
 @require_safe
 @vary_on_headers("HX-Request")
 def preset_list(request: HttpRequest) -> HttpResponse:
-    queryset = ParameterPreset.objects.select_related("created_by")
-    filterset = PresetFilter(request.GET, queryset=queryset)
-    presets = filterset.qs if filterset.is_valid() else queryset.none()
-    page = Paginator(presets, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    listing = filtered_page(request, PresetFilter, ParameterPreset.objects.select_related("created_by"))
     context = {
-        "filterset": filterset,
-        "page": page,
-        "rows": [(preset, grid_summary(preset.parameters), preset.can_change(request.user)) for preset in page],
-        "query": query.urlencode(),
+        **listing,
+        "rows": [
+            (preset, grid_summary(preset.parameters), preset.can_change(request.user)) for preset in listing["page"]
+        ],
         "categories": sorted(
             set(SUGGESTED_CATEGORIES)
             | set(ParameterPreset.objects.exclude(category="").order_by().values_list("category", flat=True).distinct())
         ),
     }
-    template = "presets/preset_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#preset-table"
-    return render(request, template, context)
+    return render(request, template_for(request, "presets/preset_list.html", "preset-table"), context)
 
 
 @login_required

@@ -14,7 +14,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from autotuner.pages import filtered_page, template_for
 from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
 from presets.models import ParameterPreset
@@ -31,7 +31,6 @@ from tasks.filters import TaskFilter
 from tasks.forms import PresetSelection, TaskForm
 from tasks.models import Task, TaskStatus
 
-PAGE_SIZE = 50
 PLAN_ROWS_SHOWN = 50
 INVALID = 422
 SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
@@ -41,17 +40,9 @@ SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
 @require_safe
 @vary_on_headers("HX-Request")
 def task_list(request: HttpRequest) -> HttpResponse:
-    queryset = Task.objects.select_related("created_by")
-    filterset = TaskFilter(request.GET, queryset=queryset)
-    tasks = filterset.qs if filterset.is_valid() else queryset.none()
-    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"filterset": filterset, "page": page, "query": query.urlencode(), "statuses": TaskStatus.choices}
-    template = "tasks/task_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#task-table"
-    return render(request, template, context)
+    listing = filtered_page(request, TaskFilter, Task.objects.select_related("created_by"))
+    context = {**listing, "statuses": TaskStatus.choices}
+    return render(request, template_for(request, "tasks/task_list.html", "task-table"), context)
 
 
 @login_required
