@@ -34,3 +34,19 @@ def make_task(**overrides: Any) -> Task:
     task = Task(**fields)
     task.save()
     return task
+
+
+def system_presets(runtime: str | None = None) -> list[dict[str, Any]]:
+    """The shipped system preset definitions, as in presets/data/system_presets.json (file order);
+    only those for ``runtime`` when given."""
+    import json
+
+    from presets.models import SYSTEM_PRESETS_FILE
+
+    definitions = json.loads(SYSTEM_PRESETS_FILE.read_text())["presets"]
+    return [definition for definition in definitions if runtime is None or definition.get("runtime") == runtime]
+
+
+def system_preset_names(runtime: str | None = None) -> list[str]:
+    """The shipped system presets' names in file order; only those for ``runtime`` when given."""
+    return [definition["name"] for definition in system_presets(runtime)]

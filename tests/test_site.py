@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from presets.models import ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
 from tests.html import Element, accessibility_problems, parse
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_dashboard_counts_system_and_user_presets(signed_in, system_presets, use
 
     assert response.status_code == 200
     stats = {link.attrs["href"]: link.text for link in page(response).find("ul", class_="stats").find_all("a")}
-    assert stats["/presets/?is_system=true"] == "4 system presets"
+    assert stats["/presets/?is_system=true"] == f"{len(system_preset_names())} system presets"
     assert stats["/presets/?is_system=false"] == "3 user presets"
 
 

@@ -97,9 +97,11 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     page.locator("#id_use_presets").check()
     expect(selector).to_be_visible()
     expect(page.get_by_role("button", name="Add vLLM Only Sweep", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Add High Throughput (vLLM)", exact=True)).to_be_visible()
     page.select_option("#id_runtime", "sglang")
     expect(selector.get_by_role("heading", level=2).first).to_have_text("Presets for SGLang and any engine")
     expect(page.get_by_role("button", name="Add vLLM Only Sweep", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Add High Throughput (vLLM)", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Add Any Engine Batch", exact=True)).to_be_visible()
     for name in ("High Throughput", "Memory Efficient", "Low Latency", "Balanced"):
         expect(page.get_by_role("button", name=f"Add {name}", exact=True)).to_be_enabled()
@@ -111,7 +113,8 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     expect(page.get_by_role("button", name="Add High Throughput", exact=True)).to_be_disabled()
     expect(preview_values(page, "tp-size")).to_have_text(["2 High Throughput", "4 High Throughput"])
     expect(preview_values(page, "mem-fraction-static")).to_have_text(["0.9 High Throughput"])
-    expect(combinations(page)).to_have_text("2 combinations")
+    # One GPU by default: tp-size 2 and 4 cannot run, and the preview says so.
+    expect(combinations(page)).to_have_text("2 combinations, 2 skipped")
     expect(preview.locator(".conflict")).to_have_count(0)
 
     # 3. A second preset: the union, each value tagged with where it came from, and the clash named.
@@ -127,7 +130,7 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     expect(preview.locator(".conflicts")).to_contain_text(
         "mem-fraction-static: High Throughput wants 0.9; Memory Efficient wants 0.7, 0.75 — union will try all three"
     )
-    expect(combinations(page)).to_have_text("9 combinations")
+    expect(combinations(page)).to_have_text("9 combinations, 6 skipped")
     expect(strategy(page, "union")).to_be_checked()
     screenshot = artifacts_dir / "task-new-two-presets-conflict.png"
     started = time.time() - 1  # written by this run, not left over from an earlier one
@@ -168,14 +171,14 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     expect(page.locator("#parameters-preview")).to_contain_text("Valid: 1 combination.")
 
     strategy(page, "union").check()
-    expect(combinations(page)).to_have_text("9 combinations")
+    expect(combinations(page)).to_have_text("9 combinations, 6 skipped")
     expect(preview_values(page, "tp-size")).to_have_text(
         ["1 Memory Efficient", "2 High Throughput", "4 High Throughput"]
     )
     expect(editor).to_have_value(edited_text)
     strategy(page, "last_wins").check()
     expect(preview_values(page, "tp-size")).to_have_text(["2 High Throughput", "4 High Throughput"])
-    expect(combinations(page)).to_have_text("2 combinations")
+    expect(combinations(page)).to_have_text("2 combinations, 2 skipped")
     expect(editor).to_have_value(edited_text)
     expect(page.locator("#parameters-preview")).to_contain_text("Valid: 1 combination.")
     assert page.evaluate("() => window.stillTheSamePage") is True

@@ -13,7 +13,8 @@ from django.utils.deprecation import RemovedInDjango2028Warning
 from django.utils.html import strip_tags
 
 from presets.models import SYSTEM_READ_ONLY, ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
+from tests.factories import system_presets as shipped_presets
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,8 @@ def test_changelist_shows_the_system_presets_with_their_columns(admin_client_, s
 
     assert response.status_code == 200
     rows = changelist_rows(response)
-    assert set(rows) == {"Memory Efficient", "High Throughput", "Low Latency", "Balanced"}
+    assert set(rows) == set(system_preset_names())
+    assert {"Memory Efficient", "High Throughput", "Low Latency", "Balanced"} <= set(rows)
     assert rows["High Throughput"]["category"] == "performance"
     assert rows["High Throughput"]["runtime_shown"] == "SGLang"
     assert rows["High Throughput"]["parameter_count"] == "4"
@@ -104,6 +106,10 @@ def test_changelist_shows_the_system_presets_with_their_columns(admin_client_, s
     assert rows["Balanced"]["parameter_count"] == "3"
     assert rows["Balanced"]["combinations"] == "4"
     assert rows["Memory Efficient"]["combinations"] == "2"
+    assert rows["High Throughput (vLLM)"]["category"] == "performance"
+    assert rows["High Throughput (vLLM)"]["runtime_shown"] == "vLLM"
+    assert rows["High Throughput (vLLM)"]["parameter_count"] == "6"
+    assert rows["High Throughput (vLLM)"]["combinations"] == "4"
 
 
 def test_changelist_shows_an_empty_runtime_as_any(admin_client_):
@@ -119,7 +125,10 @@ def test_changelist_shows_an_empty_runtime_as_any(admin_client_):
 def test_changelist_filters_by_category(admin_client_, system_presets):
     response = admin_client_.get(CHANGELIST, {"category": "performance"})
 
-    assert sorted(shown_names(response)) == ["High Throughput", "Low Latency"]
+    performance = [preset["name"] for preset in shipped_presets() if preset["category"] == "performance"]
+    assert sorted(shown_names(response)) == sorted(performance)
+    assert {"High Throughput", "Low Latency"} <= set(shown_names(response))
+    assert "Balanced" not in shown_names(response)
 
 
 def test_changelist_filters_by_runtime(admin_client_, system_presets):
@@ -127,7 +136,8 @@ def test_changelist_filters_by_runtime(admin_client_, system_presets):
 
     response = admin_client_.get(CHANGELIST, {"runtime__exact": "vllm"})
 
-    assert shown_names(response) == ["For vLLM"]
+    assert sorted(shown_names(response)) == sorted(["For vLLM", *system_preset_names("vllm")])
+    assert "High Throughput" not in shown_names(response)
 
 
 def test_changelist_filters_by_system_or_user_made(admin_client_, system_presets):
@@ -144,7 +154,7 @@ def test_changelist_search_matches_name_and_description(admin_client_, system_pr
     by_name = admin_client_.get(CHANGELIST, {"q": "throughput"})
     by_description = admin_client_.get(CHANGELIST, {"q": "prefix-aware"})
 
-    assert shown_names(by_name) == ["High Throughput"]
+    assert shown_names(by_name) == ["High Throughput", "High Throughput (vLLM)"]
     assert shown_names(by_description) == ["Low Latency"]
 
 
@@ -161,7 +171,7 @@ def test_a_staff_user_with_view_permission_sees_the_list_but_may_only_export(cli
     response = client.get(CHANGELIST)
 
     assert response.status_code == 200
-    assert len(shown_names(response)) == 4
+    assert sorted(shown_names(response)) == sorted(system_preset_names())
     actions = [name for name, _label in response.context["action_form"].fields["action"].choices if name]
     assert actions == ["export_presets"]
 
@@ -238,7 +248,7 @@ def test_the_add_form_refuses_a_name_taken_in_another_case(admin_client_, system
 
     assert response.status_code == 200
     assert error_messages(response, "name") == ['A preset named "Balanced" already exists.']
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 # Changing
@@ -326,7 +336,7 @@ def test_the_delete_action_refuses_a_selection_with_a_system_preset(admin_client
 
     assert response.status_code == 200
     assert flashed(response) == [f"{SYSTEM_READ_ONLY}: Balanced. Nothing was deleted."]
-    assert ParameterPreset.objects.count() == 5
+    assert ParameterPreset.objects.count() == len(system_presets) + 1
 
 
 def test_the_delete_action_asks_for_confirmation_then_deletes_user_presets(admin_client_, system_presets):
@@ -337,7 +347,7 @@ def test_the_delete_action_asks_for_confirmation_then_deletes_user_presets(admin
 
     assert confirmation.status_code == 200
     assert "Are you sure you want to delete the selected parameter presets?" in confirmation.content.decode()
-    assert ParameterPreset.objects.count() == 6
+    assert ParameterPreset.objects.count() == len(system_presets) + 2
 
     done = admin_client_.post(CHANGELIST, {**selection, "post": "yes"})
 

@@ -318,7 +318,7 @@ def test_create_refuses_a_name_taken_ignoring_case_and_spaces(api, system_preset
     balanced = system_presets["Balanced"]
     assert response.json()["detail"] == f'A preset named "Balanced" already exists (id {balanced.pk}).'
     assert error_paths(response) == ["name"]
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 # Update

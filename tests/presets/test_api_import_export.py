@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
 
 pytestmark = pytest.mark.django_db
 
@@ -165,7 +165,7 @@ def test_the_bundle_export_holds_every_preset_by_default(api, system_presets):
     body = json.loads(response.content)
     assert set(body) == {"version", "presets"}
     assert body["version"] == "1.0"
-    assert exported_names(response) == ["Balanced", "High Throughput", "Low Latency", "Memory Efficient"]
+    assert exported_names(response) == sorted(system_preset_names())  # by name, as the list
     for preset in body["presets"]:
         assert set(preset) == CONTENT_FIELDS
 
@@ -330,12 +330,12 @@ def test_a_taken_name_answers_409_and_creates_nothing(api, system_presets):
     assert response.status_code == 409
     assert '"Balanced"' in response.json()["detail"]
     assert error_paths(response) == ["preset.name"]
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_on_conflict_fail_is_the_default(api, system_presets):
     assert import_file(api, document(name="Balanced"), "fail").status_code == 409
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_a_bundle_with_one_taken_name_creates_none_of_its_presets(api, system_presets):
@@ -347,7 +347,7 @@ def test_a_bundle_with_one_taken_name_creates_none_of_its_presets(api, system_pr
     assert response.status_code == 409
     assert error_paths(response) == ["presets[1].name"]
     assert not ParameterPreset.objects.filter(name="Fresh").exists()
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_rename_adds_imported_then_numbers(api, system_presets):
@@ -425,7 +425,7 @@ def test_replace_never_touches_a_system_preset(request, system_presets, actor):
     after = ParameterPreset.objects.get(pk=before.pk)
     assert after.parameters == before.parameters
     assert after.is_system is True
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_replace_in_a_bundle_touching_a_system_preset_imports_nothing(api, system_presets):
@@ -523,7 +523,7 @@ def test_an_invalid_document_answers_400_with_json_paths(api, system_presets, co
 
     assert response.status_code == 400
     assert error_paths(response) == paths
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 @pytest.mark.parametrize(("content", "paths"), INVALID_DOCUMENTS)
@@ -575,7 +575,7 @@ def test_a_bundle_with_one_bad_preset_creates_nothing(api, system_presets):
     response = import_file(api, content)
 
     assert response.status_code == 400
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_a_multipart_request_without_a_file_answers_400(api):
@@ -673,11 +673,9 @@ def test_a_bundle_export_imports_back_with_every_preset_renamed(api, system_pres
 
     assert response.status_code == 201
     assert [preset["name"] for preset in response.json()] == [
-        "Balanced (imported)",
-        "High Throughput (imported)",
-        "Low Latency (imported)",
-        "Memory Efficient (imported)",
+        f"{name} (imported)" for name in sorted(system_preset_names())
     ]
+    assert "High Throughput (vLLM) (imported)" in [preset["name"] for preset in response.json()]
     for preset in response.json():
         original = system_presets[preset["name"].removesuffix(" (imported)")]
         assert preset["parameters"] == original.parameters

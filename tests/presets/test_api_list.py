@@ -10,11 +10,19 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
 
 pytestmark = pytest.mark.django_db
 
-SYSTEM_NAMES = ["Balanced", "High Throughput", "Low Latency", "Memory Efficient"]
+
+def by_name(*names: str) -> list[str]:
+    """``names`` in the list's default order: by name, ignoring case."""
+    return sorted(names, key=str.casefold)
+
+
+SYSTEM_NAMES = by_name(*system_preset_names())  # SGLang and vLLM
+SGLANG_SYSTEM_NAMES = by_name(*system_preset_names("sglang"))
+VLLM_SYSTEM_NAMES = by_name(*system_preset_names("vllm"))
 NEXT_LINK = re.compile(r'<([^>]+)>; rel="next"')
 
 
@@ -56,7 +64,7 @@ def system_presets() -> dict[str, ParameterPreset]:
 
 @pytest.fixture
 def mixed_presets(system_presets) -> dict[str, ParameterPreset]:
-    """The four sglang system presets, a vLLM one and an any-engine one."""
+    """The shipped SGLang and vLLM system presets, a user-made vLLM one and an any-engine one."""
     return {
         **system_presets,
         "vLLM Paged": make_preset(name="vLLM Paged", runtime="vllm", category="memory", description="Block size"),
@@ -104,19 +112,23 @@ def test_the_list_shows_runtime_null_for_any_engine_presets(api, mixed_presets):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        pytest.param("category=memory", ["Memory Efficient", "vLLM Paged"], id="category"),
+        pytest.param("category=memory", ["Memory Efficient", "Memory Efficient (vLLM)", "vLLM Paged"], id="category"),
         pytest.param("category=nothing", [], id="category-unknown"),
-        pytest.param("runtime=vllm", ["Anywhere", "vLLM Paged"], id="runtime-vllm-and-any-engine"),
-        pytest.param("runtime=sglang", ["Anywhere", *SYSTEM_NAMES], id="runtime-sglang-and-any-engine"),
+        pytest.param(
+            "runtime=vllm", by_name("Anywhere", "vLLM Paged", *VLLM_SYSTEM_NAMES), id="runtime-vllm-and-any-engine"
+        ),
+        pytest.param("runtime=sglang", by_name("Anywhere", *SGLANG_SYSTEM_NAMES), id="runtime-sglang-and-any-engine"),
         pytest.param("runtime=any", ["Anywhere"], id="runtime-any-engine-only"),
         pytest.param("is_system=true", SYSTEM_NAMES, id="system"),
         pytest.param("is_system=false", ["Anywhere", "vLLM Paged"], id="user-made"),
-        pytest.param("search=latency", ["Low Latency"], id="search-name"),
-        pytest.param("search=LATENCY", ["Low Latency"], id="search-name-any-case"),
-        pytest.param("search=smaller gpus", ["Memory Efficient"], id="search-description"),
+        pytest.param("search=latency", ["Low Latency", "Low Latency (vLLM)"], id="search-name"),
+        pytest.param("search=LATENCY", ["Low Latency", "Low Latency (vLLM)"], id="search-name-any-case"),
+        pytest.param("search=smaller gpus", ["Memory Efficient", "Memory Efficient (vLLM)"], id="search-description"),
         pytest.param("search=any engine", ["Anywhere"], id="search-description-any-case"),
         pytest.param("search=zzz", [], id="search-no-match"),
-        pytest.param("category=performance&search=throughput", ["High Throughput"], id="combined"),
+        pytest.param(
+            "category=performance&search=throughput", ["High Throughput", "High Throughput (vLLM)"], id="combined"
+        ),
         pytest.param("runtime=vllm&is_system=false", ["Anywhere", "vLLM Paged"], id="runtime-and-user-made"),
     ],
 )
@@ -188,7 +200,7 @@ def test_a_list_that_fits_has_no_next_link(api, system_presets):
     response = api.get("/api/presets/")
 
     assert "Link" not in response.headers
-    assert len(response.json()) == 4
+    assert names(response) == SYSTEM_NAMES
 
 
 def test_more_presets_than_page_size_gives_a_next_link_and_the_total(api, system_presets):
@@ -196,20 +208,20 @@ def test_more_presets_than_page_size_gives_a_next_link_and_the_total(api, system
 
     assert response.status_code == 200
     assert names(response) == SYSTEM_NAMES[:3]
-    assert response.headers["X-Total-Count"] == "4"
+    assert response.headers["X-Total-Count"] == str(len(SYSTEM_NAMES))
     link = next_link(response)
     assert "page=2" in link
     assert "page_size=3" in link
 
 
 def test_following_the_next_link_gives_the_rest_as_an_array(api, system_presets):
-    first = api.get("/api/presets/?page_size=3&ordering=-name")
+    first = api.get(f"/api/presets/?page_size={len(SYSTEM_NAMES) - 1}&ordering=-name")
 
     second = api.get(next_link(first))
 
     assert second.status_code == 200
     assert names(second) == ["Balanced"]
-    assert second.headers["X-Total-Count"] == "4"
+    assert second.headers["X-Total-Count"] == str(len(SYSTEM_NAMES))
     assert 'rel="next"' not in second.headers.get("Link", "")
 
 
@@ -218,9 +230,10 @@ def test_the_next_link_keeps_the_filters(api, mixed_presets):
 
     second = api.get(next_link(first))
 
-    assert names(first) == ["Anywhere"]
-    assert names(second) == ["vLLM Paged"]
-    assert first.headers["X-Total-Count"] == "2"
+    shown = by_name("Anywhere", "vLLM Paged", *VLLM_SYSTEM_NAMES)
+    assert names(first) == ["Anywhere"] == shown[:1]
+    assert names(second) == ["Balanced (vLLM)"] == shown[1:2]  # without the filter: "Balanced", for SGLang
+    assert first.headers["X-Total-Count"] == second.headers["X-Total-Count"] == str(len(shown))
 
 
 def test_a_page_past_the_end_is_an_empty_array(api, system_presets):

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from presets.models import SYSTEM_READ_ONLY, ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
 from tests.html import Element, parse
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,7 @@ def test_list_shows_each_preset_with_its_columns(signed_in, system_presets, user
     any_cells = rows["Any engine grid"].find_all("td")
     assert any_cells[0].find("span", class_="badge") is None
     assert [cell.text for cell in any_cells[1:3]] == ["—", "any"]
-    assert "5 presets" in page(response).by_id("preset-table").text
+    assert f"{len(system_presets) + 1} presets" in page(response).by_id("preset-table").text
 
 
 def test_list_offers_edit_and_delete_only_on_the_users_own_presets(
@@ -179,14 +179,17 @@ def test_staff_see_edit_and_delete_on_other_users_presets_but_never_on_system_on
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"category": "performance"}, {"High Throughput", "Low Latency"}),
-        ({"runtime": "vllm"}, {"vLLM grid", "Any engine grid"}),
+        (
+            {"category": "performance"},
+            {"High Throughput", "Low Latency", "High Throughput (vLLM)", "Low Latency (vLLM)"},
+        ),
+        ({"runtime": "vllm"}, {"vLLM grid", "Any engine grid", *system_preset_names("vllm")}),
         ({"runtime": "any"}, {"Any engine grid"}),
-        ({"is_system": "true"}, {"Balanced", "High Throughput", "Low Latency", "Memory Efficient"}),
+        ({"is_system": "true"}, set(system_preset_names())),
         ({"is_system": "false"}, {"vLLM grid", "Any engine grid"}),
-        ({"search": "BAL"}, {"Balanced"}),
+        ({"search": "BAL"}, {"Balanced", "Balanced (vLLM)"}),
         ({"search": "paged attention"}, {"vLLM grid"}),
-        ({"category": "performance", "search": "latency"}, {"Low Latency"}),
+        ({"category": "performance", "search": "latency"}, {"Low Latency", "Low Latency (vLLM)"}),
         ({"search": "nothing like this"}, set()),
     ],
     ids=[
@@ -247,7 +250,7 @@ def test_a_page_number_out_of_range_shows_the_last_page(signed_in, system_preset
     response = signed_in.get(LIST, {"page": "99"})
 
     assert response.status_code == 200
-    assert len(list_rows(response)) == 4
+    assert set(list_rows(response)) == set(system_presets)  # they all fit on one page
 
 
 def test_htmx_list_request_answers_with_only_the_table_fragment(signed_in, system_presets):
@@ -258,7 +261,7 @@ def test_htmx_list_request_answers_with_only_the_table_fragment(signed_in, syste
     assert html.lstrip().startswith('<section id="preset-table"')
     assert "<html" not in html
     assert "<h1" not in html
-    assert set(list_rows(response)) == {"Balanced"}
+    assert set(list_rows(response)) == {"Balanced", "Balanced (vLLM)"}
     assert "HX-Request" in response["Vary"]
 
 
@@ -268,7 +271,7 @@ def test_list_page_without_htmx_is_the_whole_page(signed_in, system_presets):
     html = response.content.decode()
     assert "<html" in html
     assert page(response).find("h1").text == "Presets"
-    assert set(list_rows(response)) == {"Balanced"}
+    assert set(list_rows(response)) == {"Balanced", "Balanced (vLLM)"}
     assert "HX-Request" in response["Vary"]
 
 
@@ -545,7 +548,7 @@ def test_create_with_a_name_taken_in_another_case_is_refused_in_the_name_row(sig
 
     assert response.status_code == 422
     assert row_errors(response, "name") == ['A preset named "Balanced" already exists.']
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 # The live parameters check

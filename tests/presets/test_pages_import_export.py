@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from presets.models import ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names
 from tests.html import Element, parse
 
 pytestmark = pytest.mark.django_db
@@ -180,7 +180,7 @@ def test_a_name_clash_with_fail_imports_nothing_and_says_so(signed_in, system_pr
     assert errors == ["Already taken: “Balanced”. Nothing was imported; choose “rename” or “replace” to go on."]
     assert page(response).find("div", class_="error-summary").find("p").text == "Please correct the error below."
     assert not ParameterPreset.objects.filter(name="Fresh").exists()
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == len(system_presets)
 
 
 def test_a_name_clash_with_rename_imports_under_a_new_name_and_lists_it(signed_in, system_presets, user):
@@ -372,8 +372,11 @@ def test_an_exported_preset_imports_again_under_a_new_name(signed_in, user):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({}, ["Balanced", "High Throughput", "Low Latency", "Memory Efficient", "Mine"]),
-        ({"category": "performance"}, ["High Throughput", "Low Latency"]),
+        ({}, sorted([*system_preset_names(), "Mine"])),
+        (
+            {"category": "performance"},
+            ["High Throughput", "High Throughput (vLLM)", "Low Latency", "Low Latency (vLLM)"],
+        ),
         ({"is_system": "false"}, ["Mine"]),
         ({"search": "LATENCY", "runtime": "sglang"}, ["Low Latency"]),
         ({"runtime": "tensorrt"}, []),
@@ -405,4 +408,5 @@ def test_the_export_shown_link_downloads_what_the_list_shows(signed_in, system_p
     shown = [
         row.find("a").text for row in page(listed).find("table", class_="presets-table").find("tbody").find_all("tr")
     ]
-    assert [preset["name"] for preset in body["presets"]] == shown == ["High Throughput", "Low Latency"]
+    assert [preset["name"] for preset in body["presets"]] == shown
+    assert shown == ["High Throughput", "High Throughput (vLLM)", "Low Latency", "Low Latency (vLLM)"]

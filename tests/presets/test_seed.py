@@ -7,8 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from engines.catalogue import for_engine
+from engines.checks import check_for_runtime
 from presets.models import SYSTEM_PRESETS_FILE, ParameterPreset
-from tests.factories import make_preset
+from tests.factories import make_preset, system_preset_names, system_presets
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +38,17 @@ SYSTEM_PARAMETERS = {
     },
 }
 
+# The vLLM counterparts, after the four SGLang presets in the shipped file, each with its category.
+VLLM_CATEGORIES = {
+    "Memory Efficient (vLLM)": "memory",
+    "High Throughput (vLLM)": "performance",
+    "Low Latency (vLLM)": "performance",
+    "Balanced (vLLM)": "general",
+}
+
+# Every shipped system preset, SGLang and vLLM: what a full seed creates.
+SHIPPED = len(system_preset_names())
+
 
 def seed() -> str:
     out = StringIO()
@@ -48,22 +61,42 @@ def as_json(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def test_seeding_creates_the_four_system_presets_with_their_exact_parameters():
+def test_seeding_creates_the_four_sglang_system_presets_with_their_exact_parameters():
     output = seed()
 
-    presets = {preset.name: preset for preset in ParameterPreset.objects.all()}
+    presets = {preset.name: preset for preset in ParameterPreset.objects.filter(runtime="sglang")}
     assert set(presets) == set(SYSTEM_PARAMETERS)
     for name, parameters in SYSTEM_PARAMETERS.items():
         assert as_json(presets[name].parameters) == as_json(parameters), name
         assert list(presets[name].parameters) == list(parameters), name  # flag order as shipped
-    assert "System presets: 4 created, 0 restored, 0 unchanged." in output
+    assert set(ParameterPreset.objects.values_list("name", flat=True)) == set(system_preset_names())
+    assert f"System presets: {SHIPPED} created, 0 restored, 0 unchanged." in output
 
 
-def test_system_presets_are_for_sglang_marked_system_and_authored_by_system():
+def test_seeding_creates_the_four_vllm_system_presets_and_every_system_preset_passes_its_engine_check():
     seed()
 
+    vllm = {preset.name: preset for preset in ParameterPreset.objects.filter(runtime="vllm")}
+    assert set(vllm) == set(VLLM_CATEGORIES)
+    for name, preset in vllm.items():
+        assert preset.is_system is True, name
+        assert preset.category == VLLM_CATEGORIES[name], name
+    presets = list(ParameterPreset.objects.filter(is_system=True))
+    assert len(presets) == SHIPPED == len(SYSTEM_PARAMETERS) + len(VLLM_CATEGORIES)
+    for preset in presets:
+        # An empty or unknown runtime would be checked against nothing: each names a catalogued engine.
+        assert for_engine(preset.runtime) is not None, preset.name
+        assert check_for_runtime(preset.parameters, preset.runtime) == [], preset.name
+
+
+def test_system_presets_are_for_their_engine_marked_system_and_authored_by_system():
+    seed()
+
+    runtimes = dict(ParameterPreset.objects.values_list("name", "runtime"))
+    assert runtimes == {definition["name"]: definition["runtime"] for definition in system_presets()}
+    assert {runtimes[name] for name in SYSTEM_PARAMETERS} == {"sglang"}
+    assert {runtimes[name] for name in VLLM_CATEGORIES} == {"vllm"}
     for preset in ParameterPreset.objects.all():
-        assert preset.runtime == "sglang", preset.name
         assert preset.is_system is True, preset.name
         assert preset.created_by is None, preset.name
         assert preset.description, preset.name
@@ -81,13 +114,17 @@ def test_system_presets_have_the_categories_of_what_they_are_for():
         "High Throughput": "performance",
         "Low Latency": "performance",
         "Balanced": "general",
+        **VLLM_CATEGORIES,
     }
+    for name in SYSTEM_PARAMETERS:  # a vLLM preset is for what its SGLang namesake is for
+        assert categories[f"{name} (vLLM)"] == categories[name], name
 
 
 def test_system_presets_use_real_sglang_flag_names():
     seed()
 
-    flags = {flag for preset in ParameterPreset.objects.all() for flag in preset.parameters}
+    # enable-chunked-prefill is a real vLLM flag, so only the SGLang presets are looked at.
+    flags = {flag for preset in ParameterPreset.objects.filter(runtime="sglang") for flag in preset.parameters}
     assert "enable-mixed-chunking" not in flags
     assert "enable-chunked-prefill" not in flags
     assert "enable-mixed-chunk" in flags
@@ -101,17 +138,18 @@ def test_seeding_twice_changes_nothing():
 
     after = {preset.pk: (preset.name, preset.updated_at) for preset in ParameterPreset.objects.all()}
     assert after == before
-    assert ParameterPreset.objects.count() == 4
-    assert "System presets: 0 created, 0 restored, 4 unchanged." in output
+    assert ParameterPreset.objects.count() == SHIPPED
+    assert f"System presets: 0 created, 0 restored, {SHIPPED} unchanged." in output
 
 
 def test_the_manager_method_reports_what_it_did():
     first = ParameterPreset.objects.seed_system_presets()
     second = ParameterPreset.objects.seed_system_presets()
 
-    assert sorted(first["created"]) == sorted(SYSTEM_PARAMETERS)
+    assert first["created"] == system_preset_names()  # in file order
+    assert set(SYSTEM_PARAMETERS) | set(VLLM_CATEGORIES) == set(first["created"])
     assert first["restored"] == first["unchanged"] == []
-    assert sorted(second["unchanged"]) == sorted(SYSTEM_PARAMETERS)
+    assert second["unchanged"] == system_preset_names()
     assert second["created"] == second["restored"] == []
 
 
@@ -138,7 +176,7 @@ def test_a_flag_changed_from_true_to_one_is_restored():
     assert as_json(preset.parameters) == as_json(SYSTEM_PARAMETERS["High Throughput"])
     assert preset.parameters["enable-mixed-chunk"][0] is True
     assert "restored: High Throughput" in output
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == SHIPPED
 
 
 def test_changed_values_are_restored():
@@ -172,7 +210,7 @@ def test_a_renamed_system_preset_keeps_its_row_and_gets_its_name_back():
 
     preset.refresh_from_db()
     assert preset.name == "Balanced"
-    assert ParameterPreset.objects.count() == 4
+    assert ParameterPreset.objects.count() == SHIPPED
 
 
 def test_seeding_restores_only_what_was_changed():
@@ -182,7 +220,7 @@ def test_seeding_restores_only_what_was_changed():
 
     output = seed()
 
-    assert "System presets: 0 created, 1 restored, 3 unchanged." in output
+    assert f"System presets: 0 created, 1 restored, {SHIPPED - 1} unchanged." in output
     assert ParameterPreset.objects.get(pk=untouched.pk).updated_at == untouched.updated_at
 
 
@@ -212,4 +250,4 @@ def test_the_shipped_file_is_in_the_exchange_format():
     document = json.loads(SYSTEM_PRESETS_FILE.read_text())
 
     assert document["version"] == "1.0"
-    assert [preset["name"] for preset in document["presets"]] == list(SYSTEM_PARAMETERS)
+    assert [preset["name"] for preset in document["presets"]] == [*SYSTEM_PARAMETERS, *VLLM_CATEGORIES]

@@ -11,7 +11,7 @@ import pytest
 from presets.forms import format_grid
 from presets.models import ParameterPreset
 from tasks.models import Task, TaskStatus
-from tests.factories import make_preset, make_task
+from tests.factories import make_preset, make_task, system_preset_names
 from tests.html import Element, accessibility_problems, parse
 
 pytestmark = pytest.mark.django_db
@@ -451,9 +451,12 @@ def test_the_selector_offers_the_runtimes_presets_and_the_any_engine_ones(signed
     vllm = signed_in.post(NEW, with_presets([], "refresh", runtime="vllm"), headers=HTMX)
     sglang = signed_in.post(NEW, with_presets([], "refresh", runtime="sglang"), headers=HTMX)
 
-    assert available(vllm) == ["Any engine", "For vLLM"]
+    # System presets first, then the users' ones; each by name.
+    assert available(vllm) == [*sorted(system_preset_names("vllm")), "Any engine", "For vLLM"]
+    assert "Balanced (vLLM)" in available(vllm)
     assert page(vllm).find("h2").text == "Presets for vLLM and any engine"
     assert available(sglang) == ["Balanced", "High Throughput", "Low Latency", "Memory Efficient", "Any engine"]
+    assert available(sglang) == [*sorted(system_preset_names("sglang")), "Any engine"]
 
 
 def test_a_search_that_finds_nothing_says_so(signed_in, system_presets):
