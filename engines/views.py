@@ -27,11 +27,18 @@ def matching(catalogue: Catalogue, search: str) -> list[Flag]:
     needle = search.strip().lower().removeprefix("--")
     if not needle:
         return list(catalogue.flags.values())
-    return [
-        flag
-        for flag in catalogue.flags.values()
-        if needle in flag.name or any(needle in alias for alias in flag.aliases) or needle in flag.help.lower()
-    ]
+
+    def rank(flag: Flag) -> int | None:
+        names = (flag.name, *flag.aliases)
+        if any(needle == name for name in names):
+            return 0
+        if any(needle in name for name in names):
+            return 1
+        return 2 if needle in flag.help.lower() else None
+
+    ranked = [(rank(flag), flag.name, flag) for flag in catalogue.flags.values()]
+    # Flags named like the search first, then those whose help mentions it.
+    return [flag for score, _, flag in sorted((item for item in ranked if item[0] is not None), key=lambda x: x[:2])]
 
 
 @login_required

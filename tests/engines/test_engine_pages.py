@@ -121,7 +121,7 @@ def test_the_engines_page_lists_every_sglang_flag_by_default(signed_in):
                 "Aliases": "enable-hicache",
                 "Kind": "switch",
                 "Values": "—",
-                "Default": "False",
+                "Default": "false",
                 "Help": "Enable hierarchical cache",
             },
             id="a-switch",
