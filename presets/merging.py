@@ -153,9 +153,10 @@ def identity(value: Scalar) -> object:
 
 
 def _keys(values: Sequence[Scalar]) -> Sequence[object]:
-    # `True in values` also finds 1 and 1.0, so this only sometimes takes the slow path, but
-    # the common list without 0, 1 or a boolean is its own list of keys, checked at C speed.
-    if True in values or False in values:
+    # A list without a boolean is its own list of keys. `True in values` (C speed) also finds
+    # 1 and 1.0, so a list holding 0 or 1 is looked at once more, still at C speed, before
+    # any per-value work.
+    if (True in values or False in values) and bool in set(map(type, values)):
         return [identity(value) for value in values]
     return values
 
@@ -267,18 +268,7 @@ def _union(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[st
     sources: dict[str, list[list[str]]] = {}
     conflicts: list[Conflict] = []
     for flag, wanting in setters.items():
-        # key -> names of the presets that hold it; a dict keeps the first spelling of a
-        # key (1 before 1.0), and its insertion order is the first-seen order of values.
-        contributors: dict[object, list[str]] = {}
-        get = contributors.get
-        for preset in wanting:
-            name = preset.name
-            for key in _keys(preset.parameters[flag]):
-                names = get(key)
-                if names is None:
-                    contributors[key] = [name]
-                else:
-                    names.append(name)
+        contributors = _contributors(flag, wanting)
         values = list(map(_value_of, contributors))
         if _is_numeric(values):
             order = sorted(range(len(values)), key=values.__getitem__)
@@ -291,6 +281,34 @@ def _union(presets: Sequence[PresetInput]) -> tuple[Grid, dict[str, list[list[st
         if len(wanting) > 1 and max(map(len, sources[flag])) < len(wanting):
             conflicts.append(_disjoint(flag, wanting, len(values)))
     return parameters, sources, conflicts
+
+
+def _contributors(flag: str, wanting: Sequence[PresetInput]) -> dict[object, list[str]]:
+    """Each value's key -> the names of the presets holding it, in selection order.
+
+    A dict keeps the first spelling of a key (1 before 1.0), and its insertion order is the
+    first-seen order of values. Presets often share a list exactly (tp-size [1, 2]): those are
+    walked once, so the Python-level work grows with the distinct lists, not the presets.
+    """
+    groups: dict[tuple[object, ...], tuple[Sequence[object], list[int]]] = {}
+    for position, preset in enumerate(wanting):
+        keys = _keys(preset.parameters[flag])
+        group = groups.setdefault(tuple(keys), (keys, []))
+        group[1].append(position)
+    names = [preset.name for preset in wanting]
+    if len(groups) == 1:
+        [(keys, _)] = groups.values()
+        return dict.fromkeys(keys, names)  # one shared list: every value comes from every setter
+    holders: dict[object, list[int]] = {}
+    get = holders.get
+    for keys, positions in groups.values():
+        for key in keys:
+            held = get(key)
+            if held is None:
+                holders[key] = list(positions)
+            else:
+                held += positions
+    return {key: [names[position] for position in sorted(held)] for key, held in holders.items()}
 
 
 _SMALL_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
