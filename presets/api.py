@@ -27,7 +27,7 @@ from rest_framework.response import Response
 
 from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json_post, invalid, parse_json
 from engines.catalogue import for_engine
-from engines.checks import check_grid, same_flag
+from engines.checks import check_grid, merge_for_engine
 from presets import serializers
 from presets.exchange import (
     MAX_IMPORT_SIZE,
@@ -39,7 +39,7 @@ from presets.exchange import (
     preset_download,
 )
 from presets.filters import PresetFilter
-from presets.merging import DuplicatePresetError, MergeStrategy, merge
+from presets.merging import MergeStrategy
 from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
 from presets.validators import RUNTIMES, Problem, parse_id, preset_fields
 
@@ -369,8 +369,8 @@ def _id_list(raw: str) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def _merge_request(data: Any) -> tuple[list[int], MergeStrategy]:
-    """The merge body, checked: ``{"preset_ids": [3, 1], "merge_strategy": "union"}``."""
+def _merge_request(data: Any) -> tuple[list[int], MergeStrategy, str]:
+    """The merge body, checked: ``{"preset_ids": [3, 1], "merge_strategy": "union", "runtime": null}``."""
     if not isinstance(data, dict):
         raise invalid([Problem("", 'expected an object like {"preset_ids": [3, 1], "merge_strategy": "union"}')])
     problems: list[Problem] = []
@@ -408,9 +408,12 @@ def _merge_request(data: Any) -> tuple[list[int], MergeStrategy]:
                 + ", ".join(s.value for s in MergeStrategy),
             )
         )
+    runtime = data.get("runtime") or ""
+    if runtime not in ("", *RUNTIMES):
+        problems.append(Problem("runtime", f'expected "sglang", "vllm" or null, got {json.dumps(runtime)[:40]}'))
     if problems:
         raise invalid(problems)
-    return ids, strategy
+    return ids, strategy, runtime
 
 
 def _import_document(request: Request) -> Any:
@@ -436,7 +439,7 @@ def _check_engine(parameters: dict[str, Any], runtime: str) -> None:
 
 def merge_result(data: Any) -> dict[str, Any]:
     """The merge endpoint's answer to a request body, or an ApiError."""
-    ids, strategy = _merge_request(data)
+    ids, strategy, runtime = _merge_request(data)
     found = ParameterPreset.objects.merge_inputs(ids)
     missing = [preset_id for preset_id in ids if preset_id not in found]
     if missing:
@@ -445,16 +448,8 @@ def merge_result(data: Any) -> dict[str, Any]:
             f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
             [Problem(f"preset_ids[{ids.index(m)}]", f"no preset with id {m}") for m in missing],
         )
-    runtime = data.get("runtime") or ""
-    if runtime not in ("", *RUNTIMES):
-        raise invalid([Problem("runtime", f'expected "sglang", "vllm" or null, got {json.dumps(runtime)[:40]}')])
-    inputs = [found[i] for i in ids]
     catalogue = for_engine(runtime) if runtime else None
-    aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
-    try:
-        result = merge(inputs, strategy, same_flag=aliases)
-    except DuplicatePresetError as error:  # unreachable with distinct ids; kept for safety
-        raise invalid([Problem("preset_ids", str(error))]) from None
+    result = merge_for_engine([found[i] for i in ids], strategy, catalogue)
     answer = result.as_dict()
     if catalogue is not None:  # with an engine named, what it would say of the merged grid
         answer["warnings"] = [finding.as_dict() for finding in check_grid(result.parameters, catalogue)]

@@ -18,7 +18,6 @@ from presets.validators import parse_id
 from tasks.models import LARGE_GRID, Task, clean_concurrency_levels, merge_presets
 
 MAX_SELECTED_PRESETS = 50
-STRATEGY_CHOICES = [(strategy.value, strategy.label) for strategy in MergeStrategy]
 
 
 class ConcurrencyLevelsField(forms.CharField):
@@ -118,6 +117,7 @@ class PresetSelection:
     runtime: str = ""
     search: str = ""
     gpus: int = 1
+    _merged: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
     problems: list[str] = field(default_factory=list)
 
     @classmethod
@@ -177,7 +177,15 @@ class PresetSelection:
                 self.ids[index + 1], self.ids[index] = self.ids[index], self.ids[index + 1]
 
     def merged(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
-        """The merge of the selection, or None when nothing usable is selected (problems say why)."""
+        """The merge of the selection, or None when nothing usable is selected (problems say why).
+
+        Remembered for the selection it was made for: a view and its template both ask."""
+        state = (self.enabled, tuple(self.ids), self.strategy, self.runtime)
+        if self._merged is None or self._merged[0] != state:
+            self._merged = (state, self._merge())
+        return self._merged[1]
+
+    def _merge(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
         if not self.enabled or not self.ids:
             return None, []
         found = set(ParameterPreset.objects.filter(pk__in=self.ids).values_list("pk", flat=True))

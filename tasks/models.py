@@ -8,12 +8,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.urls import reverse
+from django.utils.functional import cached_property
 
 from engines.catalogue import for_engine
-from engines.checks import Finding, check_for_runtime, same_flag
+from engines.checks import Finding, check_for_runtime, merge_for_engine, same_flag
 from engines.plan import MAX_GRID_EXPERIMENTS, PlanSummary, command_renderer, rules_for, runnable, summarize
 from presets.fields import GridField
-from presets.merging import MergeStrategy, count_combinations, merge
+from presets.merging import MergeStrategy, count_combinations
 from presets.models import ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import clean_parameters
@@ -49,10 +50,6 @@ class Objective(models.TextChoices):
     MINIMIZE_TPOT = "minimize_tpot", "Minimise time per output token"
 
 
-class Locked(Exception):
-    """The task cannot change now (it is queued or running)."""
-
-
 class TaskQuerySet(NamedQuerySet):
     pass
 
@@ -71,11 +68,7 @@ def merge_presets(preset_ids: Sequence[int], strategy: str, runtime: str = "") -
     missing = [preset_id for preset_id in ids if preset_id not in found]
     if missing:
         raise ValidationError(f"No preset with id {', '.join(map(str, missing))}.")
-    inputs = [found[preset_id] for preset_id in ids]
-    aliases = (
-        same_flag([flag for preset in inputs for flag in preset.parameters], for_engine(runtime)) if runtime else {}
-    )
-    result = merge(inputs, strategy, same_flag=aliases)
+    result = merge_for_engine([found[preset_id] for preset_id in ids], strategy, for_engine(runtime))
     snapshot = [{"id": preset_id, "name": found[preset_id].name} for preset_id in ids]
     return result, snapshot
 
@@ -184,9 +177,10 @@ class Task(UniquelyNamed):
         if errors:
             raise ValidationError(errors)
 
-    @property
+    @cached_property
     def plan_summary(self) -> PlanSummary:
-        """Total and runnable combinations, with why the others are skipped."""
+        """Total and runnable combinations, with why the others are skipped (read once per instance:
+        list pages and the API ask for it several times; a saved edit is read back fresh)."""
         return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
 
     def _same_flag(self) -> dict[str, str]:

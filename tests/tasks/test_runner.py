@@ -65,8 +65,9 @@ def test_the_standin_engine_becomes_healthy_and_serves_its_model():
         with urllib.request.urlopen(f"{base_url(port)}/v1/models", timeout=2) as response:
             models = json.load(response)
         assert models["data"] == [{"id": "m", "object": "model"}]
-        assert any("serving m on" in line for line in engine.log_tail)
-        assert any("GET /health" in line for line in engine.log_tail), "one log line per request"
+        # The log is read by a thread: wait for the lines rather than race it.
+        assert engine.wait_for_line("serving m on", timeout_s=5)
+        assert engine.wait_for_line("GET /health", timeout_s=5)  # one log line per request
 
 
 def test_vllm_style_arguments_start_the_standin_too():
@@ -75,7 +76,7 @@ def test_vllm_style_arguments_start_the_standin_too():
     command += ["--port", str(port), "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.9", "--unknown", "1"]
     with EngineProcess(command) as engine:
         engine.wait_until_healthy(base_url(port), timeout_s=10)
-        assert any("serving org/model" in line for line in engine.log_tail)
+        assert engine.wait_for_line("serving org/model", timeout_s=5)
 
 
 def test_an_out_of_memory_start_fails_fast_with_the_crash_in_the_log_tail():
