@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster per session, for tests marked postgres)
+
 
 @pytest.fixture
 def user(db):

@@ -7,6 +7,8 @@ switches for a real deployment are listed in the README.
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "django_htmx",
+    "django_tasks_db",
     "presets",
     "tasks",
     "engines",
@@ -163,3 +166,28 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Background work: Django's Tasks API on a database queue (django-tasks-db), so no broker is needed.
+# Workers: `manage.py worker` (bin/start runs one next to the web server).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# How many experiments of one task may run at once, each on its own worker (host).
+PARALLEL_EXPERIMENTS = int(env_str("AUTOTUNER_PARALLEL_EXPERIMENTS", "4"))
+
+# Running experiments on this host. A launcher replaces an engine's own start words
+# (engines.plan.LAUNCHERS), e.g. a container or a virtualenv's python; "{model}" is the task's model.
+STANDIN_ENGINE = BASE_DIR / "tests" / "standin_engine.py"
+STANDIN_LAUNCHERS = {
+    "sglang": [sys.executable, str(STANDIN_ENGINE), "--model-path", "{model}"],
+    "vllm": [sys.executable, str(STANDIN_ENGINE), "serve", "{model}"],
+}
+# AUTOTUNER_STANDIN_ENGINE=1 runs every task against the stand-in engine: try the whole flow without a GPU.
+ENGINE_LAUNCHERS: dict[str, list[str]] = dict(STANDIN_LAUNCHERS) if env_bool("AUTOTUNER_STANDIN_ENGINE", False) else {}
+for _runtime in ("sglang", "vllm"):
+    if os.environ.get(f"AUTOTUNER_{_runtime.upper()}_LAUNCHER"):
+        ENGINE_LAUNCHERS[_runtime] = shlex.split(os.environ[f"AUTOTUNER_{_runtime.upper()}_LAUNCHER"])
+# The GPUs this host gives experiments, as CUDA_VISIBLE_DEVICES ids; unset leaves the variable alone.
+GPU_IDS = env_list("AUTOTUNER_GPU_IDS", [])
+ENGINE_START_TIMEOUT = int(env_str("AUTOTUNER_ENGINE_START_TIMEOUT", "600"))  # seconds, capped by the task's timeout
+ENGINE_STOP_GRACE = float(env_str("AUTOTUNER_ENGINE_STOP_GRACE", "10"))  # SIGTERM to SIGKILL, seconds
+# A running experiment whose worker has not written for this long is taken for lost (its host died).
+WORKER_LOST_AFTER = int(env_str("AUTOTUNER_WORKER_LOST_AFTER", "120"))

@@ -142,6 +142,13 @@ def summarize(
     return PlanSummary(total, runnable_read * others, dict(skipped))
 
 
+def skip_reason(
+    combination: Mapping[str, Any], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
+) -> str | None:
+    """Why this one combination cannot run, or None when it can (for samplers that pick combinations)."""
+    return _first_reason(canonical(combination, same_flag), rules)
+
+
 def _first_reason(combination: Mapping[str, Any], rules: Sequence[Rule]) -> str | None:
     for rule in rules:
         reason = rule.reason(combination)
@@ -184,12 +191,22 @@ def _number(value: int | float) -> str:
 
 
 def command_renderer(
-    engine: str, model: str, flags: Sequence[str], *, port: int | str = 30000, catalogue: Catalogue | None
+    engine: str,
+    model: str,
+    flags: Sequence[str],
+    *,
+    port: int | str = 30000,
+    catalogue: Catalogue | None,
+    launcher: Sequence[str] | None = None,
 ) -> Callable[[Mapping[str, Any]], str]:
     """A function from a combination of ``flags`` to its launch command, with everything that does not
-    depend on the values (the launcher, each flag's spelling and kind) worked out once."""
+    depend on the values (the launcher, each flag's spelling and kind) worked out once.
+
+    ``launcher`` replaces the engine's own (``{model}`` in a word is the model), e.g. a container.
+    """
+    words = launcher if launcher is not None else LAUNCHERS[engine]
     prefix = shlex.join(
-        [word.format(model=model) for word in LAUNCHERS[engine]] + ["--host", "127.0.0.1", "--port", str(port)]
+        [word.replace("{model}", model) for word in words] + ["--host", "127.0.0.1", "--port", str(port)]
     )
     parts: dict[tuple[str, Any], str] = {}
 
@@ -208,7 +225,14 @@ def command_renderer(
 
 
 def launch_command(
-    engine: str, model: str, combination: Mapping[str, Any], *, port: int | str = 30000, catalogue: Catalogue | None
+    engine: str,
+    model: str,
+    combination: Mapping[str, Any],
+    *,
+    port: int | str = 30000,
+    catalogue: Catalogue | None,
+    launcher: Sequence[str] | None = None,
 ) -> str:
     """The exact, shell-quoted command that starts the engine for one combination."""
-    return command_renderer(engine, model, list(combination), port=port, catalogue=catalogue)(combination)
+    render = command_renderer(engine, model, list(combination), port=port, catalogue=catalogue, launcher=launcher)
+    return render(combination)

@@ -26,14 +26,23 @@ from presets.merging import MergeStrategy
 from presets.models import ParameterPreset
 from presets.serializers import ErrorSerializer
 from presets.validators import InvalidParameters, Problem, describe_type, normalize_parameters, parse_id
+from tasks import lifecycle
+from tasks import results as run_results
 from tasks.filters import TaskFilter
 from tasks.forms import TaskForm
-from tasks.models import Task, merge_presets
+from tasks.models import ExperimentStatus, Task, TransitionRefused, merge_presets
 
 FORM_FIELDS = TaskForm._meta.fields
 PLAN_PAGE_SIZE = 100
 MAX_PLAN_PAGE_SIZE = 1000
 READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations", "runnable", "skipped", "warnings"]
+RUN_FIELDS = ["status_changed_at", "status_history", "started_at", "finished_at", "error"]
+RUN_ACTIONS = {
+    "start": lifecycle.start,
+    "cancel": lifecycle.cancel,
+    "restart": lifecycle.restart,
+    "resume": lifecycle.resume,
+}
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -62,8 +71,17 @@ class TaskSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = [*READ_ONLY, *FORM_FIELDS, "presets", "merge_strategy", "created_by", "created_at", "updated_at"]
-        read_only_fields = [*READ_ONLY, "created_at", "updated_at"]
+        fields = [
+            *READ_ONLY,
+            *FORM_FIELDS,
+            "presets",
+            "merge_strategy",
+            "created_by",
+            "created_at",
+            "updated_at",
+            *RUN_FIELDS,
+        ]
+        read_only_fields = [*READ_ONLY, "created_at", "updated_at", *RUN_FIELDS]
 
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409)}
@@ -83,6 +101,12 @@ def represent(task: Task) -> dict[str, Any]:
         created_by=task.created_by.username if task.created_by else None,
         created_at=task.created_at,
         updated_at=task.updated_at,
+        seed=task.seed,
+        status_changed_at=task.status_changed_at,
+        status_history=task.status_history,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        error=task.error or None,
     )
     return data
 
@@ -192,6 +216,92 @@ class TaskViewSet(viewsets.GenericViewSet):
             "experiments": rows,
         }
         return Response(body, headers=headers)
+
+    def _run_action(self, name: str) -> Response:
+        task = self.get_object()
+        if not task.can_change(self.request.user):
+            raise ApiError(status.HTTP_403_FORBIDDEN, "Only the task's creator or staff can run or stop it.")
+        try:
+            task = RUN_ACTIONS[name](task)
+        except TransitionRefused as refusal:
+            raise ApiError(status.HTTP_409_CONFLICT, str(refusal)) from None
+        task = self.get_queryset().get(pk=task.pk)
+        return Response(represent(task), status=status.HTTP_200_OK if name == "cancel" else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Start a draft task: plan its experiments and queue them for the workers",
+        request=None,
+        responses={202: TaskSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._run_action("start")
+
+    @extend_schema(
+        summary="Cancel a queued or running task; a running engine is stopped within seconds",
+        request=None,
+        responses={200: TaskSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._run_action("cancel")
+
+    @extend_schema(
+        summary="Run a finished task again from a clean slate (its experiments are deleted)",
+        request=None,
+        responses={202: TaskSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        return self._run_action("restart")
+
+    @extend_schema(
+        summary="Continue a cancelled or failed task without repeating finished experiments",
+        request=None,
+        responses={202: TaskSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._run_action("resume")
+
+    @extend_schema(
+        summary="The task's experiments with their outcome",
+        parameters=[
+            OpenApiParameter(
+                "sort", str, enum=[*run_results.SORTS], description="Default number; score sorts best first."
+            ),
+            OpenApiParameter("status", str, enum=ExperimentStatus.values),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def experiments(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        sort = request.query_params.get("sort", "number")
+        wanted = request.query_params.get("status")
+        problems = []
+        if sort not in run_results.SORTS:
+            problems.append(Problem("sort", f"expected one of {', '.join(run_results.SORTS)}, got {sort[:40]!r}"))
+        if wanted is not None and wanted not in ExperimentStatus.values:
+            problems.append(
+                Problem("status", f"expected one of {', '.join(ExperimentStatus.values)}, got {wanted[:40]!r}")
+            )
+        if problems:
+            raise invalid(problems)
+        experiments = task.experiments.all()
+        if wanted:
+            experiments = experiments.filter(status=wanted)
+        rows = run_results.sort_experiments(task, list(experiments), sort)
+        return Response([run_results.record(experiment) for experiment in rows])
+
+    @extend_schema(
+        summary="The run's results: the best configuration, the Pareto front and every experiment",
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, pk: str) -> Response:
+        task = self.get_object()
+        return Response(run_results.results(task, list(task.experiments.all())))
 
     def destroy(self, request: Request, pk: str) -> Response:
         task = self.get_object()

@@ -29,9 +29,10 @@ import contextlib
 import json
 import math
 import statistics
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -115,8 +116,10 @@ async def run_level(
     output_tokens: int,
     max_seconds: float,
     request_timeout_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> LevelResult:
-    """Send ``requests`` streamed completions, ``concurrency`` at a time; start none after ``max_seconds``.
+    """Send ``requests`` streamed completions, ``concurrency`` at a time; start none after ``max_seconds``
+    or once ``stop`` is set (a cancelled experiment).
 
     A request not finished within ``request_timeout_s`` (default ``max_seconds``) fails as a timeout.
     """
@@ -131,7 +134,7 @@ async def run_level(
 
     async def worker() -> None:
         nonlocal sent
-        while sent < requests and time.perf_counter() < deadline:
+        while sent < requests and time.perf_counter() < deadline and not (stop and stop.is_set()):
             index = sent
             sent += 1  # no await between the check and this: the workers share one thread
             body = {
@@ -193,23 +196,33 @@ def benchmark(
     output_tokens: int,
     max_seconds: float,
     request_timeout_s: float | None = None,
+    stop: threading.Event | None = None,
+    on_level: Callable[[int], None] | None = None,
 ) -> list[LevelResult]:
-    """Run each concurrency level in order, one after the other. Call it outside an event loop."""
+    """Run each concurrency level in order, one after the other, calling ``on_level(concurrency)``
+    before each; none starts once ``stop`` is set. Call it outside an event loop."""
 
     async def run_all() -> list[LevelResult]:
-        return [
-            await run_level(
-                base_url,
-                model,
-                concurrency=level,
-                requests=requests,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                max_seconds=max_seconds,
-                request_timeout_s=request_timeout_s,
+        results = []
+        for level in levels:
+            if stop and stop.is_set():
+                break
+            if on_level:
+                on_level(level)
+            results.append(
+                await run_level(
+                    base_url,
+                    model,
+                    concurrency=level,
+                    requests=requests,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    max_seconds=max_seconds,
+                    request_timeout_s=request_timeout_s,
+                    stop=stop,
+                )
             )
-            for level in levels
-        ]
+        return results
 
     return run_coroutine(run_all())
 
@@ -360,9 +373,23 @@ def slo_violations(level: LevelResult, slos: Mapping[str, float | None]) -> list
     return found
 
 
+@dataclass(frozen=True)
+class Scored:
+    value: float | None  # the objective at ``level``; None when no level meets every SLO
+    level: LevelResult | None  # the level scored, or else the closest to meeting the SLOs
+    reason: str | None  # why there is no value
+
+
 def score(
     results: Sequence[LevelResult], objective: str, slos: Mapping[str, float | None]
 ) -> tuple[float | None, str | None]:
+    """The objective's value at the best level that meets every SLO, or None and why none does
+    (see ``score_levels``)."""
+    scored = score_levels(results, objective, slos)
+    return scored.value, scored.reason
+
+
+def score_levels(results: Sequence[LevelResult], objective: str, slos: Mapping[str, float | None]) -> Scored:
     """The objective's value at the best level that meets every SLO, or None and why none does.
 
     Throughput (output tokens/s) is higher-better; latency (E2E p50, s), TTFT p50 and TPOT p50 (ms)
@@ -375,13 +402,14 @@ def score(
     read, higher_is_better = OBJECTIVES[objective]
     candidates = [level for level in results if level.succeeded]
     if not candidates:
-        return None, "no request succeeded" if results else "no benchmark results"
+        return Scored(None, None, "no request succeeded" if results else "no benchmark results")
     violations = {id(level): slo_violations(level, slos) for level in candidates}
-    meeting = [read(level) for level in candidates if not violations[id(level)] and read(level) is not None]
+    meeting = [level for level in candidates if not violations[id(level)] and read(level) is not None]
     if meeting:
-        return (max(meeting) if higher_is_better else min(meeting)), None
+        best = (max if higher_is_better else min)(meeting, key=read)
+        return Scored(read(best), best, None)
     closest = min(candidates, key=lambda level: (len(violations[id(level)]), level.concurrency))
-    return None, f"violates SLO ({'; '.join(violations[id(closest)])})"
+    return Scored(None, closest, f"violates SLO ({'; '.join(violations[id(closest)])})")
 
 
 def _number(value: float) -> str:

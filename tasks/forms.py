@@ -57,6 +57,7 @@ class TaskForm(forms.ModelForm):
             "optimization_strategy",
             "objective",
             "max_experiments",
+            "seed",
             "experiment_timeout",
             "concurrency_levels",
             "input_tokens",

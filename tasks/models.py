@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 from engines.catalogue import for_engine
@@ -35,6 +36,38 @@ class TaskStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+# The one place the lifecycle is written down: every status change goes through Task.move_to.
+TRANSITIONS: dict[str, set[str]] = {
+    TaskStatus.DRAFT: {TaskStatus.QUEUED},
+    TaskStatus.QUEUED: {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED},
+    TaskStatus.RUNNING: {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED},
+    # Finished tasks run again by Restart (from a clean slate) or Resume (keeping finished experiments).
+    TaskStatus.COMPLETED: {TaskStatus.QUEUED},
+    TaskStatus.FAILED: {TaskStatus.QUEUED},
+    TaskStatus.CANCELLED: {TaskStatus.QUEUED},
+}
+ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TransitionRefused(Exception):
+    """A status change the lifecycle does not allow; the message says what the user can do instead."""
+
+
+class ExperimentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    STARTING = "starting", "Starting"
+    BENCHMARKING = "benchmarking", "Benchmarking"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# An experiment a worker holds: starting its engine or benchmarking it.
+RUNNING_EXPERIMENT = (ExperimentStatus.STARTING, ExperimentStatus.BENCHMARKING)
+FINISHED_EXPERIMENT = (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED)
 
 
 class OptimizationStrategy(models.TextChoices):
@@ -81,6 +114,13 @@ class Task(UniquelyNamed):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.DRAFT, db_index=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_history = models.JSONField(
+        default=list, blank=True, help_text="Each status change: {status, at, note}, oldest first."
+    )
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When the last run began.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the last run ended.")
+    error = models.TextField(blank=True, help_text="Why the last run failed or stopped, in one sentence.")
 
     # The model under test
     model = models.CharField(max_length=500, help_text="A Hugging Face id (org/name) or a local path.")
@@ -112,8 +152,13 @@ class Task(UniquelyNamed):
     max_experiments = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_GRID_EXPERIMENTS)],
         help_text="Empty runs the whole grid (grid search only).",
+    )
+    seed = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Random and bayesian search: the same seed samples the same experiments. Empty picks one.",
     )
     experiment_timeout = models.PositiveIntegerField(
         default=900, validators=[MinValueValidator(10)], help_text="Seconds one experiment may take."
@@ -147,6 +192,14 @@ class Task(UniquelyNamed):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.parameters = clean_parameters(self.parameters)
+        if not self._state.adding and self.pk is not None and kwargs.get("update_fields") is None:
+            # An edit never writes the status: a worker may have moved it since the form was read.
+            # Status changes are saved by tasks.lifecycle, with update_fields=STATUS_FIELDS.
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in self.STATUS_FIELDS
+            ]
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
@@ -213,7 +266,64 @@ class Task(UniquelyNamed):
 
     @property
     def is_locked(self) -> bool:
-        return self.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+        """Queued and running tasks cannot be edited or deleted: a worker is reading them."""
+        return self.status in ACTIVE_STATUSES
+
+    def move_to(self, status: str, *, note: str = "") -> None:
+        """Change the status, timestamped, if the lifecycle allows it; raises TransitionRefused otherwise.
+
+        Only sets the fields: the caller saves, inside the transaction that locked the row.
+        """
+        if status not in TRANSITIONS.get(self.status, set()):
+            raise TransitionRefused(_refusal(self.status, status))
+        now = timezone.now()
+        self.status = status
+        self.status_changed_at = now
+        self.status_history = [*self.status_history, {"status": status, "at": now.isoformat(), "note": note}]
+        if status == TaskStatus.QUEUED:
+            self.started_at = self.finished_at = None
+            self.error = ""
+        elif status == TaskStatus.RUNNING:
+            self.started_at = now
+        elif status in FINISHED_STATUSES:
+            self.finished_at = now
+            self.error = note if status != TaskStatus.COMPLETED else ""
+
+    STATUS_FIELDS = ["status", "status_changed_at", "status_history", "started_at", "finished_at", "error"]
+
+    @property
+    def can_start(self) -> bool:
+        return self.status == TaskStatus.DRAFT
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def can_restart(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+    @property
+    def slos(self) -> dict[str, float | None]:
+        return {
+            "ttft_p90_ms": self.slo_ttft_p90_ms,
+            "tpot_p90_ms": self.slo_tpot_p90_ms,
+            "e2e_p99_s": self.slo_e2e_p99_s,
+            "min_success_rate": self.slo_min_success_rate,
+        }
+
+    @property
+    def grid_capped(self) -> bool:
+        """A grid search told to run fewer experiments than the grid has runnable combinations."""
+        return (
+            self.optimization_strategy == OptimizationStrategy.GRID
+            and bool(self.max_experiments)
+            and self.max_experiments < self.plan_summary.runnable
+        )
 
     def can_change(self, user: Any) -> bool:
         if not user.is_authenticated:
@@ -232,6 +342,8 @@ class Task(UniquelyNamed):
         copy.pk = None
         copy.name = Task.objects.free_name(self.name, suffix="copy")
         copy.status = TaskStatus.DRAFT
+        copy.status_changed_at = copy.started_at = copy.finished_at = None
+        copy.status_history, copy.error = [], ""
         copy.created_by = by if by and by.is_authenticated else None
         copy.save()
         return copy
@@ -244,6 +356,79 @@ class Task(UniquelyNamed):
             runtime=self.runtime,
             parameters=self.parameters,
             metadata={"source_task": self.pk},
+            created_by=by if by and by.is_authenticated else None,
+        )
+        preset.save()
+        return preset
+
+
+def _refusal(current: str, wanted: str) -> str:
+    labels = dict(TaskStatus.choices)
+    if current in ACTIVE_STATUSES and wanted in (TaskStatus.QUEUED,):
+        return f"The task is {labels[current].lower()} already; cancel it first to run it again."
+    if current == TaskStatus.DRAFT and wanted == TaskStatus.CANCELLED:
+        return "The task has not been started, so there is nothing to cancel."
+    if current in FINISHED_STATUSES and wanted == TaskStatus.CANCELLED:
+        return f"The task is {labels[current].lower()}; there is nothing to cancel."
+    return f"A {labels[current].lower()} task cannot become {labels[wanted].lower()}."
+
+
+class Experiment(models.Model):
+    """One combination of the grid: its engine launched, benchmarked and scored."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="experiments")
+    number = models.PositiveIntegerField(help_text="1, 2, 3 … within the task, in the order they were planned.")
+    parameters = GridField(help_text="Each flag mapped to the one value this experiment uses (in grid order).")
+    command = models.TextField(blank=True, help_text="The exact launch command, as run.")
+    status = models.CharField(
+        max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.PENDING, db_index=True
+    )
+    step = models.CharField(max_length=100, blank=True, help_text="What the runner is doing now.")
+    levels = models.JSONField(default=list, blank=True, help_text="The benchmark's result at each concurrency level.")
+    score = models.FloatField(null=True, blank=True, help_text="The objective at the best level meeting every SLO.")
+    scored_level = models.PositiveIntegerField(null=True, blank=True, help_text="The concurrency level scored.")
+    throughput = models.FloatField(null=True, blank=True, help_text="Output tokens/s at the scored level.")
+    latency = models.FloatField(null=True, blank=True, help_text="End-to-end latency p50 (s) at the scored level.")
+    slo_violation = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True, help_text="The engine's last 200 log lines.")
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it.")
+    engine_pid = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [models.UniqueConstraint(fields=["task", "number"], name="experiment_number_unique_in_task")]
+        indexes = [models.Index(fields=["task", "status"], name="experiment_task_status")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} #{self.number}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in RUNNING_EXPERIMENT
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def meets_slo(self) -> bool:
+        return self.status == ExperimentStatus.SUCCEEDED and self.score is not None and not self.slo_violation
+
+    def save_as_preset(self, *, by: Any) -> ParameterPreset:
+        """A user preset with exactly this experiment's values, linked back to its task."""
+        preset = ParameterPreset(
+            name=ParameterPreset.objects.free_name(f"{self.task.name} #{self.number}", suffix="config"),
+            description=f"The configuration of experiment {self.number} of task “{self.task.name}”.",
+            category="custom",
+            runtime=self.task.runtime,
+            parameters={flag: [value] for flag, value in self.parameters.items()},
+            metadata={"source_task": self.task_id, "source_experiment": self.number, "score": self.score},
             created_by=by if by and by.is_authenticated else None,
         )
         preset.save()

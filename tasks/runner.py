@@ -209,6 +209,14 @@ def _answers(url: str, deadline: float) -> bool:
         return False  # not listening yet, reset while starting, or a half-written answer
 
 
+def kill_group(pgid: int) -> bool:
+    """SIGKILL a process group left behind (by a worker that died); True if anything was still running."""
+    if not _group_alive(pgid):
+        return False
+    _signal_group(pgid, signal.SIGKILL)
+    return True
+
+
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(pgid, signum)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from tasks import views
@@ -18,6 +18,11 @@ urlpatterns = [
     path("<int:pk>/save-grid/", views.task_save_grid, name="save-grid"),
     path("<int:pk>/plan.json", views.task_plan_json, name="plan-json"),
     path("<int:pk>/plan.sh", views.task_plan_shell, name="plan-sh"),
+    re_path(r"^(?P<pk>[0-9]+)/(?P<action>start|cancel|restart|resume)/$", views.task_run_action, name="run-action"),
+    path("<int:pk>/progress/", views.task_progress, name="progress"),
+    path("<int:pk>/results/", views.task_results, name="results"),
+    re_path(r"^(?P<pk>[0-9]+)/results\.(?P<kind>csv|json)$", views.task_results_download, name="results-download"),
+    path("<int:pk>/experiments/<int:number>/save-preset/", views.experiment_save_preset, name="save-experiment"),
 ]
 
 api_router = SimpleRouter()

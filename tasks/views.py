@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -18,18 +19,23 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_tasks_db.models import DBTaskResult
 
 from autotuner.pages import filtered_page, template_for
 from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
 from presets.models import ParameterPreset
+from tasks import lifecycle
+from tasks import results as run_results
 from tasks.filters import TaskFilter
 from tasks.forms import PresetSelection, TaskForm
-from tasks.models import Task, TaskStatus
+from tasks.models import Experiment, Task, TaskStatus, TransitionRefused
+from tasks.plots import pareto_front, scatter_svg
 
 PLAN_ROWS_SHOWN = 50
 INVALID = 422
@@ -56,6 +62,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "summary": task.plan_summary,
         "warnings": task.engine_warnings,
         "plan_rows": list(itertools.islice(task.plan(), PLAN_ROWS_SHOWN)),
+        **_run_context(request, task),
     }
     return render(request, "tasks/task_detail.html", context)
 
@@ -242,4 +249,107 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def task_save_grid(request: HttpRequest, pk: int) -> HttpResponse:
     preset = get_object_or_404(Task, pk=pk).save_grid_as_preset(by=request.user)
     messages.success(request, f"Saved the grid as the preset “{preset.name}”.")
+    return redirect(preset)
+
+
+# Running a task
+
+RUN_ACTIONS = {
+    "start": (lifecycle.start, "Started “{name}”: {count} experiment(s) queued for the workers."),
+    "cancel": (lifecycle.cancel, "Cancelled “{name}”; a running engine stops within seconds."),
+    "restart": (lifecycle.restart, "Restarted “{name}” from a clean slate."),
+    "resume": (lifecycle.resume, "Resumed “{name}”: finished experiments are kept."),
+}
+STALE_QUEUE_SECONDS = 30  # a job waiting longer than this suggests no worker is running
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Start, cancel, restart or resume. Restart asks first: a plain GET shows a confirmation page
+    (htmx asks with hx-confirm and posts directly)."""
+    task = get_object_or_404(Task, pk=pk)
+    if not task.can_change(request.user):
+        raise PermissionDenied("Only the task's creator or staff can run or stop it.")
+    if request.method == "GET":
+        if action != "restart":
+            return redirect(task)
+        return render(request, "tasks/task_confirm_restart.html", {"task": task})
+    operation, done = RUN_ACTIONS[action]
+    try:
+        task = operation(task)
+    except TransitionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, done.format(name=task.name, count=task.experiments_planned))
+    if request.htmx:
+        return HttpResponseClientRedirect(task.get_absolute_url())
+    return redirect(task)
+
+
+def _run_context(request: HttpRequest, task: Task) -> dict[str, Any]:
+    """What the run panel shows: progress, the experiments table (sorted as asked) and the results."""
+    experiments = list(task.experiments.all())
+    sort = request.GET.get("sort", "number")
+    if sort not in run_results.SORTS:
+        sort = "number"
+    best = run_results.best_experiment(task, experiments)
+    points = run_results.plot_points(experiments)
+    return {
+        "task": task,
+        "can_change": task.can_change(request.user),
+        "experiments": run_results.sort_experiments(task, experiments, sort),
+        "sort": sort,
+        "sorts": run_results.SORTS,
+        "progress": run_results.progress(task, experiments),
+        "best": best,
+        "front": {point.number for point in pareto_front(points)},
+        "plot": scatter_svg(points, best=best.number if best else None) if points else "",
+        "waiting_for_worker": task.status == TaskStatus.QUEUED and _queue_is_stale(),
+    }
+
+
+def _queue_is_stale() -> bool:
+    cutoff = timezone.now() - timedelta(seconds=STALE_QUEUE_SECONDS)
+    return DBTaskResult.objects.ready().filter(enqueued_at__lt=cutoff).exists()
+
+
+@login_required
+@require_safe
+def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run panel alone, polled by the task page while the task is queued or running."""
+    task = get_object_or_404(Task, pk=pk)
+    response = render(request, "tasks/_run.html", _run_context(request, task))
+    if request.htmx and request.GET.get("live") and not task.is_locked:
+        # The run just ended: reload the page once, so its header, actions and plan are current too.
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@login_required
+@require_safe
+def task_results(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(Task.objects.select_related("created_by"), pk=pk)
+    return render(request, "tasks/task_results.html", _run_context(request, task))
+
+
+@login_required
+@require_safe
+def task_results_download(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    task = get_object_or_404(Task, pk=pk)
+    experiments = list(task.experiments.all())
+    name = f"results-{slugify(task.name) or task.pk}"
+    if kind == "csv":
+        response = HttpResponse(run_results.results_csv(task, experiments), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    return download_response(run_results.results_json(task, experiments), f"{name}.json")
+
+
+@login_required
+@require_POST
+def experiment_save_preset(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    experiment = get_object_or_404(Experiment.objects.select_related("task"), task_id=pk, number=number)
+    preset = experiment.save_as_preset(by=request.user)
+    messages.success(request, f"Saved experiment {number}'s configuration as the preset “{preset.name}”.")
     return redirect(preset)

@@ -22,6 +22,12 @@ MB = 1_000_000
 
 FIELDS = {
     "id",
+    "seed",
+    "status_changed_at",
+    "status_history",
+    "started_at",
+    "finished_at",
+    "error",
     "name",
     "description",
     "model",

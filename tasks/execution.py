@@ -1,0 +1,193 @@
+"""Run one claimed experiment: start its engine, wait until it serves, benchmark it, score it, stop it.
+
+A monitor thread beside the run writes a heartbeat and the current step, and stops the engine's
+whole process group when the task is cancelled or the experiment outlives the task's timeout.
+Whatever happens, the experiment ends with a status, a reason when it failed, and the engine's
+log tail; a failed experiment never stops the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from engines.catalogue import for_engine
+from engines.plan import launch_command
+from tasks.benchmark import benchmark, score_levels
+from tasks.models import RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.runner import EngineFailed, EngineProcess, free_port
+
+logger = logging.getLogger("autotuner.runs")
+
+CHECK_SECONDS = 0.5  # how often the monitor looks for a cancel: "stops within seconds"
+HEARTBEAT_SECONDS = 5.0
+
+
+class Monitor(threading.Thread):
+    def __init__(self, experiment: Experiment, timeout_s: float) -> None:
+        super().__init__(name=f"experiment-{experiment.pk}-monitor", daemon=True)
+        self.experiment_id = experiment.pk
+        self.task_id = experiment.task_id
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+        self.step = experiment.step
+        self.written_step = experiment.step
+        self.engine: EngineProcess | None = None
+        self.stopped = threading.Event()  # set once the run must end: read by the benchmark
+        self.reason: str | None = None  # "cancelled" or why it was stopped
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        last_beat = 0.0
+        try:
+            while not self._done.wait(CHECK_SECONDS):
+                status = Task.objects.filter(pk=self.task_id).values_list("status", flat=True).first()
+                if status != TaskStatus.RUNNING and status != TaskStatus.QUEUED:
+                    self.stop("cancelled")
+                elif time.monotonic() > self.deadline:
+                    self.stop(f"took longer than the task's experiment timeout ({self.timeout_s:g} s)")
+                now = time.monotonic()
+                if self.step != self.written_step or now - last_beat >= HEARTBEAT_SECONDS:
+                    step = self.step
+                    Experiment.objects.filter(pk=self.experiment_id, status__in=RUNNING_EXPERIMENT).update(
+                        heartbeat_at=timezone.now(), step=step
+                    )
+                    self.written_step, last_beat = step, now
+        except Exception:  # the run goes on without its monitor rather than dying with it
+            logger.exception("experiment %s: monitor failed", self.experiment_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            logger.info("experiment %s: stopping (%s)", self.experiment_id, reason)
+        self.stopped.set()
+        if self.engine is not None:
+            self.engine.stop(grace_s=settings.ENGINE_STOP_GRACE)
+
+    def finish(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join()
+
+
+def run_experiment(experiment: Experiment) -> Experiment:
+    """Run a claimed experiment to its end and store the outcome; returns it as stored."""
+    task = Task.objects.get(pk=experiment.task_id)
+    port = free_port()
+    command = launch_command(
+        task.runtime,
+        task.model,
+        experiment.parameters,
+        port=port,
+        catalogue=for_engine(task.runtime),
+        launcher=settings.ENGINE_LAUNCHERS.get(task.runtime),
+    )
+    experiment.command = command
+    Experiment.objects.filter(pk=experiment.pk).update(command=command)
+    outcome: dict[str, Any] = {}
+    monitor = Monitor(experiment, timeout_s=task.experiment_timeout)
+    engine = EngineProcess(shlex.split(command), env=_engine_env(task))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _check_gpus(task)
+        engine.start()
+        monitor.engine = engine
+        Experiment.objects.filter(pk=experiment.pk).update(engine_pid=engine.pid)
+        monitor.start()
+        monitor.step = "waiting for the engine to serve"
+        engine.wait_until_healthy(base_url, timeout_s=min(settings.ENGINE_START_TIMEOUT, task.experiment_timeout))
+        Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
+            status=ExperimentStatus.BENCHMARKING
+        )
+
+        def on_level(concurrency: int) -> None:
+            monitor.step = f"benchmarking level {concurrency}"
+
+        results = benchmark(
+            base_url,
+            task.model,
+            task.concurrency_levels,
+            requests=task.requests_per_level,
+            input_tokens=task.input_tokens,
+            output_tokens=task.output_tokens,
+            max_seconds=task.max_seconds_per_level,
+            stop=monitor.stopped,
+            on_level=on_level,
+        )
+        outcome = _scored(task, results)
+        if engine.returncode is not None and not monitor.reason:
+            # It crashed under load: the numbers are of a dead server.
+            outcome = {**outcome, "status": ExperimentStatus.FAILED, "score": None}
+            outcome["error"] = f"the engine exited with status {engine.returncode} during the benchmark"
+    except EngineFailed as failure:
+        last = next((line.strip() for line in reversed(failure.log_tail) if line.strip()), "")
+        error = f"the engine {failure.reason}" + (f": {last[:300]}" if last else "")
+        outcome = {"status": ExperimentStatus.FAILED, "error": error}
+    except _NoGpus as refusal:
+        outcome = {"status": ExperimentStatus.FAILED, "error": str(refusal)}
+    except OSError as error:  # the launcher itself is missing or not executable
+        outcome = {"status": ExperimentStatus.FAILED, "error": f"could not start the engine: {error}"}
+    except Exception as error:
+        logger.exception("experiment %s failed in the runner", experiment.pk)
+        outcome = {"status": ExperimentStatus.FAILED, "error": f"runner error: {error.__class__.__name__}: {error}"}
+    finally:
+        monitor.finish()
+        engine.stop(grace_s=settings.ENGINE_STOP_GRACE)
+    if monitor.reason == "cancelled":
+        outcome = {"status": ExperimentStatus.CANCELLED, "error": "cancelled while running"}
+    elif monitor.reason:
+        outcome = {**outcome, "status": ExperimentStatus.FAILED, "score": None, "error": monitor.reason}
+    close_old_connections()
+    Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
+        **outcome, step="", log_tail="\n".join(engine.log_tail), finished_at=timezone.now()
+    )
+    experiment.refresh_from_db()
+    logger.info("experiment %s of task %s: %s %s", experiment.number, task.pk, experiment.status, experiment.error)
+    return experiment
+
+
+def _scored(task: Task, results: list) -> dict[str, Any]:
+    scored = score_levels(results, task.objective, task.slos)
+    outcome: dict[str, Any] = {
+        "levels": [level.as_dict() for level in results],
+        "score": scored.value,
+        "slo_violation": scored.reason if scored.reason and scored.level is not None else "",
+    }
+    if scored.level is not None:
+        outcome.update(
+            status=ExperimentStatus.SUCCEEDED,
+            scored_level=scored.level.concurrency,
+            throughput=scored.level.output_tokens_per_s,
+            latency=scored.level.e2e_s["p50"],
+        )
+    else:
+        errors = {name: count for level in results for name, count in level.errors.items()}
+        detail = "; ".join(f"{name} ×{count}" for name, count in sorted(errors.items())[:3])
+        outcome.update(status=ExperimentStatus.FAILED, error=f"{scored.reason}" + (f" ({detail})" if detail else ""))
+    return outcome
+
+
+class _NoGpus(Exception):
+    pass
+
+
+def _check_gpus(task: Task) -> None:
+    if settings.GPU_IDS and len(settings.GPU_IDS) < task.gpus:
+        raise _NoGpus(
+            f"the task needs {task.gpus} GPUs and this host offers {len(settings.GPU_IDS)} (AUTOTUNER_GPU_IDS)"
+        )
+
+
+def _engine_env(task: Task) -> dict[str, str]:
+    if not settings.GPU_IDS:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(settings.GPU_IDS[: task.gpus])}

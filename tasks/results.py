@@ -1,0 +1,208 @@
+"""What a run produced, in the shapes the page, the API and the downloads share: the experiment
+records, the best configuration, the Pareto front and live progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from tasks.models import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Objective, Task
+from tasks.plots import Point, pareto_front
+
+# Sort keys the experiments table and the API accept: name -> (field, label). Missing values sort last.
+SORTS = {
+    "number": "Number",
+    "score": "Score",
+    "throughput": "Throughput",
+    "latency": "Latency",
+}
+
+
+def higher_is_better(task: Task) -> bool:
+    return task.objective == Objective.MAXIMIZE_THROUGHPUT
+
+
+def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) -> list[Experiment]:
+    """Best first for score, fastest first for throughput and latency; unknown keys sort by number."""
+    if key not in SORTS or key == "number":
+        return sorted(experiments, key=lambda experiment: experiment.number)
+    descending = key == "throughput" or (key == "score" and higher_is_better(task))
+
+    def order(experiment: Experiment) -> tuple[bool, float, int]:
+        value = getattr(experiment, key)
+        if value is None:
+            return (True, 0.0, experiment.number)
+        return (False, -value if descending else value, experiment.number)
+
+    return sorted(experiments, key=order)
+
+
+def best_experiment(task: Task, experiments: Sequence[Experiment]) -> Experiment | None:
+    """The experiment with the best score among those meeting every SLO (lowest number on a tie)."""
+    meeting = [experiment for experiment in experiments if experiment.meets_slo]
+    if not meeting:
+        return None
+    sign = -1 if higher_is_better(task) else 1
+    return min(meeting, key=lambda experiment: (sign * experiment.score, experiment.number))
+
+
+def plot_points(experiments: Sequence[Experiment]) -> list[Point]:
+    return [
+        Point(
+            number=experiment.number,
+            latency_s=experiment.latency,
+            throughput=experiment.throughput,
+            meets_slo=experiment.meets_slo,
+            url=f"#experiment-{experiment.number}",
+        )
+        for experiment in experiments
+        if experiment.status == ExperimentStatus.SUCCEEDED
+        and experiment.latency is not None
+        and experiment.throughput is not None
+    ]
+
+
+def record(experiment: Experiment, *, with_levels: bool = True) -> dict[str, Any]:
+    """One experiment as the API and the JSON download give it."""
+    row = {
+        "number": experiment.number,
+        "status": experiment.status,
+        "parameters": experiment.parameters,
+        "command": experiment.command,
+        "score": experiment.score,
+        "scored_level": experiment.scored_level,
+        "throughput_tokens_per_s": experiment.throughput,
+        "latency_p50_s": experiment.latency,
+        "slo_violation": experiment.slo_violation or None,
+        "error": experiment.error or None,
+        "step": experiment.step or None,
+        "started_at": experiment.started_at.isoformat() if experiment.started_at else None,
+        "finished_at": experiment.finished_at.isoformat() if experiment.finished_at else None,
+        "duration_s": experiment.duration_s,
+    }
+    if with_levels:
+        row["levels"] = experiment.levels
+        row["log_tail"] = experiment.log_tail
+    return row
+
+
+def results(task: Task, experiments: Sequence[Experiment]) -> dict[str, Any]:
+    best = best_experiment(task, experiments)
+    front = pareto_front(plot_points(experiments))
+    return {
+        "task": task.pk,
+        "status": task.status,
+        "objective": task.objective,
+        "higher_is_better": higher_is_better(task),
+        "slos": {name: limit for name, limit in task.slos.items() if limit is not None},
+        "best": record(best, with_levels=True) if best else None,
+        "pareto_front": [point.number for point in front],
+        "experiments": [record(experiment, with_levels=True) for experiment in experiments],
+    }
+
+
+def results_json(task: Task, experiments: Sequence[Experiment]) -> str:
+    return json.dumps(results(task, experiments), ensure_ascii=False, indent=2)
+
+
+def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:
+    """One row per experiment: its outcome, the scored level's figures, then one column per flag."""
+    flags: list[str] = list(task.parameters or {})
+    for experiment in experiments:
+        flags += [flag for flag in experiment.parameters if flag not in flags]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "number",
+            "status",
+            "score",
+            "scored_level",
+            "throughput_tokens_per_s",
+            "latency_p50_s",
+            "ttft_p90_ms",
+            "tpot_p90_ms",
+            "e2e_p99_s",
+            "success_rate",
+            "slo_violation",
+            "error",
+            *flags,
+        ]
+    )
+    for experiment in experiments:
+        level = next((lv for lv in experiment.levels if lv.get("concurrency") == experiment.scored_level), {})
+        writer.writerow(
+            [
+                experiment.number,
+                experiment.status,
+                _cell(experiment.score),
+                _cell(experiment.scored_level),
+                _cell(experiment.throughput),
+                _cell(experiment.latency),
+                _cell((level.get("ttft_ms") or {}).get("p90")),
+                _cell((level.get("tpot_ms") or {}).get("p90")),
+                _cell((level.get("e2e_s") or {}).get("p99")),
+                _cell(level.get("success_rate")),
+                experiment.slo_violation,
+                experiment.error,
+                *[_flag_cell(experiment.parameters, flag) for flag in flags],
+            ]
+        )
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _flag_cell(parameters: dict[str, Any], flag: str) -> str:
+    if flag not in parameters:
+        return ""
+    value = parameters[flag]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    running: list[Experiment]
+    elapsed_s: float | None
+    remaining_s: float | None  # an estimate from the finished experiments' mean duration
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def current_number(self) -> int:
+        """The number shown as "experiment 7 of 12": the running one, else the next to run."""
+        if self.running:
+            return min(experiment.number for experiment in self.running)
+        return min(self.done + 1, self.total)
+
+
+def progress(task: Task, experiments: Sequence[Experiment]) -> Progress:
+    finished = [experiment for experiment in experiments if experiment.status in FINISHED_EXPERIMENT]
+    total = max(task.experiments_planned, len(experiments))
+    done = sum(1 for experiment in experiments if experiment.status in (*FINISHED_EXPERIMENT, "cancelled"))
+    running = [experiment for experiment in experiments if experiment.status in RUNNING_EXPERIMENT]
+    elapsed = None
+    if task.started_at:
+        end = task.finished_at if task.finished_at and not task.is_locked else timezone.now()
+        elapsed = max((end - task.started_at).total_seconds(), 0.0)
+    durations = [experiment.duration_s for experiment in finished if experiment.duration_s is not None]
+    remaining = None
+    if durations and task.is_locked:
+        remaining = sum(durations) / len(durations) * max(total - done, 0)
+    return Progress(done=done, total=total, running=running, elapsed_s=elapsed, remaining_s=remaining)

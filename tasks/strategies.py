@@ -1,0 +1,162 @@
+"""Which combinations a task runs, and in what order: grid, random and bayesian search.
+
+Grid and random searches are planned whole when the task starts (a row per experiment, claimed by
+workers one at a time). Bayesian search asks for one combination at a time, from a study rebuilt
+from the experiments stored so far: nothing lives in a worker's memory, so a resumed or
+redistributed search continues from exactly its history, and a combination is never run twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from engines.catalogue import for_engine
+from engines.checks import same_flag
+from engines.plan import rules_for, runnable, skip_reason
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tasks.models import Experiment, Task
+
+# Up to this many runnable combinations a random sample is drawn from the full list; above it,
+# by rejection from the whole grid (a 10^12 grid is never listed).
+ENUMERATE_UP_TO = 100_000
+BAYESIAN_ATTEMPTS = 50  # asks for an untried runnable combination before falling back to random
+
+
+def combination_key(combination: Mapping[str, Any]) -> str:
+    """One string per combination, for telling tried from untried (1 and 1.0 and true stay apart)."""
+    return json.dumps(list(combination.items()), sort_keys=False)
+
+
+def planned_combinations(task: Task, seed: int) -> list[dict[str, Any]]:
+    """The experiments a grid or random search runs, in order."""
+    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
+    cap = task.max_experiments
+    if task.optimization_strategy == "grid":
+        return list(itertools.islice(runnable(grid, rules, aliases), cap))
+    return sample_without_replacement(task, seed, cap or task.plan_summary.runnable)
+
+
+def sample_without_replacement(task: Task, seed: int, count: int) -> list[dict[str, Any]]:
+    """``count`` distinct runnable combinations, the same ones for the same seed."""
+    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
+    rng = random.Random(seed)
+    available = task.plan_summary.runnable
+    count = min(count, available)
+    if available <= ENUMERATE_UP_TO:
+        return rng.sample(list(runnable(grid, rules, aliases)), count)
+    # A huge grid: draw positions in the grid, keep runnable ones not drawn before.
+    flags = list(grid)
+    sizes = [len(grid[flag]) for flag in flags]
+    total = math.prod(sizes)
+    chosen: dict[int, dict[str, Any]] = {}
+    while len(chosen) < count:
+        position = rng.randrange(total)
+        if position in chosen:
+            continue
+        combination = _at(grid, flags, sizes, position)
+        if skip_reason(combination, rules, aliases) is None:
+            chosen[position] = combination
+    return list(chosen.values())
+
+
+def _at(grid: Mapping[str, Sequence[Any]], flags: Sequence[str], sizes: Sequence[int], position: int) -> dict[str, Any]:
+    """The combination at ``position`` in plan order (the last flag varies fastest)."""
+    indexes = []
+    for size in reversed(sizes):
+        position, index = divmod(position, size)
+        indexes.append(index)
+    return {flag: grid[flag][index] for flag, index in zip(flags, reversed(indexes), strict=True)}
+
+
+def _aliases(task: Task) -> dict[str, str]:
+    return same_flag(list(task.parameters), for_engine(task.runtime))
+
+
+# Bayesian search
+
+
+def build_study(task: Task, experiments: Sequence[Experiment]) -> optuna.Study:
+    """An Optuna study holding exactly the stored experiments: each finished one a trial with its
+    parameters and score (a failed one, or one missing an SLO, as a failed trial)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "maximize" if task.objective == "maximize_throughput" else "minimize"
+    sampler = optuna.samplers.TPESampler(seed=_sampler_seed(task, experiments))
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    distributions = _distributions(task.parameters)
+    for experiment in experiments:
+        if experiment.status not in ("succeeded", "failed"):
+            continue
+        params = _indexes(task.parameters, experiment.parameters)
+        if params is None:
+            continue  # the grid was edited since: this combination is no longer in it
+        if experiment.meets_slo:
+            trial = optuna.trial.create_trial(params=params, distributions=distributions, value=experiment.score)
+        else:
+            state = optuna.trial.TrialState.FAIL
+            trial = optuna.trial.create_trial(params=params, distributions=distributions, state=state)
+        study.add_trial(trial)
+    return study
+
+
+def next_bayesian(task: Task, experiments: Sequence[Experiment]) -> dict[str, Any] | None:
+    """The next combination to try: TPE's suggestion given the history, never one tried before
+    (running or finished), always runnable; None when every runnable combination was tried."""
+    import optuna
+
+    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
+    tried = {combination_key(experiment.parameters) for experiment in experiments}
+    if len(tried) >= task.plan_summary.runnable:
+        return None
+    study = build_study(task, experiments)
+    distributions = _distributions(grid)
+    for _ in range(BAYESIAN_ATTEMPTS):
+        trial = study.ask(distributions)
+        combination = {flag: grid[flag][index] for flag, index in trial.params.items()}
+        # Reported back so the sampler moves on; the study is rebuilt from the database next time anyway.
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        if combination_key(combination) not in tried and skip_reason(combination, rules, aliases) is None:
+            return combination
+    # TPE keeps proposing tried combinations (a small grid mostly explored): take an untried one at random.
+    rng = random.Random(_sampler_seed(task, experiments))
+    for combination in sample_without_replacement(task, rng.randrange(2**32), task.plan_summary.runnable):
+        if combination_key(combination) not in tried:
+            return combination
+    return None
+
+
+def _sampler_seed(task: Task, experiments: Sequence[Experiment]) -> int:
+    # Seeded by the task's seed and the history's length: an interrupted and resumed search asks
+    # the same questions as one that never stopped.
+    return ((task.seed or 0) + 7919 * len(experiments)) % 2**32
+
+
+def _distributions(grid: Mapping[str, Sequence[Any]]) -> dict[str, optuna.distributions.BaseDistribution]:
+    import optuna
+
+    # Choices are the values' positions: values may be any JSON scalar, Optuna's choices may not.
+    return {
+        flag: optuna.distributions.CategoricalDistribution(tuple(range(len(values)))) for flag, values in grid.items()
+    }
+
+
+def _indexes(grid: Mapping[str, Sequence[Any]], combination: Mapping[str, Any]) -> dict[str, int] | None:
+    if list(combination) != list(grid):
+        return None
+    params = {}
+    for flag, value in combination.items():
+        spelled = json.dumps(value)
+        position = next((i for i, candidate in enumerate(grid[flag]) if json.dumps(candidate) == spelled), None)
+        if position is None:
+            return None
+        params[flag] = position
+    return params
