@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from tasks.forms import TaskForm
-from tasks.models import Task
+from tasks.models import Experiment, Task
 
 
 @admin.register(Task)
@@ -21,6 +21,10 @@ class TaskAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
         "updated_at",
+        "status_changed_at",
+        "started_at",
+        "finished_at",
+        "error",
     ]
 
     @admin.display(description="combinations")
@@ -41,3 +45,19 @@ class TaskAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Read-only: experiments are written by the workers alone."""
+
+    list_display = ["task", "number", "status", "score", "throughput", "latency", "worker", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["task__name", "error"]
+    list_select_related = ["task"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False

@@ -341,7 +341,9 @@ class Task(UniquelyNamed):
         copy = Task.objects.get(pk=self.pk)
         copy.pk = None
         copy.name = Task.objects.free_name(self.name, suffix="copy")
-        copy.status = TaskStatus.DRAFT
+        copy.status = TaskStatus.DRAFT  # a copy has not run: none of the original's run is carried over
+        copy.status_changed_at = copy.started_at = copy.finished_at = None
+        copy.status_history, copy.error = [], ""
         copy.status_changed_at = copy.started_at = copy.finished_at = None
         copy.status_history, copy.error = [], ""
         copy.created_by = by if by and by.is_authenticated else None

@@ -260,6 +260,7 @@ RUN_ACTIONS = {
     "restart": (lifecycle.restart, "Restarted “{name}” from a clean slate."),
     "resume": (lifecycle.resume, "Resumed “{name}”: finished experiments are kept."),
 }
+EXPERIMENT_ROWS_SHOWN = 500  # the downloads and the API hold them all
 STALE_QUEUE_SECONDS = 30  # a job waiting longer than this suggests no worker is running
 
 
@@ -289,16 +290,23 @@ def task_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def _run_context(request: HttpRequest, task: Task) -> dict[str, Any]:
     """What the run panel shows: progress, the experiments table (sorted as asked) and the results."""
-    experiments = list(task.experiments.all())
+    # Polled every second while running: the engines' logs and per-level figures are read only for
+    # the rows shown, never for the whole (possibly long) run.
+    experiments = list(task.experiments.defer("log_tail", "levels"))
     sort = request.GET.get("sort", "number")
     if sort not in run_results.SORTS:
         sort = "number"
     best = run_results.best_experiment(task, experiments)
     points = run_results.plot_points(experiments)
+    rows = run_results.sort_experiments(task, experiments, sort)[:EXPERIMENT_ROWS_SHOWN]
+    tails = dict(Experiment.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "log_tail"))
+    for row in rows:
+        row.log_tail = tails.get(row.pk, "")
     return {
         "task": task,
         "can_change": task.can_change(request.user),
-        "experiments": run_results.sort_experiments(task, experiments, sort),
+        "experiments": rows,
+        "experiment_count": len(experiments),
         "sort": sort,
         "sorts": run_results.SORTS,
         "progress": run_results.progress(task, experiments),
