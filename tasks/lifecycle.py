@@ -59,10 +59,11 @@ def start(task: Task, *, enqueue: bool = True) -> Task:
 
 def restart(task: Task, *, enqueue: bool = True) -> Task:
     """Run a finished task again from a clean slate: its experiments are deleted and planned anew."""
+    recover_lost_experiments()  # an experiment whose worker died would otherwise block it for good
     with transaction.atomic():
         locked = Task.objects.select_for_update().get(pk=task.pk)
         if not locked.can_restart:
-            raise TransitionRefused(_not_finished(locked, "restarted"))
+            raise TransitionRefused(restart_refusal(locked))
         _refuse_while_stopping(locked)
         locked.experiments.all().delete()
         _plan(locked)
@@ -75,16 +76,33 @@ def restart(task: Task, *, enqueue: bool = True) -> Task:
 
 def resume(task: Task, *, enqueue: bool = True) -> Task:
     """Continue a cancelled or failed task: finished experiments are kept, cancelled ones run again."""
+    recover_lost_experiments()
     with transaction.atomic():
         locked = Task.objects.select_for_update().get(pk=task.pk)
         if not locked.can_resume:
             raise TransitionRefused(
-                "Only a cancelled or failed task can be resumed; "
-                + ("use Restart to run it again." if locked.status == TaskStatus.COMPLETED else _not_finished(locked))
+                "Only a cancelled or failed task can be resumed. "
+                + ("Use Restart to run it again." if locked.status == TaskStatus.COMPLETED else _not_finished(locked))
             )
         _refuse_while_stopping(locked)
+        # A cancelled experiment runs again from nothing: none of its interrupted attempt is kept.
         locked.experiments.filter(status=ExperimentStatus.CANCELLED).update(
-            status=ExperimentStatus.PENDING, step="", error="", started_at=None, finished_at=None, worker=""
+            status=ExperimentStatus.PENDING,
+            command="",
+            step="",
+            levels=[],
+            score=None,
+            scored_level=None,
+            throughput=None,
+            latency=None,
+            slo_violation="",
+            error="",
+            log_tail="",
+            worker="",
+            engine_pid=None,
+            heartbeat_at=None,
+            started_at=None,
+            finished_at=None,
         )
         locked.move_to(TaskStatus.QUEUED, note="resumed")
         locked.save(update_fields=Task.STATUS_FIELDS)
@@ -111,10 +129,14 @@ def cancel(task: Task) -> Task:
     return locked
 
 
-def _not_finished(task: Task, verb: str = "") -> str:
+def restart_refusal(task: Task) -> str:
+    return _not_finished(task)
+
+
+def _not_finished(task: Task) -> str:
     if task.is_locked:
-        return f"the task is {task.get_status_display().lower()}; cancel it first."
-    return "it has not run yet; use Start."
+        return f"The task is {task.get_status_display().lower()}; cancel it first."
+    return "The task has not run yet; use Start."
 
 
 def _refuse_while_stopping(task: Task) -> None:
@@ -129,7 +151,10 @@ def _plan(task: Task) -> None:
     summary = task.plan_summary
     if not summary.runnable:
         reasons = "; ".join(summary.skipped) or "the grid is empty"
-        raise TransitionRefused(f"None of the {summary.total:,} combinations can run: {reasons}.")
+        combinations = (
+            "The only combination cannot" if summary.total == 1 else f"None of the {summary.total:,} combinations can"
+        )
+        raise TransitionRefused(f"{combinations} run: {reasons}.")
     if task.seed is None and task.optimization_strategy != OptimizationStrategy.GRID:
         task.seed = random.SystemRandom().randrange(2**31)
         task.save(update_fields=["seed"])

@@ -13,7 +13,15 @@ from django.utils.functional import cached_property
 
 from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, merge_for_engine, same_flag
-from engines.plan import MAX_GRID_EXPERIMENTS, PlanSummary, command_renderer, rules_for, runnable, summarize
+from engines.plan import (
+    MAX_GRID_EXPERIMENTS,
+    PlanSummary,
+    command_renderer,
+    launch_command,
+    rules_for,
+    runnable,
+    summarize,
+)
 from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations
 from presets.models import ParameterPreset, Runtime
@@ -287,7 +295,7 @@ class Task(UniquelyNamed):
             self.started_at = now
         elif status in FINISHED_STATUSES:
             self.finished_at = now
-            self.error = note if status != TaskStatus.COMPLETED else ""
+            self.error = note if status == TaskStatus.FAILED else ""  # a cancel is in the history, not an error
 
     STATUS_FIELDS = ["status", "status_changed_at", "status_history", "started_at", "finished_at", "error"]
 
@@ -342,8 +350,6 @@ class Task(UniquelyNamed):
         copy.pk = None
         copy.name = Task.objects.free_name(self.name, suffix="copy")
         copy.status = TaskStatus.DRAFT  # a copy has not run: none of the original's run is carried over
-        copy.status_changed_at = copy.started_at = copy.finished_at = None
-        copy.status_history, copy.error = [], ""
         copy.status_changed_at = copy.started_at = copy.finished_at = None
         copy.status_history, copy.error = [], ""
         copy.created_by = by if by and by.is_authenticated else None
@@ -421,6 +427,14 @@ class Experiment(models.Model):
     @property
     def meets_slo(self) -> bool:
         return self.status == ExperimentStatus.SUCCEEDED and self.score is not None and not self.slo_violation
+
+    @property
+    def deploy_command(self) -> str:
+        """The command to start this configuration for real: the engine's own launcher on the plan's
+        port, where ``command`` is what the worker ran (on a free port, maybe through a launcher)."""
+        return launch_command(
+            self.task.runtime, self.task.model, self.parameters, catalogue=for_engine(self.task.runtime)
+        )
 
     def save_as_preset(self, *, by: Any) -> ParameterPreset:
         """A user preset with exactly this experiment's values, linked back to its task."""

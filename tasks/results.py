@@ -74,7 +74,8 @@ def record(experiment: Experiment, *, with_levels: bool = True) -> dict[str, Any
         "number": experiment.number,
         "status": experiment.status,
         "parameters": experiment.parameters,
-        "command": experiment.command,
+        "command": experiment.command,  # as the worker ran it
+        "deploy_command": experiment.deploy_command,  # the engine's own launcher on the plan's port
         "score": experiment.score,
         "scored_level": experiment.scored_level,
         "throughput_tokens_per_s": experiment.throughput,
@@ -195,7 +196,7 @@ class Progress:
 def progress(task: Task, experiments: Sequence[Experiment]) -> Progress:
     finished = [experiment for experiment in experiments if experiment.status in FINISHED_EXPERIMENT]
     total = max(task.experiments_planned, len(experiments))
-    done = sum(1 for experiment in experiments if experiment.status in (*FINISHED_EXPERIMENT, "cancelled"))
+    done = len(finished)  # succeeded or failed; a cancelled experiment did not finish
     running = [experiment for experiment in experiments if experiment.status in RUNNING_EXPERIMENT]
     elapsed = None
     if task.started_at:

@@ -34,7 +34,7 @@ from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
 from tasks.forms import PresetSelection, TaskForm
-from tasks.models import Experiment, Task, TaskStatus, TransitionRefused
+from tasks.models import RUNNING_EXPERIMENT, Experiment, Task, TaskStatus, TransitionRefused
 from tasks.plots import pareto_front, scatter_svg
 
 PLAN_ROWS_SHOWN = 50
@@ -275,6 +275,9 @@ def task_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     if request.method == "GET":
         if action != "restart":
             return redirect(task)
+        if not task.can_restart:
+            messages.error(request, lifecycle.restart_refusal(task))
+            return redirect(task)
         return render(request, "tasks/task_confirm_restart.html", {"task": task})
     operation, done = RUN_ACTIONS[action]
     try:
@@ -328,10 +331,14 @@ def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The run panel alone, polled by the task page while the task is queued or running."""
     task = get_object_or_404(Task, pk=pk)
     response = render(request, "tasks/_run.html", _run_context(request, task))
-    if request.htmx and request.GET.get("live") and not task.is_locked:
+    if request.htmx and request.GET.get("live") and not task.is_locked and not _still_stopping(task):
         # The run just ended: reload the page once, so its header, actions and plan are current too.
         response["HX-Refresh"] = "true"
     return response
+
+
+def _still_stopping(task: Task) -> bool:
+    return task.experiments.filter(status__in=RUNNING_EXPERIMENT).exists()
 
 
 @login_required

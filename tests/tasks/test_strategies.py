@@ -1,0 +1,257 @@
+"""Which combinations a task runs: grid order and cap, seeded random samples (on huge grids too),
+and bayesian search that never repeats a combination and rebuilds its study from stored experiments."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+
+from engines.plan import rules_for, skip_reason
+from tasks.models import Experiment, ExperimentStatus, Task
+from tasks.strategies import (
+    build_study,
+    combination_key,
+    next_bayesian,
+    planned_combinations,
+    sample_without_replacement,
+)
+from tests.factories import make_task
+
+pytestmark = pytest.mark.django_db
+
+# 3 × 3 × 2 = 18 combinations; on 2 GPUs, tp-size 4 cannot run: 12 runnable.
+GRID = {"tp-size": [1, 2, 4], "chunked-prefill-size": [1024, 2048, 4096], "schedule-policy": ["fcfs", "lpm"]}
+RUNNABLE = 12
+
+
+def grid_task(**overrides) -> Task:
+    return make_task(**{"parameters": GRID, "gpus": 2, **overrides})
+
+
+def runnable_here(task: Task, combination: dict) -> bool:
+    return skip_reason(combination, rules_for(task.runtime, task.gpus)) is None
+
+
+def keys(combinations) -> list[str]:
+    return [combination_key(combination) for combination in combinations]
+
+
+# Grid
+
+
+def test_a_grid_search_runs_the_runnable_combinations_in_plan_order():
+    task = grid_task()
+
+    planned = planned_combinations(task, seed=0)
+
+    assert len(planned) == RUNNABLE
+    assert planned[:4] == [
+        {"tp-size": 1, "chunked-prefill-size": 1024, "schedule-policy": "fcfs"},
+        {"tp-size": 1, "chunked-prefill-size": 1024, "schedule-policy": "lpm"},
+        {"tp-size": 1, "chunked-prefill-size": 2048, "schedule-policy": "fcfs"},
+        {"tp-size": 1, "chunked-prefill-size": 2048, "schedule-policy": "lpm"},
+    ]
+    assert planned[-1] == {"tp-size": 2, "chunked-prefill-size": 4096, "schedule-policy": "lpm"}
+    assert all(combination["tp-size"] != 4 for combination in planned)
+
+
+def test_a_capped_grid_search_runs_the_first_combinations_of_the_plan():
+    task = grid_task(max_experiments=5)
+
+    assert planned_combinations(task, seed=0) == planned_combinations(grid_task(), seed=0)[:5]
+
+
+def test_a_grid_search_ignores_the_seed():
+    task = grid_task()
+
+    assert planned_combinations(task, seed=1) == planned_combinations(task, seed=2)
+
+
+# Random
+
+
+def random_task(cap: int, **overrides) -> Task:
+    return grid_task(optimization_strategy="random", max_experiments=cap, **overrides)
+
+
+def test_a_random_sample_is_the_same_for_the_same_seed():
+    task = random_task(6)
+
+    assert planned_combinations(task, seed=42) == planned_combinations(task, seed=42)
+
+
+def test_a_random_sample_differs_for_another_seed():
+    task = random_task(6)
+
+    # 12 choose 6 = 924 subsets, ordered too: two seeds giving the same sample is a one-in-millions accident.
+    assert planned_combinations(task, seed=1) != planned_combinations(task, seed=2)
+
+
+@pytest.mark.parametrize(("cap", "count"), [(1, 1), (6, 6), (12, 12), (50, 12)], ids=["one", "half", "all", "over"])
+def test_a_random_sample_has_no_repeats_only_runnable_combinations_and_the_capped_count(cap, count):
+    task = random_task(cap)
+
+    for seed in range(5):
+        planned = planned_combinations(task, seed=seed)
+        assert len(planned) == count
+        assert len(set(keys(planned))) == count
+        assert all(runnable_here(task, combination) for combination in planned)
+        assert all(list(combination) == list(GRID) for combination in planned)
+
+
+def test_a_random_sample_of_a_huge_grid_is_drawn_without_listing_the_grid():
+    # 10^12 combinations; on 2 GPUs only tp-size 1 and 2 of its ten values run: 2 × 10^11 runnable.
+    grid = {"tp-size": [1, 2, 3, 4, 5, 6, 7, 8, 16, 32]}
+    grid |= {f"flag-{letter}": list(range(10)) for letter in "abcdefghijk"}
+    task = random_task(200, parameters=grid)
+    assert task.plan_summary.runnable == 2 * 10**11
+
+    began = time.perf_counter()
+    planned = planned_combinations(task, seed=3)
+    elapsed = time.perf_counter() - began
+
+    assert elapsed < 2, f"sampling took {elapsed:.1f} s: was the grid listed?"
+    assert len(planned) == 200
+    assert len(set(keys(planned))) == 200
+    assert {combination["tp-size"] for combination in planned} == {1, 2}
+    assert all(list(combination) == list(grid) for combination in planned)
+    assert planned == planned_combinations(task, seed=3)
+    assert planned != planned_combinations(task, seed=4)
+
+
+def test_sample_without_replacement_never_gives_more_than_the_runnable_combinations():
+    task = random_task(3)
+
+    assert len(sample_without_replacement(task, seed=0, count=100)) == RUNNABLE
+
+
+# Bayesian
+
+
+def bayesian_task(**overrides) -> Task:
+    return grid_task(**{"optimization_strategy": "bayesian", "max_experiments": RUNNABLE, "seed": 11, **overrides})
+
+
+def finished(task: Task, number: int, combination: dict, *, status: str = "succeeded", **fields) -> Experiment:
+    """An experiment as a worker leaves it (unsaved: the strategies only read the list they are given)."""
+    fields.setdefault("score", fake_score(combination) if status == ExperimentStatus.SUCCEEDED else None)
+    return Experiment(task=task, number=number, parameters=combination, status=status, **fields)
+
+
+def fake_score(combination: dict) -> float:
+    return combination["tp-size"] * 1000 + combination.get("chunked-prefill-size", 0) / 10
+
+
+def test_bayesian_search_tries_every_runnable_combination_once_then_says_none():
+    task = bayesian_task()
+    history: list[Experiment] = []
+
+    # Twelve rounds: TPE's random start-up trials, then its model, then the fallback for a nearly tried grid.
+    while (combination := next_bayesian(task, history)) is not None:
+        assert combination_key(combination) not in keys(experiment.parameters for experiment in history)
+        assert runnable_here(task, combination), combination
+        assert list(combination) == list(GRID)
+        # Some fail and some miss an SLO: they count as tried all the same.
+        status = ExperimentStatus.FAILED if len(history) % 4 == 3 else ExperimentStatus.SUCCEEDED
+        history.append(finished(task, len(history) + 1, combination, status=status))
+        assert len(history) <= RUNNABLE
+
+    assert len(history) == RUNNABLE
+    assert sorted(keys(experiment.parameters for experiment in history)) == sorted(
+        keys(planned_combinations(grid_task(), seed=0))
+    )
+
+
+def test_bayesian_search_never_suggests_a_combination_still_running():
+    task = bayesian_task()
+    first = next_bayesian(task, [])
+    running = Experiment(task=task, number=1, parameters=first, status=ExperimentStatus.BENCHMARKING)
+
+    for _ in range(3):
+        assert next_bayesian(task, [running]) != first
+
+
+def test_bayesian_search_asks_the_same_question_for_the_same_history():
+    task = bayesian_task()
+    history = []
+    for number in range(1, 12):
+        combination = next_bayesian(task, history)
+        assert next_bayesian(task, list(history)) == combination
+        history.append(finished(task, number, combination))
+
+
+def test_bayesian_search_with_another_seed_asks_other_questions():
+    def first_five(task: Task) -> list[dict]:
+        history: list[Experiment] = []
+        for number in range(1, 6):
+            history.append(finished(task, number, next_bayesian(task, history)))
+        return [experiment.parameters for experiment in history]
+
+    assert first_five(bayesian_task()) != first_five(bayesian_task(seed=12))
+
+
+def test_bayesian_search_has_nothing_to_suggest_when_nothing_is_runnable():
+    task = bayesian_task(parameters={"tp-size": [4, 8]})
+
+    assert next_bayesian(task, []) is None
+
+
+def test_the_study_holds_exactly_the_finished_experiments_with_their_scores():
+    task = bayesian_task()
+    combinations = planned_combinations(grid_task(), seed=0)
+    experiments = [
+        finished(task, 1, combinations[0], score=150.0),
+        finished(task, 2, combinations[1], status=ExperimentStatus.FAILED, error="the engine exited"),
+        finished(task, 3, combinations[2], score=None, slo_violation="violates SLO (p90 TTFT 412 ms > 300 ms)"),
+        finished(task, 4, combinations[3], score=90.5),
+        Experiment(task=task, number=5, parameters=combinations[4], status=ExperimentStatus.PENDING),
+        Experiment(task=task, number=6, parameters=combinations[5], status=ExperimentStatus.BENCHMARKING),
+        Experiment(task=task, number=7, parameters=combinations[6], status=ExperimentStatus.CANCELLED),
+    ]
+
+    study = build_study(task, experiments)
+
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials = study.trials
+    decoded = [{flag: GRID[flag][index] for flag, index in trial.params.items()} for trial in trials]
+    assert decoded == combinations[:4]
+    assert [trial.state for trial in trials] == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.COMPLETE,
+    ]
+    assert [trial.value for trial in trials] == [150.0, None, None, 90.5]
+    assert study.best_value == 150.0
+
+
+def test_the_study_minimises_a_latency_objective():
+    task = bayesian_task(objective="minimize_latency")
+    combination = planned_combinations(grid_task(), seed=0)[0]
+
+    study = build_study(task, [finished(task, 1, combination, score=0.25)])
+
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.best_value == 0.25
+
+
+def test_the_study_stores_value_positions_so_any_json_value_round_trips():
+    grid = {"mem-fraction-static": [0.8, 0.85], "disable-radix-cache": [False, True], "tp-size": [1, 2]}
+    task = bayesian_task(parameters=grid)
+    tried = {"mem-fraction-static": 0.85, "disable-radix-cache": True, "tp-size": 1}
+
+    study = build_study(task, [finished(task, 1, tried)])
+
+    assert study.trials[0].params == {"mem-fraction-static": 1, "disable-radix-cache": 1, "tp-size": 0}
+
+
+def test_the_study_leaves_out_an_experiment_no_longer_in_the_edited_grid():
+    task = bayesian_task()
+    gone = {"tp-size": 1, "chunked-prefill-size": 8192, "schedule-policy": "fcfs"}
+    kept = {"tp-size": 2, "chunked-prefill-size": 2048, "schedule-policy": "lpm"}
+
+    study = build_study(task, [finished(task, 1, gone), finished(task, 2, kept)])
+
+    assert [trial.params for trial in study.trials] == [{"tp-size": 1, "chunked-prefill-size": 1, "schedule-policy": 1}]
