@@ -217,7 +217,7 @@ class PresetViewSet(viewsets.GenericViewSet):
         self._check_name_free(fields["name"])
         preset = ParameterPreset(**fields, created_by=request.user)
         try:
-            preset.save()
+            preset.save(by=request.user)
         except IntegrityError:  # a concurrent create took the name between check and insert
             self._check_name_free(fields["name"])
             raise
@@ -242,7 +242,7 @@ class PresetViewSet(viewsets.GenericViewSet):
                 self._check_name_free(fields["name"], exclude=preset.pk)
             for field, value in fields.items():
                 setattr(preset, field, value)
-            preset.save()
+            preset.save(by=self.request.user)
         return self._respond(preset, warned=True)
 
     def destroy(self, request: Request, pk: str) -> Response:
@@ -250,7 +250,7 @@ class PresetViewSet(viewsets.GenericViewSet):
             preset = self.get_object()
             self._changeable(preset)
             self._check_if_match(preset)
-            preset.delete()
+            preset.trash(by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, models, transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from engines.checks import Finding, check_for_runtime, warnings
 from presets.fields import GridField
@@ -23,6 +25,7 @@ from presets.validators import (
 )
 
 SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
+TRASH_DAYS = 30  # a deleted preset can be restored for this long, then `manage.py purge_trash` removes it
 SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
 SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
 
@@ -44,6 +47,14 @@ class NameTaken(Exception):
     def __init__(self, clashes: list[tuple[int, ParameterPreset]]) -> None:
         super().__init__(", ".join(str(preset) for _, preset in clashes))
         self.clashes = clashes
+
+
+class NameInUse(Exception):
+    """Restoring would give a preset a name another preset has now."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Another preset is named “{name}” now; choose a new name.")
+        self.name = name
 
 
 class ReadOnlyPreset(PermissionDenied):
@@ -70,6 +81,11 @@ class PresetQuerySet(NamedQuerySet):
 
 
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
+    """Presets not in the trash: what every page, the API and the merge see."""
+
+    def get_queryset(self) -> PresetQuerySet:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
         """The merge inputs of the presets with these ids, by id (missing ids are absent).
 
@@ -86,7 +102,8 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {quote(meta.pk.column)}, {quote('name')}, {quote(parameters.column)} "
-                f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN ({placeholders})",
+                f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN ({placeholders}) "
+                f"AND {quote('deleted_at')} IS NULL",
                 ids,
             )
             rows = cursor.fetchall()
@@ -117,13 +134,13 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
             if target is not None and on_conflict == OnConflict.REPLACE:
                 for field, value in content.items():
                     setattr(target, field, value)
-                target.save()
+                target.save(by=by, event=RevisionEvent.IMPORTED)
                 imported.append(target)
                 continue
             if target is not None or self.filter(name_key=key).exists():
                 content = {**content, "name": self.free_name(content["name"], suffix="imported")}
             preset = self.model(**content, created_by=by if by and by.is_authenticated else None)
-            preset.save()
+            preset.save(by=by, event=RevisionEvent.IMPORTED)
             imported.append(preset)
         return imported
 
@@ -146,7 +163,7 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
             if preset is None:
                 preset = self.model(is_system=True, **wanted)
                 preset.full_clean()
-                preset.save()
+                preset.save(event=RevisionEvent.SEEDED)
                 outcome["created"].append(preset.name)
                 continue
             if not preset.is_system:
@@ -161,7 +178,8 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
             for field, value in wanted.items():
                 setattr(preset, field, value)
             preset.full_clean()
-            preset.save()
+            # A new version, so users see in its history what the upgrade changed.
+            preset.save(event=RevisionEvent.SEEDED, note="Updated with the system presets shipped in this release.")
             outcome["restored"].append(preset.name)
         return outcome
 
@@ -203,28 +221,120 @@ class ParameterPreset(UniquelyNamed):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    current_version = models.PositiveIntegerField(default=0, editable=False, help_text="Its latest revision's number.")
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
 
-    objects = PresetManager()
+    objects = PresetManager()  # the default: never a preset in the trash
+    everything = models.Manager.from_queryset(PresetQuerySet)()  # the trash too
 
     class Meta:
         db_table = "parameter_presets"
-        ordering = ["name_key"]
+        ordering = ["name_key", "id"]
         verbose_name = "parameter preset"
 
     noun = "preset"
     checked_fields = {"parameters": clean_parameters, "metadata": clean_metadata}
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(self, *args: Any, by: Any = None, note: str = "", event: str = "", **kwargs: Any) -> None:
+        """Save, and record a revision when the content changed (always for a restore).
+
+        ``by`` (a user) and ``note`` are written on that revision; ``event`` says how it came
+        (RevisionEvent; by default created or edited).
+        """
         # The stored grid is always the normalised one, whichever path the data came in by.
         self.parameters = clean_parameters(self.parameters)
         if self.metadata is None:
             self.metadata = {}
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if self.deleted_at is None:
+                self._record_revision(by=by, note=note, event=event)
+
+    def _record_revision(self, *, by: Any, note: str, event: str) -> PresetRevision | None:
+        # The row lock numbers concurrent edits 1, 2, 3 … on PostgreSQL (SQLite's write lock already does).
+        type(self).everything.select_for_update().filter(pk=self.pk).values_list("pk", flat=True).first()
+        latest = self.revisions.order_by("-version").first()
+        content = self.content()
+        if latest is not None and event != RevisionEvent.RESTORED and _as_json(latest.content) == _as_json(content):
+            return None  # nothing changed: no new version
+        if not event:
+            event = RevisionEvent.EDITED if latest is not None else RevisionEvent.CREATED
+        author = by if by is not None and getattr(by, "is_authenticated", False) else None
+        if author is None and latest is None:
+            author = self.created_by
+        revision = PresetRevision.objects.create(
+            preset=self,
+            version=(latest.version if latest is not None else 0) + 1,
+            content=content,
+            event=event,
+            note=note.strip()[:MAX_NOTE_LENGTH],
+            created_by=author,
+        )
+        type(self).everything.filter(pk=self.pk).update(current_version=revision.version)
+        self.current_version = revision.version
+        return revision
+
+    @property
+    def holds_name(self) -> bool:
+        return self.deleted_at is None
+
+    @property
+    def in_trash(self) -> bool:
+        return self.deleted_at is not None
+
+    def restore_version(self, version: int, *, by: Any, note: str = "") -> PresetRevision:
+        """Make ``version``'s content current again, as a new version (history only grows).
+
+        Raises PresetRevision.DoesNotExist, ReadOnlyPreset, or NameInUse when another preset took its name.
+        """
+        if self.is_system:
+            raise ReadOnlyPreset()
+        revision = self.revisions.get(version=version)
+        content = revision.content
+        if type(self).objects.named(content["name"]).exclude(pk=self.pk).exists():
+            raise NameInUse(content["name"])
+        for field, value in content.items():
+            setattr(self, field, value)
+        self.save(by=by, note=note or f"Restored version {version}.", event=RevisionEvent.RESTORED)
+        return self.revisions.order_by("-version").first()
+
+    def trash(self, *, by: Any) -> None:
+        """Move to the trash: gone from every list, its name free, restorable for TRASH_DAYS days."""
+        if self.is_system:
+            raise ReadOnlyPreset()
+        self.deleted_at = timezone.now()
+        self.deleted_by = by if by is not None and getattr(by, "is_authenticated", False) else None
+        self.save(update_fields=["deleted_at", "deleted_by", "name_key"])
+
+    def untrash(self, *, by: Any, name: str | None = None) -> None:
+        """Bring back from the trash, under ``name`` if given; raises NameInUse if the name is taken."""
+        wanted = (name if name is not None else self.name).strip()
+        if type(self).objects.named(wanted).exists():
+            raise NameInUse(wanted)
+        renamed = wanted != self.name
+        self.name = wanted
+        self.deleted_at = None
+        self.deleted_by = None
+        note = f"Restored from the trash as “{wanted}”." if renamed else ""
+        self.save(by=by, note=note)
+
+    @property
+    def purge_after(self) -> Any:
+        return self.deleted_at + timedelta(days=TRASH_DAYS) if self.deleted_at else None
 
     def get_absolute_url(self) -> str:
         return reverse("presets:detail", args=[self.pk])
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """Delete for good, with its history (``trash`` is what users do; the purge ends here)."""
         if self.is_system:
             raise ReadOnlyPreset()
         return super().delete(*args, **kwargs)
@@ -279,5 +389,64 @@ class ParameterPreset(UniquelyNamed):
         content = self.content()
         content["name"] = type(self).objects.free_name(self.name, suffix="copy")
         copy = type(self)(**content, created_by=by if by and by.is_authenticated else None)
-        copy.save()
+        copy.save(by=by, note=f"A copy of “{self.name}” version {self.current_version}.")
         return copy
+
+
+MAX_NOTE_LENGTH = 500
+
+
+class RevisionEvent(models.TextChoices):
+    CREATED = "created", "Created"
+    EDITED = "edited", "Edited"
+    RESTORED = "restored", "Restored"
+    IMPORTED = "imported", "Imported"
+    SEEDED = "seeded", "System update"
+
+
+class ImmutableRevision(Exception):
+    """Revisions are history: written once, never changed or deleted (but with their preset)."""
+
+
+class RevisionQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise ImmutableRevision("Preset revisions cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ImmutableRevision("Preset revisions are deleted only with their preset.")
+
+
+class PresetRevision(models.Model):
+    """One version of a preset: its whole content as it was, who made it, when and why."""
+
+    preset = models.ForeignKey(ParameterPreset, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    # name, description, category, runtime, parameters, metadata: as JSON text, the flag order kept
+    content = GridField()
+    event = models.CharField(max_length=16, choices=RevisionEvent.choices, default=RevisionEvent.EDITED)
+    note = models.CharField(max_length=MAX_NOTE_LENGTH, blank=True, help_text="Why it changed (optional).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RevisionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["preset", "-version"]
+        constraints = [models.UniqueConstraint(fields=["preset", "version"], name="revision_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.content.get('name', self.preset_id)} v{self.version}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableRevision("Preset revisions cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ImmutableRevision("Preset revisions are deleted only with their preset.")
+
+    @property
+    def parameters(self) -> dict[str, list[Any]]:
+        return self.content.get("parameters", {})

@@ -48,7 +48,8 @@ class UniquelyNamed(models.Model):
     name = models.CharField(
         max_length=MAX_NAME_LENGTH, help_text="Unique, compared without case or surrounding spaces."
     )
-    name_key = models.CharField(max_length=1024, unique=True, editable=False)
+    # Null for a row that holds no name (a preset in the trash): its name is free for others.
+    name_key = models.CharField(max_length=1024, unique=True, null=True, editable=False)
 
     checked_fields: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     noun: ClassVar[str] = "name"  # as in 'A task named "X" already exists.'
@@ -61,8 +62,13 @@ class UniquelyNamed(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.name = self.name.strip()
-        self.name_key = name_key(self.name)
+        self.name_key = name_key(self.name) if self.holds_name else None
         super().save(*args, **kwargs)
+
+    @property
+    def holds_name(self) -> bool:
+        """Whether this row keeps its name from others (a trashed preset does not)."""
+        return True
 
     def clean_fields(self, exclude: Any = None) -> None:
         # Fields a form already rejected are excluded: their errors would only repeat.

@@ -29,7 +29,13 @@ from presets.exchange import (
 from presets.filters import PresetFilter
 from presets.forms import ImportForm, PresetForm, preview_parameters
 from presets.merging import grid_summary
-from presets.models import SUGGESTED_CATEGORIES, SYSTEM_READ_ONLY, NameTaken, ParameterPreset, ReadOnlyPreset
+from presets.models import (
+    SUGGESTED_CATEGORIES,
+    SYSTEM_READ_ONLY,
+    NameTaken,
+    ParameterPreset,
+    ReadOnlyPreset,
+)
 from presets.validators import Problem
 
 INVALID = 422  # a form sent back with its errors; htmx is configured to swap it like a 200
@@ -99,7 +105,7 @@ def preset_create(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             preset = form.save(commit=False)
             preset.created_by = request.user
-            preset.save()
+            preset.save(by=request.user, note=form.cleaned_data.get("change_note", ""))
             messages.success(request, f"Created preset “{preset.name}”.")
             return redirect(preset)
         return _form_page(request, form, None, INVALID)
@@ -115,7 +121,7 @@ def preset_edit(request: HttpRequest, pk: int) -> HttpResponse:
             preset = _editable_preset(request, pk)
             form = PresetForm(request.POST, instance=preset)
             if form.is_valid():
-                form.save()
+                form.save(commit=False).save(by=request.user, note=form.cleaned_data.get("change_note", ""))
                 messages.success(request, f"Saved preset “{preset.name}”.")
                 return redirect(preset)
         return _form_page(request, form, preset, INVALID)
@@ -149,8 +155,8 @@ def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     preset = _editable_preset(request, pk)
     if request.method == "POST":
         name = preset.name
-        preset.delete()
-        messages.success(request, f"Deleted preset “{name}”.")
+        preset.trash(by=request.user)
+        messages.success(request, f"Deleted preset “{name}”.")  # the confirmation said where it goes
         if request.htmx:
             return HttpResponseClientRedirect(reverse("presets:list"))
         return redirect("presets:list")

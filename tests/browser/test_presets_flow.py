@@ -222,7 +222,7 @@ def test_deleting_asks_first_and_dismissing_keeps_the_preset(page: Page) -> None
     dialogs: list[str] = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.get_by_role("link", name="Delete Scratch", exact=True).click()
-    assert dialogs == ["Delete the preset “Scratch”? This cannot be undone."]
+    assert dialogs == ["Delete the preset “Scratch”? It goes to the trash, where it can be restored for 30 days."]
     assert deletes == []
     expect(row(page, "Scratch")).to_be_visible()
     assert ParameterPreset.objects.filter(name="Scratch").exists()
