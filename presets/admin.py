@@ -63,7 +63,15 @@ class ParameterPresetAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ParameterPreset, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        obj.save(by=request.user, note=form.cleaned_data.get("change_note", ""))
+
+    # Deleting from the admin moves to the trash too: restorable for 30 days, like everywhere else.
+    def delete_model(self, request: HttpRequest, obj: ParameterPreset) -> None:
+        obj.trash(by=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ParameterPreset]) -> None:
+        for preset in queryset:
+            preset.trash(by=request.user)
 
     @admin.action(description="Duplicate selected presets", permissions=["add"])
     def duplicate_presets(self, request: HttpRequest, queryset: QuerySet[ParameterPreset]) -> None:

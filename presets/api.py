@@ -29,6 +29,7 @@ from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json_
 from engines.catalogue import for_engine
 from engines.checks import check_grid, merge_for_engine
 from presets import serializers
+from presets.diff import diff_contents
 from presets.exchange import (
     MAX_IMPORT_SIZE,
     download_response,
@@ -40,14 +41,34 @@ from presets.exchange import (
 )
 from presets.filters import PresetFilter
 from presets.merging import MergeStrategy
-from presets.models import SYSTEM_READ_ONLY, NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
-from presets.validators import RUNTIMES, Problem, parse_id, preset_fields
+from presets.models import (
+    MAX_NOTE_LENGTH,
+    SYSTEM_READ_ONLY,
+    NameInUse,
+    NameTaken,
+    OnConflict,
+    ParameterPreset,
+    PresetRevision,
+    ReadOnlyPreset,
+    engine_errors,
+)
+from presets.validators import (
+    RUNTIMES,
+    Problem,
+    change_note,
+    describe_type,
+    name_problems,
+    parse_id,
+    preset_fields,
+)
 
 FIELDS = serializers.PRESET_FIELDS
+SOURCES = serializers.SOURCES  # API field -> model field, where they differ
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_PAGE = 1_000_000  # keeps the offset inside the database's 64-bit integers
 MAX_ID = 2**63 - 1
+MAX_VERSION = 2**31 - 1
 
 ERRORS = {
     400: OpenApiResponse(serializers.ErrorSerializer, description="Invalid input: every problem with its path."),
@@ -55,6 +76,12 @@ ERRORS = {
     403: OpenApiResponse(serializers.ErrorSerializer, description="Not allowed (system presets are read-only)."),
     404: OpenApiResponse(serializers.ErrorSerializer, description="No such preset."),
 }
+VERSION_PARAMETER = OpenApiParameter(
+    "version", int, OpenApiParameter.PATH, description="A version number of the preset (1, 2, …)."
+)
+HISTORY_PARAMETER = OpenApiParameter(
+    "history", bool, description="Include each preset's versions, oldest first (`true` or `false`, the default)."
+)
 
 
 def represent(row: dict[str, Any]) -> dict[str, Any]:
@@ -71,21 +98,42 @@ _AS_TEXT = {"parameters": Cast("parameters", TextField()), "metadata": Cast("met
 def list_rows(queryset: QuerySet[ParameterPreset]) -> list[dict[str, Any]]:
     rows = []
     for row in queryset.values(
-        *(f for f in FIELDS if f not in _AS_TEXT), **{f"{f}_text": c for f, c in _AS_TEXT.items()}
+        *(SOURCES.get(f, f) for f in FIELDS if f not in _AS_TEXT), **{f"{f}_text": c for f, c in _AS_TEXT.items()}
     ):
         for field in _AS_TEXT:
             row[field] = orjson.Fragment(row.pop(f"{field}_text"))
-        rows.append(represent({field: row[field] for field in FIELDS}))
+        rows.append(represent({field: row[SOURCES.get(field, field)] for field in FIELDS}))
     return rows
 
 
 def represent_preset(preset: ParameterPreset) -> dict[str, Any]:
-    return represent({field: getattr(preset, field) for field in FIELDS})
+    return represent({field: getattr(preset, SOURCES.get(field, field)) for field in FIELDS})
+
+
+def represent_revision(revision: PresetRevision, current: int) -> dict[str, Any]:
+    return {
+        "version": revision.version,
+        "event": revision.event,
+        "note": revision.note,
+        "created_by": revision.created_by.get_username() if revision.created_by else None,
+        "created_at": revision.created_at,
+        "current": revision.version == current,
+        "content": revision.content,
+    }
 
 
 def etag_of(representation: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(representation, sort_keys=True, default=str).encode()).hexdigest()
     return f'"{digest[:32]}"'
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A true/false query parameter, false when absent."""
+    raw = request.query_params.get(name, "")
+    value = {"": False, "false": False, "0": False, "true": True, "1": True}.get(raw.lower())
+    if value is None:
+        raise invalid([Problem(name, f"expected true or false, got {raw[:20]!r}")])
+    return value
 
 
 def _positive_int(request: Request, name: str, default: int, maximum: int | None = None) -> int:
@@ -111,20 +159,27 @@ def _positive_int(request: Request, name: str, default: int, maximum: int | None
     retrieve=extend_schema(summary="Get one preset", responses={200: serializers.PresetSerializer, **ERRORS}),
     create=extend_schema(
         summary="Create a preset",
+        description="`change_note`, if given, is kept as version 1's note.",
         request=serializers.PresetSerializer,
         responses={201: serializers.PresetSerializer, **ERRORS, 409: ERRORS[400]},
     ),
     update=extend_schema(
         summary="Replace a preset",
+        description="A change records a new version, with `change_note` as its note; no change, no version.",
         request=serializers.PresetSerializer,
         responses={200: serializers.PresetSerializer, **ERRORS, 409: ERRORS[400], 412: ERRORS[400]},
     ),
     partial_update=extend_schema(
         summary="Change some fields of a preset",
+        description="A change records a new version, with `change_note` as its note; no change, no version.",
         request=serializers.PresetSerializer,
         responses={200: serializers.PresetSerializer, **ERRORS, 409: ERRORS[400], 412: ERRORS[400]},
     ),
-    destroy=extend_schema(summary="Delete a preset", responses={204: None, **ERRORS, 412: ERRORS[400]}),
+    destroy=extend_schema(
+        summary="Move a preset to the trash",
+        description="It can be restored from /api/presets/trash until its `purge_after`.",
+        responses={204: None, **ERRORS, 412: ERRORS[400]},
+    ),
 )
 class PresetViewSet(viewsets.GenericViewSet):
     queryset = ParameterPreset.objects.all()
@@ -211,13 +266,15 @@ class PresetViewSet(viewsets.GenericViewSet):
 
     def create(self, request: Request) -> Response:
         fields, problems = preset_fields(request.data)
+        note, note_problems = change_note(request.data, limit=MAX_NOTE_LENGTH)
+        problems += note_problems
         if problems:
             raise invalid(problems)
         _check_engine(fields["parameters"], fields["runtime"])
         self._check_name_free(fields["name"])
         preset = ParameterPreset(**fields, created_by=request.user)
         try:
-            preset.save(by=request.user)
+            preset.save(by=request.user, note=note)
         except IntegrityError:  # a concurrent create took the name between check and insert
             self._check_name_free(fields["name"])
             raise
@@ -231,6 +288,8 @@ class PresetViewSet(viewsets.GenericViewSet):
 
     def _write(self, *, partial: bool) -> Response:
         fields, problems = preset_fields(self.request.data, partial=partial)
+        note, note_problems = change_note(self.request.data, limit=MAX_NOTE_LENGTH)
+        problems += note_problems
         with transaction.atomic():
             preset = self.get_object()
             self._changeable(preset)
@@ -242,7 +301,7 @@ class PresetViewSet(viewsets.GenericViewSet):
                 self._check_name_free(fields["name"], exclude=preset.pk)
             for field, value in fields.items():
                 setattr(preset, field, value)
-            preset.save(by=self.request.user)
+            preset.save(by=self.request.user, note=note)
         return self._respond(preset, warned=True)
 
     def destroy(self, request: Request, pk: str) -> Response:
@@ -294,6 +353,7 @@ class PresetViewSet(viewsets.GenericViewSet):
         methods=["post"],
         url_path="import",
         parser_classes=[JSONBodyParser, MultiPartParser, FormParser],
+        filter_backends=[],
     )
     def import_presets(self, request: Request) -> Response:
         on_conflict = request.query_params.get("on_conflict", OnConflict.FAIL)
@@ -332,21 +392,27 @@ class PresetViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Download one preset as a document",
+        parameters=[HISTORY_PARAMETER],
         responses={(200, "application/json"): OpenApiTypes.OBJECT, **ERRORS},
     )
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str) -> HttpResponse:
+        history = _flag(request, "history")
         preset = self.get_object()
-        return preset_download(preset)
+        return preset_download(preset, history=history)
 
     @extend_schema(
         summary="Download a bundle of presets: those matching the list's filters, or ?ids=1,2",
         operation_id="presets_export_bundle",
-        parameters=[OpenApiParameter("ids", str, description="Comma-separated ids; overrides the filters.")],
+        parameters=[
+            OpenApiParameter("ids", str, description="Comma-separated ids; overrides the filters."),
+            HISTORY_PARAMETER,
+        ],
         responses={(200, "application/json"): OpenApiTypes.OBJECT, 400: ERRORS[400], 404: ERRORS[404]},
     )
     @action(detail=False, methods=["get"], url_path="export")
     def export_many(self, request: Request) -> HttpResponse:
+        history = _flag(request, "history")
         raw_ids = request.query_params.get("ids")
         if raw_ids:
             ids = _id_list(raw_ids)
@@ -358,7 +424,217 @@ class PresetViewSet(viewsets.GenericViewSet):
             presets.sort(key=lambda preset: order[preset.pk])
         else:
             presets = list(self.filter_queryset(self.get_queryset()))
-        return download_response(dump(export_bundle(presets)), "presets.json")
+        return download_response(dump(export_bundle(presets, history=history)), "presets.json")
+
+    # --- history ---------------------------------------------------------------------------
+
+    def _revision(self, preset: ParameterPreset, raw: str) -> PresetRevision:
+        number = parse_id(raw)
+        revision = None
+        if number is not None and number <= MAX_VERSION:
+            revision = preset.revisions.select_related("created_by").filter(version=number).first()
+        if revision is None:
+            raise ApiError(
+                status.HTTP_404_NOT_FOUND,
+                f"Preset {preset.pk} has no version {raw[:20]}; {_versions_held(preset)}.",
+            )
+        return revision
+
+    @extend_schema(
+        summary="List a preset's versions, newest first",
+        responses={200: serializers.PresetVersionSerializer(many=True), 401: ERRORS[401], 404: ERRORS[404]},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def versions(self, request: Request, pk: str) -> Response:
+        preset = self.get_object()
+        revisions = preset.revisions.select_related("created_by").order_by("-version")
+        return Response([represent_revision(revision, preset.current_version) for revision in revisions])
+
+    @extend_schema(
+        summary="Get one version of a preset",
+        parameters=[VERSION_PARAMETER],
+        responses={
+            200: serializers.PresetVersionSerializer,
+            401: ERRORS[401],
+            404: OpenApiResponse(serializers.ErrorSerializer, description="No such preset, or no such version."),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>[^/]+)")
+    def version_detail(self, request: Request, pk: str, version: str) -> Response:
+        preset = self.get_object()
+        return Response(represent_revision(self._revision(preset, version), preset.current_version))
+
+    @extend_schema(
+        summary="Make an earlier version current again",
+        description=(
+            "Its content becomes a new version (history only grows), with `change_note` as its note "
+            '(by default "Restored version n."). The creator or staff only; send `If-Match` to refuse lost updates.'
+        ),
+        parameters=[VERSION_PARAMETER],
+        request=serializers.ChangeNoteSerializer,
+        responses={
+            200: serializers.PresetSerializer,
+            **ERRORS,
+            404: OpenApiResponse(serializers.ErrorSerializer, description="No such preset, or no such version."),
+            409: OpenApiResponse(serializers.ErrorSerializer, description="Another preset has that version's name."),
+            412: ERRORS[400],
+        },
+    )
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version>[^/]+)/restore")
+    def restore_version(self, request: Request, pk: str, version: str) -> Response:
+        note, problems = change_note(request.data, limit=MAX_NOTE_LENGTH)
+        if not isinstance(request.data, dict):
+            problems.append(
+                Problem("", f'expected an object like {{"change_note": "…"}}, got {describe_type(request.data)}')
+            )
+        with transaction.atomic():
+            preset = self.get_object()
+            self._changeable(preset)
+            self._check_if_match(preset)
+            if problems:
+                raise invalid(problems)
+            revision = self._revision(preset, version)
+            content = revision.content
+            runtime = content.get("runtime")
+            if runtime and (found := engine_errors(content.get("parameters", {}), runtime)):
+                raise ApiError(
+                    status.HTTP_409_CONFLICT,
+                    f"The {runtime} engine now refuses version {revision.version}'s parameters.",
+                    [Problem(f"parameters.{finding.path}", finding.message) for finding in found],
+                )
+            try:
+                with transaction.atomic():
+                    preset.restore_version(revision.version, by=request.user, note=note)
+            except (NameInUse, IntegrityError):
+                name = content["name"]
+                raise ApiError(
+                    status.HTTP_409_CONFLICT,
+                    f"Another preset is named “{name}” now, as version {revision.version} was; rename that one first.",
+                    [Problem("name", f'"{name}" is taken by another preset')],
+                ) from None
+        return self._respond(preset, warned=True)
+
+    @extend_schema(
+        summary="What changed between two versions of a preset",
+        parameters=[
+            OpenApiParameter("from", int, required=True, description="The earlier version's number."),
+            OpenApiParameter("to", int, description="The later version's number; the current version if omitted."),
+        ],
+        responses={
+            200: serializers.PresetDiffSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            404: OpenApiResponse(serializers.ErrorSerializer, description="No such preset, or no such version."),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str) -> Response:
+        preset = self.get_object()
+        problems: list[Problem] = []
+        numbers: dict[str, int] = {}
+        for name, default in (("from", None), ("to", preset.current_version)):
+            raw = request.query_params.get(name, "")
+            number = parse_id(raw)
+            if number is not None and number <= MAX_VERSION:
+                numbers[name] = number
+            elif raw == "" and default is not None:
+                numbers[name] = default
+            elif raw == "":
+                problems.append(Problem(name, f"this parameter is required: a version number, e.g. {name}=1"))
+            else:
+                problems.append(Problem(name, f"expected a version number (a whole number from 1), got {raw[:20]!r}"))
+        if problems:
+            raise invalid(problems)
+        found = {revision.version: revision for revision in preset.revisions.filter(version__in=numbers.values())}
+        missing = {name: number for name, number in numbers.items() if number not in found}
+        if missing:
+            shown = " or ".join(map(str, sorted(set(missing.values()))))
+            raise ApiError(
+                status.HTTP_404_NOT_FOUND,
+                f"Preset {preset.pk} has no version {shown}; {_versions_held(preset)}.",
+                [Problem(name, f"no version {number}") for name, number in missing.items()],
+            )
+        difference = diff_contents(found[numbers["from"]].content, found[numbers["to"]].content)
+        return Response(
+            {"from": numbers["from"], "to": numbers["to"], "summary": difference.summary(), **difference.as_dict()}
+        )
+
+    # --- the trash -------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="List the presets in the trash you may restore (yours; staff: all)",
+        responses={200: serializers.TrashedPresetSerializer(many=True), 401: ERRORS[401]},
+    )
+    @action(detail=False, methods=["get"], url_path="trash", filter_backends=[])
+    def trash(self, request: Request) -> Response:
+        trashed = ParameterPreset.everything.filter(deleted_at__isnull=False).select_related("deleted_by")
+        if not request.user.is_staff:
+            trashed = trashed.filter(created_by=request.user)
+        return Response(
+            [
+                {
+                    "id": preset.pk,
+                    "name": preset.name,
+                    "deleted_at": preset.deleted_at,
+                    "deleted_by": preset.deleted_by.get_username() if preset.deleted_by else None,
+                    "purge_after": preset.purge_after,
+                    "version": preset.current_version,
+                }
+                for preset in trashed.order_by("-deleted_at", "-pk")
+            ]
+        )
+
+    @extend_schema(
+        summary="Bring a preset back from the trash",
+        description="Under its own name, or under `name` when another preset has taken it meanwhile.",
+        request=serializers.UntrashSerializer,
+        responses={
+            200: serializers.PresetSerializer,
+            **ERRORS,
+            403: OpenApiResponse(serializers.ErrorSerializer, description="Not its creator or staff."),
+            404: OpenApiResponse(serializers.ErrorSerializer, description="No such preset in the trash."),
+            409: OpenApiResponse(serializers.ErrorSerializer, description="The name is taken; send another `name`."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path=r"trash/(?P<pk>[^/]+)/restore")
+    def untrash(self, request: Request, pk: str) -> Response:
+        with transaction.atomic():
+            number = parse_id(pk)
+            preset = ParameterPreset.everything.filter(pk=number, deleted_at__isnull=False).first() if number else None
+            if preset is None:
+                raise ApiError(status.HTTP_404_NOT_FOUND, f"Preset {pk[:40]} is not in the trash")
+            if not preset.can_change(request.user):
+                raise ApiError(status.HTTP_403_FORBIDDEN, "Only the preset's creator or staff can restore it.")
+            name = _untrash_name(request.data)
+            try:
+                with transaction.atomic():
+                    preset.untrash(by=request.user, name=name)
+            except (NameInUse, IntegrityError):
+                wanted = (name or preset.name).strip()
+                raise ApiError(
+                    status.HTTP_409_CONFLICT,
+                    f'Another preset is named “{wanted}” now; send {{"name": "…"}} to restore it under a new name.',
+                    [Problem("name", f'"{wanted}" is taken; send another name')],
+                ) from None
+        return self._respond(preset)
+
+
+def _versions_held(preset: ParameterPreset) -> str:
+    if preset.current_version <= 1:
+        return f"it has only version {preset.current_version}" if preset.current_version else "it has no versions"
+    return f"its versions are 1 to {preset.current_version}"
+
+
+def _untrash_name(data: Any) -> str | None:
+    """The optional new ``name`` of a preset restored from the trash, checked."""
+    if not isinstance(data, dict):
+        raise invalid([Problem("", f'expected an object like {{"name": "…"}}, got {describe_type(data)}')])
+    if data.get("name") is None:
+        return None
+    name, problems = name_problems(data["name"])
+    if problems:
+        raise invalid([problem.under("name") for problem in problems])
+    return name
 
 
 def _id_list(raw: str) -> list[int]:

@@ -2,34 +2,72 @@
 
 One preset: ``{"version": "1.0", "preset": {name, description, category, runtime,
 parameters, metadata}}``; several: ``{"version": "1.0", "presets": [...]}``.
+
+Exported with its history, a preset also carries ``"history"``, its versions oldest first:
+``[{"version": 1, "event": "created", "note": "", "created_by": "ada", "created_at":
+"2025-01-31T12:00:00+00:00", "content": {name, description, …}}, …]``. A document without
+``history`` is what it was before histories existed, and still reads the same.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC
+from typing import Any
 from urllib.parse import quote
 
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
-from presets.validators import Problem, describe_type, preset_fields
-
-if TYPE_CHECKING:
-    from presets.models import ParameterPreset
+from presets.models import MAX_NOTE_LENGTH, ParameterPreset, PresetRevision, RevisionEvent
+from presets.validators import Problem, describe_type, note_problems, preset_fields
 
 FORMAT_VERSION = "1.0"
 MAX_IMPORT_SIZE = 1024 * 1024
+MAX_VERSION = 2**31 - 1  # the revision's version column is a 32-bit integer on PostgreSQL
+MAX_USERNAME_LENGTH = 150
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def export_document(preset: ParameterPreset) -> dict[str, Any]:
-    return {"version": FORMAT_VERSION, "preset": preset.content()}
+def export_document(preset: ParameterPreset, *, history: bool = False) -> dict[str, Any]:
+    if history:
+        prefetch_related_objects([preset], _revisions_oldest_first())
+    return {"version": FORMAT_VERSION, "preset": _exported(preset, history)}
 
 
-def export_bundle(presets: Iterable[ParameterPreset]) -> dict[str, Any]:
-    return {"version": FORMAT_VERSION, "presets": [preset.content() for preset in presets]}
+def export_bundle(presets: Iterable[ParameterPreset], *, history: bool = False) -> dict[str, Any]:
+    presets = list(presets)
+    if history:
+        prefetch_related_objects(presets, _revisions_oldest_first())
+    return {"version": FORMAT_VERSION, "presets": [_exported(preset, history) for preset in presets]}
+
+
+def _revisions_oldest_first() -> Prefetch:
+    return Prefetch("revisions", queryset=PresetRevision.objects.select_related("created_by").order_by("version"))
+
+
+def _exported(preset: ParameterPreset, history: bool) -> dict[str, Any]:
+    content = preset.content()
+    if not history:
+        return content
+    return {**content, "history": [exported_revision(revision) for revision in preset.revisions.all()]}
+
+
+def exported_revision(revision: PresetRevision) -> dict[str, Any]:
+    return {
+        "version": revision.version,
+        "event": revision.event,
+        "note": revision.note,
+        "created_by": revision.created_by.get_username() if revision.created_by else None,
+        "created_at": revision.created_at.isoformat(),
+        "content": revision.content,
+    }
 
 
 def dump(document: dict[str, Any]) -> bytes:
@@ -59,9 +97,11 @@ def export_unicode_filename(name: str) -> str | None:
     return f"preset-{slugify(name, allow_unicode=True) or 'unnamed'}.json"
 
 
-def preset_download(preset: ParameterPreset) -> HttpResponse:
+def preset_download(preset: ParameterPreset, *, history: bool = False) -> HttpResponse:
     return download_response(
-        dump(export_document(preset)), export_filename(preset.name), export_unicode_filename(preset.name)
+        dump(export_document(preset, history=history)),
+        export_filename(preset.name),
+        export_unicode_filename(preset.name),
     )
 
 
@@ -77,7 +117,9 @@ def _version_problem(version: object) -> str | None:
 def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem]]:
     """The presets an import document holds, each normalised, and every problem with its JSON path.
 
-    Paths are rooted in the document: ``preset.parameters.tp-size[0]``, ``presets[2].name``.
+    Paths are rooted in the document: ``preset.parameters.tp-size[0]``, ``presets[2].name``,
+    ``presets[1].history[0].version``. A preset that carries a history has it, checked, under
+    ``"history"`` (see parse_history) next to its content fields.
     """
     if not isinstance(document, dict):
         return [], [
@@ -107,6 +149,9 @@ def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem
     for item, path in zip(items, paths, strict=True):
         fields, found = preset_fields(item)
         problems += [problem.under(path) for problem in found]
+        if isinstance(item, Mapping) and item.get("history") is not None:
+            fields["history"], history_problems = parse_history(item["history"])
+            problems += [problem.under(f"{path}.history") for problem in history_problems]
         name = fields.get("name")
         if name and not found:
             key = name.casefold()
@@ -119,3 +164,97 @@ def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem
 
 def is_bundle(document: dict[str, Any]) -> bool:
     return "presets" in document
+
+
+def parse_history(raw: object) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """A preset's exported history, checked: its entries normalised, and every problem.
+
+    Each entry becomes ``{"version", "event", "note", "created_by", "created_at", "content"}``:
+    ``created_by`` a username or None, ``created_at`` an aware datetime or None (unknown),
+    ``event`` "created" for the first entry and "edited" after it when the file gives none.
+    Paths are relative to the list: ``[2].content.parameters.tp-size[0]``.
+    """
+    if not isinstance(raw, list):
+        return [], [Problem("", f"expected a list of versions, oldest first, got {describe_type(raw)}")]
+    entries: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    previous = 0
+    for index, item in enumerate(raw):
+        entry, found = _history_entry(item, index, previous)
+        problems += [problem.under(f"[{index}]") for problem in found]
+        if isinstance(entry.get("version"), int):
+            previous = entry["version"]
+        entries.append(entry)
+    return entries, problems
+
+
+def _history_entry(item: object, index: int, previous: int) -> tuple[dict[str, Any], list[Problem]]:
+    if not isinstance(item, Mapping):
+        return {}, [Problem("", f'expected an object with "version" and "content", got {describe_type(item)}')]
+    entry: dict[str, Any] = {}
+    problems: list[Problem] = []
+
+    version = item.get("version")
+    if version is None:
+        problems.append(Problem("version", "this field is required: a whole number from 1"))
+    elif type(version) is not int or not 1 <= version <= MAX_VERSION:
+        problems.append(Problem("version", f"expected a whole number from 1, got {json.dumps(version)[:40]}"))
+    elif version <= previous:
+        problems.append(
+            Problem("version", f"expected a number above {previous} (versions increase, oldest first), got {version}")
+        )
+        entry["version"] = version
+    else:
+        entry["version"] = version
+
+    event = item.get("event")
+    if event is None:
+        entry["event"] = RevisionEvent.CREATED if index == 0 else RevisionEvent.EDITED
+    elif event in RevisionEvent.values:
+        entry["event"] = event
+    else:
+        problems.append(
+            Problem("event", f"expected one of {', '.join(RevisionEvent.values)}, got {json.dumps(event)[:40]}")
+        )
+
+    entry["note"], found = note_problems(item.get("note"), limit=MAX_NOTE_LENGTH)
+    problems += [problem.under("note") for problem in found]
+
+    created_by = item.get("created_by")
+    if created_by is not None and not isinstance(created_by, str):
+        problems.append(Problem("created_by", f"expected a username or null, got {describe_type(created_by)}"))
+    elif created_by is not None and (len(created_by) > MAX_USERNAME_LENGTH or _CONTROL.search(created_by)):
+        problems.append(
+            Problem("created_by", f"expected a username (at most {MAX_USERNAME_LENGTH} printable characters)")
+        )
+    else:
+        entry["created_by"] = created_by or None
+
+    entry["created_at"], problem = _timestamp(item.get("created_at"))
+    if problem:
+        problems.append(Problem("created_at", problem))
+
+    if "content" not in item:
+        problems.append(Problem("content", "this field is required: the preset as it was in this version"))
+    else:
+        entry["content"], found = preset_fields(item["content"])
+        problems += [problem.under("content") for problem in found]
+    return entry, problems
+
+
+def _timestamp(raw: object) -> tuple[Any, str]:
+    """An aware datetime from ISO 8601 text (UTC when it names no offset), or why not."""
+    if raw is None:
+        return None, ""
+    expected = "expected an ISO 8601 date and time like 2025-01-31T12:00:00Z"
+    if not isinstance(raw, str):
+        return None, f"{expected}, got {describe_type(raw)}"
+    try:
+        moment = parse_datetime(raw.strip())
+    except ValueError:  # well-formed, but no such moment: month 13, hour 25
+        moment = None
+    if moment is None:
+        return None, f"{expected}, got {json.dumps(raw)[:40]}"
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment, ""

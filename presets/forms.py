@@ -10,7 +10,7 @@ from django.urls import reverse
 from engines.checks import check_for_runtime
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
-from presets.models import OnConflict, ParameterPreset, Runtime
+from presets.models import MAX_NOTE_LENGTH, OnConflict, ParameterPreset, Runtime
 from presets.validators import RUNTIMES, clean_parameters, validate_metadata
 
 
@@ -85,6 +85,13 @@ class PresetForm(forms.ModelForm):
     metadata = MetadataField(help_text='Optional, e.g. {"author": "me", "tags": ["memory"]}.')
     # The preset's updated_at when the form was opened: a save over someone else's is refused.
     version = forms.CharField(widget=forms.HiddenInput, required=False)
+    # Not a model field: the view writes it on the revision this save records. Declared last,
+    # so it renders just above the Save button.
+    change_note = forms.CharField(
+        required=False,
+        max_length=MAX_NOTE_LENGTH,
+        help_text="Why you changed it; shown in the history.",
+    )
 
     class Meta:
         model = ParameterPreset

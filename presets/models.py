@@ -113,9 +113,20 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
     def import_contents(self, contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:
         """Create presets from validated contents, all or none; name clashes resolved per ``on_conflict``.
 
+        A content may carry ``history`` (exchange.parse_history's entries, oldest first). A new
+        preset (no clash, or renamed) gets those versions as they were, with their numbers,
+        events, notes and times, each credited to the user of that username if there is one;
+        when its own content differs from the last of them, one more version ("imported")
+        follows. A replaced preset keeps its own history and gets one "imported" version (none
+        when nothing changed): the file's history is not merged into it.
+
         Raises NameTaken (fail), ReadOnlyPreset or PermissionDenied (replace of a preset ``by`` may not change).
         """
+        from django.contrib.auth import get_user_model
+
         on_conflict = OnConflict(on_conflict)
+        contents = [dict(content) for content in contents]  # the caller's dicts keep their history
+        histories = [content.pop("history", None) or [] for content in contents]
         keys = [name_key(content["name"]) for content in contents]
         existing = {preset.name_key: preset for preset in self.filter(name_key__in=keys)}
         clashes = [(index, existing[key]) for index, key in enumerate(keys) if key in existing]
@@ -127,20 +138,47 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
                     raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced.')
                 if not preset.can_change(by):
                     raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it.')
+        usernames = {entry["created_by"] for history in histories for entry in history if entry["created_by"]}
+        User = get_user_model()
+        authors = dict(
+            User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": usernames}).values_list(
+                User.USERNAME_FIELD, "pk"
+            )
+        )
 
         imported: list[ParameterPreset] = []
-        for key, content in zip(keys, contents, strict=True):
+        for key, content, history in zip(keys, contents, histories, strict=True):
             target = existing.get(key)
             if target is not None and on_conflict == OnConflict.REPLACE:
                 for field, value in content.items():
                     setattr(target, field, value)
-                target.save(by=by, event=RevisionEvent.IMPORTED)
+                note = "Replaced by an import; the history in the file was not merged." if history else ""
+                target.save(by=by, event=RevisionEvent.IMPORTED, note=note)
                 imported.append(target)
                 continue
             if target is not None or self.filter(name_key=key).exists():
                 content = {**content, "name": self.free_name(content["name"], suffix="imported")}
             preset = self.model(**content, created_by=by if by and by.is_authenticated else None)
-            preset.save(by=by, event=RevisionEvent.IMPORTED)
+            note = ""
+            if history:
+                # The row alone first (ParameterPreset.save would record it as version 1): its
+                # versions are the file's. Saving it again below adds one only if it differs.
+                super(ParameterPreset, preset).save()
+                PresetRevision.objects.bulk_create(
+                    PresetRevision(
+                        preset=preset,
+                        version=entry["version"],
+                        content=entry["content"],
+                        event=entry["event"],
+                        note=entry["note"],
+                        created_by_id=authors.get(entry["created_by"]),
+                        created_at=entry["created_at"] or timezone.now(),
+                    )
+                    for entry in history
+                )
+                preset.current_version = history[-1]["version"]
+                note = f"Imported; the file's preset differs from its version {preset.current_version}."
+            preset.save(by=by, event=RevisionEvent.IMPORTED, note=note)
             imported.append(preset)
         return imported
 

@@ -329,3 +329,25 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
     elif not partial:
         fields["metadata"] = {}
     return fields, problems
+
+
+def note_problems(note: object, *, limit: int) -> tuple[str, list[Problem]]:
+    """A change note trimmed, and what is wrong with it; null counts as no note."""
+    if note is None:
+        return "", []
+    if not isinstance(note, str):
+        return "", [Problem("", f"expected a string, got {describe_type(note)}")]
+    note = note.strip()
+    if len(note) > limit:
+        return note, [Problem("", f"at most {limit} characters are allowed, got {len(note)}")]
+    if _UNSTORABLE.search(note):
+        return note, [Problem("", "text contains a NUL or an unpaired surrogate character")]
+    return note, []
+
+
+def change_note(data: object, *, limit: int) -> tuple[str, list[Problem]]:
+    """The optional ``change_note`` of a write (API body), trimmed, with problems at ``change_note``."""
+    if not isinstance(data, Mapping) or "change_note" not in data:
+        return "", []
+    note, found = note_problems(data["change_note"], limit=limit)
+    return note, [problem.under("change_note") for problem in found]

@@ -8,8 +8,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from autotuner.http import parse_json
 from autotuner.pages import filtered_page, template_for
+from presets.diff import diff_contents
 from presets.exchange import (
     MAX_IMPORT_SIZE,
     download_response,
@@ -28,15 +29,18 @@ from presets.exchange import (
 )
 from presets.filters import PresetFilter
 from presets.forms import ImportForm, PresetForm, preview_parameters
-from presets.merging import grid_summary
+from presets.merging import count_combinations, grid_summary
 from presets.models import (
     SUGGESTED_CATEGORIES,
     SYSTEM_READ_ONLY,
+    TRASH_DAYS,
+    NameInUse,
     NameTaken,
     ParameterPreset,
     ReadOnlyPreset,
+    Runtime,
 )
-from presets.validators import Problem
+from presets.validators import MAX_NAME_LENGTH, Problem, name_problems
 
 INVALID = 422  # a form sent back with its errors; htmx is configured to swap it like a 200
 
@@ -167,7 +171,7 @@ def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def preset_export(request: HttpRequest, pk: int) -> HttpResponse:
     preset = get_object_or_404(ParameterPreset, pk=pk)
-    return preset_download(preset)
+    return preset_download(preset, history=request.GET.get("history") == "true")
 
 
 @login_required
@@ -175,7 +179,7 @@ def preset_export(request: HttpRequest, pk: int) -> HttpResponse:
 def preset_export_shown(request: HttpRequest) -> HttpResponse:
     filterset = PresetFilter(request.GET, queryset=ParameterPreset.objects.all())
     presets = filterset.qs if filterset.is_valid() else ParameterPreset.objects.none()
-    return download_response(dump(export_bundle(presets)), "presets.json")
+    return download_response(dump(export_bundle(presets, history=request.GET.get("history") == "true")), "presets.json")
 
 
 @login_required
@@ -219,3 +223,219 @@ def dashboard_context() -> dict[str, Any]:
         "user_presets": ParameterPreset.objects.user_made().count(),
         "recent_presets": ParameterPreset.objects.order_by("-updated_at")[:8],
     }
+
+
+# History: every version of a preset, the difference between two, restoring one
+
+
+def _version_problem(raw: str, versions: list[int]) -> str:
+    """Why ``raw`` names no version of a preset with ``versions`` (newest first)."""
+    has = (
+        f"it has versions {versions[-1]} to {versions[0]}"
+        if len(versions) > 1
+        else f"it has only version {versions[0]}"
+    )
+    if raw.isascii() and raw.isdigit():
+        return f"This preset has no version {raw}; {has}."
+    return f"“{raw}” is not a version number; {has}."
+
+
+def _chosen_version(request: HttpRequest, key: str, versions: list[int]) -> tuple[int | None, str]:
+    """The version a ``from``/``to`` query parameter names (None when not given), or what is wrong with it."""
+    raw = request.GET.get(key, "").strip()
+    if not raw:
+        return None, ""
+    # Digits only: int() would also take "1_0", " 3" or "٣", and refuses thousands of digits.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) in versions:
+        return int(raw), ""
+    return None, _version_problem(raw[:40], versions)
+
+
+FIELD_LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "category": "Category",
+    "runtime": "Runtime",
+    "metadata": "Metadata",
+}
+
+
+def _field_shown(field: str, value: Any) -> str:
+    if field == "metadata":
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    if field == "runtime":
+        return Runtime(value).label if value in Runtime.values else value or "any engine"
+    return value
+
+
+def _comparison(request: HttpRequest, preset: ParameterPreset, versions: list[int]) -> dict[str, Any]:
+    """What the diff area shows for the ``from`` and ``to`` asked for: the two versions and their
+    difference, or why there is none. Defaults: the latest version against the one before it."""
+    if not versions:
+        return {"problems": [], "info": "This preset has no recorded versions yet."}
+    new_number, new_problem = _chosen_version(request, "to", versions)
+    old_number, old_problem = _chosen_version(request, "from", versions)
+    new_number = new_number if new_number is not None else versions[0]
+    if old_number is None and new_number - 1 in versions:
+        old_number = new_number - 1
+    # What the form's selects show: the versions asked for, or the defaults in place of a bad one.
+    comparison: dict[str, Any] = {
+        "problems": [problem for problem in (old_problem, new_problem) if problem],
+        "chosen": {"from": old_number if old_number is not None else new_number, "to": new_number},
+    }
+    if comparison["problems"]:
+        return comparison
+    if old_number is None:
+        comparison["info"] = f"Version {new_number} is the first version: there is nothing before it to compare."
+        return comparison
+    chosen = comparison["chosen"]
+    revisions = {
+        revision.version: revision for revision in preset.revisions.filter(version__in=chosen.values()).order_by()
+    }
+    old, new = revisions[chosen["from"]], revisions[chosen["to"]]
+    diff = diff_contents(old.content, new.content)
+    comparison.update(
+        old=old,
+        new=new,
+        diff=diff,
+        fields=[
+            {
+                "label": FIELD_LABELS.get(change.field, change.field),
+                "old": _field_shown(change.field, change.old),
+                "new": _field_shown(change.field, change.new),
+                "is_json": change.field == "metadata",
+            }
+            for change in diff.fields_changed
+        ],
+    )
+    return comparison
+
+
+@login_required
+@require_safe
+@vary_on_headers("HX-Request")
+def preset_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every version, newest first, and the difference between two of them (``?from=1&to=3``).
+    The compare form swaps only the diff area with htmx; without JavaScript it loads the page."""
+    preset = get_object_or_404(ParameterPreset, pk=pk)
+    revisions = list(preset.revisions.select_related("created_by").defer("content").order_by("-version"))
+    versions = [revision.version for revision in revisions]
+    context = {
+        "preset": preset,
+        # Each version with the one before it, for its "compare with previous" link.
+        "rows": list(zip(revisions, [*versions[1:], None], strict=True)),
+        "revisions": revisions,
+        "comparison": _comparison(request, preset, versions),
+    }
+    return render(request, template_for(request, "presets/history.html", "diff"), context)
+
+
+@login_required
+@require_safe
+def preset_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    preset = get_object_or_404(ParameterPreset, pk=pk)
+    revision = get_object_or_404(preset.revisions.select_related("created_by"), version=version)
+    content = revision.content
+    runtime = content.get("runtime", "")
+    is_current = revision.version == preset.current_version
+    context = {
+        "preset": preset,
+        "revision": revision,
+        "content": content,
+        "runtime_label": _field_shown("runtime", runtime),
+        "combinations": count_combinations(revision.parameters),
+        "metadata_json": json.dumps(content.get("metadata") or {}, indent=2, ensure_ascii=False),
+        "is_current": is_current,
+        "can_restore": not is_current and preset.can_change(request.user),
+    }
+    return render(request, "presets/version.html", context)
+
+
+@login_required
+@require_POST
+def preset_restore_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    with transaction.atomic():
+        preset = _editable_preset(request, pk)
+        if not preset.revisions.filter(version=version).exists():
+            raise Http404("No such version.")
+        if version == preset.current_version:
+            messages.info(request, f"Version {version} is already the current version; nothing was restored.")
+            return redirect("presets:history", preset.pk)
+        try:
+            with transaction.atomic():  # a savepoint: a name taken meanwhile fails only this
+                restored = preset.restore_version(version, by=request.user)
+        except (NameInUse, IntegrityError) as error:
+            name = error.name if isinstance(error, NameInUse) else ""
+            messages.error(
+                request,
+                f"Version {version} was not restored: another preset is named “{name}” now. "
+                "Rename that preset first, then restore again."
+                if name
+                else f"Version {version} was not restored: its name was taken meanwhile.",
+            )
+            return redirect("presets:version", preset.pk, version)
+    messages.success(request, f"Restored version {version} of “{preset.name}” as version {restored.version}.")
+    return redirect("presets:history", preset.pk)
+
+
+# The trash: deleted presets, restorable for TRASH_DAYS days
+
+
+def _trash_page(
+    request: HttpRequest, *, refused: ParameterPreset | None = None, name: str = "", error: str = ""
+) -> HttpResponse:
+    """The trash page; ``refused`` is the preset a restore was refused for, shown with a form asking
+    for another name (``name`` as typed) and ``error``."""
+    trashed = (
+        ParameterPreset.everything.filter(deleted_at__isnull=False)
+        .select_related("deleted_by", "created_by")
+        .order_by("-deleted_at", "-pk")
+    )
+    if not request.user.is_staff:
+        trashed = trashed.filter(created_by=request.user)
+    context = {
+        "trashed": trashed,
+        "refused": refused,
+        "refused_name": name,
+        "refused_error": error,
+        "trash_days": TRASH_DAYS,
+        "max_name_length": MAX_NAME_LENGTH,
+    }
+    return render(request, "presets/trash.html", context, status=INVALID if refused else 200)
+
+
+@login_required
+@require_safe
+def preset_trash(request: HttpRequest) -> HttpResponse:
+    return _trash_page(request)
+
+
+@login_required
+@require_POST
+def preset_untrash(request: HttpRequest, pk: int) -> HttpResponse:
+    """Bring a preset back from the trash, under a new name (the ``name`` field) if its old one was taken."""
+    with transaction.atomic():
+        preset = get_object_or_404(ParameterPreset.everything.filter(deleted_at__isnull=False), pk=pk)
+        if not preset.can_change(request.user):
+            raise PermissionDenied("Only the preset's creator or staff can restore it.")
+        name: str | None = None
+        if "name" in request.POST:
+            typed = request.POST["name"]
+            name, problems = name_problems(typed)
+            if problems:
+                error = str(problems[0])
+                return _trash_page(request, refused=preset, name=typed, error=error[:1].upper() + error[1:] + ".")
+        try:
+            with transaction.atomic():  # a savepoint: a name taken meanwhile fails only this
+                preset.untrash(by=request.user, name=name)
+        except (NameInUse, IntegrityError) as error:
+            wanted = error.name if isinstance(error, NameInUse) else (name or preset.name)
+            preset.refresh_from_db()
+            return _trash_page(
+                request,
+                refused=preset,
+                name=ParameterPreset.objects.free_name(wanted, suffix="restored"),  # a suggestion that is free
+                error=f"Another preset is named “{wanted}” now; choose a new name.",
+            )
+    messages.success(request, f"Restored “{preset.name}” from the trash.")
+    return redirect(preset)

@@ -36,7 +36,7 @@ FORM_FIELDS = TaskForm._meta.fields
 PLAN_PAGE_SIZE = 100
 MAX_PLAN_PAGE_SIZE = 1000
 READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations", "runnable", "skipped", "warnings"]
-RUN_FIELDS = ["status_changed_at", "status_history", "started_at", "finished_at", "error"]
+RUN_FIELDS = ["preset_versions", "status_changed_at", "status_history", "started_at", "finished_at", "error"]
 RUN_ACTIONS = {
     "start": lifecycle.start,
     "cancel": lifecycle.cancel,
@@ -92,6 +92,7 @@ def represent(task: Task) -> dict[str, Any]:
     data.update(
         status=task.status,
         applied_presets=task.applied_presets,
+        preset_versions=task.preset_versions,
         merge_strategy=task.merge_strategy or None,
         parameters_edited=task.parameters_edited,
         combinations=task.combinations,
@@ -334,8 +335,7 @@ class TaskViewSet(viewsets.GenericViewSet):
         with transaction.atomic():
             saved = form.save(commit=False)
             if merged is not None:
-                saved.applied_presets = snapshot
-                saved.merge_strategy = strategy
+                saved.use_merge(snapshot, strategy)
                 saved.parameters_edited = json.dumps(saved.parameters, sort_keys=True) != json.dumps(
                     merged.parameters, sort_keys=True
                 )

@@ -148,6 +148,9 @@ class Task(UniquelyNamed):
     merge_strategy = models.CharField(
         max_length=16, choices=[(strategy.value, strategy.label) for strategy in MergeStrategy], blank=True
     )
+    preset_versions = models.JSONField(
+        default=dict, blank=True, help_text="The version of each applied preset when merged: {preset id: version}."
+    )
     parameters_edited = models.BooleanField(
         default=False, help_text="The grid was changed by hand after the presets were applied."
     )
@@ -200,6 +203,7 @@ class Task(UniquelyNamed):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.parameters = clean_parameters(self.parameters)
+        self._pin_preset_versions()
         if not self._state.adding and self.pk is not None and kwargs.get("update_fields") is None:
             # An edit never writes the status: a worker may have moved it since the form was read.
             # Status changes are saved by tasks.lifecycle, with update_fields=STATUS_FIELDS.
@@ -343,6 +347,34 @@ class Task(UniquelyNamed):
         ids = [entry["id"] for entry in self.applied_presets]
         current = ParameterPreset.objects.in_bulk(ids)
         return [{**entry, "preset": current.get(entry["id"])} for entry in self.applied_presets]
+
+    def pinned_presets(self) -> list[dict[str, Any]]:
+        """applied_presets_now with the version each preset had when merged (None for tasks older than
+        versions) and whether it has changed since."""
+        entries = []
+        for entry in self.applied_presets_now():
+            pinned = self.preset_versions.get(str(entry["id"]))
+            preset = entry["preset"]
+            changed = bool(preset is not None and pinned and preset.current_version > pinned)
+            entries.append({**entry, "version": pinned, "changed": changed})
+        return entries
+
+    def use_merge(self, snapshot: list[dict[str, Any]], strategy: str) -> None:
+        """Record a fresh merge of presets as this task's provenance; their versions are pinned at save."""
+        self.applied_presets = snapshot
+        self.merge_strategy = strategy
+        self.preset_versions = {}
+
+    def _pin_preset_versions(self) -> None:
+        # Each applied preset keeps the version it had when merged: a later edit of it never changes
+        # what this task says it was built from. Presets merged since the last save get their current one.
+        ids = [entry["id"] for entry in self.applied_presets]
+        pins = {str(pk): self.preset_versions[str(pk)] for pk in ids if str(pk) in self.preset_versions}
+        missing = [pk for pk in ids if str(pk) not in pins]
+        if missing:
+            current = ParameterPreset.objects.filter(pk__in=missing).values_list("pk", "current_version")
+            pins.update({str(pk): version for pk, version in current})
+        self.preset_versions = pins
 
     @transaction.atomic
     def duplicate(self, *, by: Any) -> Task:

@@ -59,6 +59,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "task": task,
         "can_change": task.can_change(request.user),
         "applied": task.applied_presets_now(),
+        "pinned": [entry for entry in task.pinned_presets() if entry["version"]],
         "summary": task.plan_summary,
         "warnings": task.engine_warnings,
         "plan_rows": list(itertools.islice(task.plan(), PLAN_ROWS_SHOWN)),
@@ -181,8 +182,7 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
                 changed = _as_json(saved.parameters) != _as_json(stored.parameters)
                 saved.parameters_edited = stored.parameters_edited or changed
             elif result is not None:
-                saved.applied_presets = snapshot
-                saved.merge_strategy = selection.strategy
+                saved.use_merge(snapshot, selection.strategy)
                 saved.parameters_edited = _as_json(saved.parameters) != _as_json(result.parameters)
             else:
                 saved.applied_presets, saved.merge_strategy, saved.parameters_edited = [], "", False

@@ -13,6 +13,7 @@ from tests.factories import make_preset
 pytestmark = pytest.mark.django_db
 
 FIELDS = {
+    "version",
     "id",
     "name",
     "description",
@@ -87,6 +88,7 @@ def test_get_one_answers_exactly_the_documented_fields(api, own_preset):
         "is_system": False,
         "parameters": {"tp-size": [1, 2]},
         "metadata": {"author": "ada"},
+        "version": 1,
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
     }

@@ -18,6 +18,7 @@ IMPORT = "/api/presets/import"
 MiB = 1024 * 1024
 CONTENT_FIELDS = {"name", "description", "category", "runtime", "parameters", "metadata"}
 PRESET_FIELDS = {
+    "version",
     "id",
     "name",
     "description",

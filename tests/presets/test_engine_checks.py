@@ -17,6 +17,7 @@ LIST = "/api/presets/"
 IMPORT = "/api/presets/import"
 MERGE = "/api/presets/merge"
 FIELDS = {
+    "version",
     "id",
     "name",
     "description",

@@ -373,6 +373,7 @@ def test_detail_shows_every_field_the_parameters_and_the_actions(signed_in, own_
         "Use in a new task": f"/tasks/new/?presets={own_preset.pk}",
         "Edit": f"/presets/{own_preset.pk}/edit/",
         "Export": f"/presets/{own_preset.pk}/export/",
+        "History (v1)": f"/presets/{own_preset.pk}/history/",
         "Delete": f"/presets/{own_preset.pk}/delete/",
     }
     assert actions.find("form").attrs["action"] == f"/presets/{own_preset.pk}/duplicate/"
@@ -389,7 +390,7 @@ def test_detail_of_a_system_preset_says_it_is_read_only_and_offers_no_edit_or_de
     facts = document.find("dl", class_="facts")
     assert "system" in [value.text for value in facts.find_all("dd")]
     links = [link.text for link in document.find("div", class_="actions").find_all("a")]
-    assert links == ["Use in a new task", "Export"]
+    assert links == ["Use in a new task", "Export", "History (v1)"]
     assert document.find("div", class_="actions").find("button").text == "Duplicate"
 
 
@@ -397,7 +398,7 @@ def test_detail_of_another_users_preset_offers_no_edit_or_delete(signed_in, othe
     document = page(signed_in.get(f"/presets/{others_preset.pk}/"))
 
     links = [link.text for link in document.find("div", class_="actions").find_all("a")]
-    assert links == ["Use in a new task", "Export"]
+    assert links == ["Use in a new task", "Export", "History (v1)"]
     assert "grace" in document.find("dl", class_="facts").text
 
 

@@ -22,6 +22,7 @@ MB = 1_000_000
 
 FIELDS = {
     "id",
+    "preset_versions",
     "seed",
     "status_changed_at",
     "status_history",
