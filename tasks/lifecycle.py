@@ -82,7 +82,7 @@ def resume(task: Task, *, enqueue: bool = True) -> Task:
         if not locked.can_resume:
             raise TransitionRefused(
                 "Only a cancelled or failed task can be resumed. "
-                + ("Use Restart to run it again." if locked.status == TaskStatus.COMPLETED else _not_finished(locked))
+                + ("Use Restart to run it again." if locked.status == TaskStatus.COMPLETED else restart_refusal(locked))
             )
         _refuse_while_stopping(locked)
         # A cancelled experiment runs again from nothing: none of its interrupted attempt is kept.
@@ -130,10 +130,7 @@ def cancel(task: Task) -> Task:
 
 
 def restart_refusal(task: Task) -> str:
-    return _not_finished(task)
-
-
-def _not_finished(task: Task) -> str:
+    """Why a task that has not finished cannot be run again (the pages say it before asking to confirm)."""
     if task.is_locked:
         return f"The task is {task.get_status_display().lower()}; cancel it first."
     return "The task has not run yet; use Start."
