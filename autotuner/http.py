@@ -7,6 +7,7 @@ Every API error is ``{"detail": "...", "errors": [{"path": "...", "message": "..
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
@@ -15,11 +16,13 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, negotiation, renderers, status
 from rest_framework.authentication import CSRFCheck
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.utils import encoders
 from rest_framework.views import exception_handler
 
@@ -111,11 +114,12 @@ class JSONBodyParser(JSONParser):
 
 
 def parse_json(raw: bytes) -> Any:
-    """JSON text to Python, or a ParseError that says where the text breaks."""
+    """JSON text to Python, or a 400 that says where the text breaks or nests too deeply."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise exceptions.ParseError(f"The body is not UTF-8 text (byte {error.start}).") from None
+    _check_depth(text, settings.API_MAX_JSON_DEPTH)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -126,6 +130,71 @@ def parse_json(raw: bytes) -> Any:
         raise exceptions.ParseError("Not valid JSON here: nested too deeply.") from None
     except ValueError as error:  # e.g. an integer with thousands of digits
         raise exceptions.ParseError(f"Not valid JSON here: {error}.") from None
+
+
+# The tokens that shape a JSON document: strings (skipped whole, so brackets inside them do not
+# count), brackets, commas and colons.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]')
+_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+')
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def _check_depth(text: str, limit: int) -> None:
+    """A 400 when arrays and objects nest deeper than ``limit``, naming the path where.
+
+    Checked on the text before parsing, in a loop: a deeply nested document must not reach the
+    parser's recursion (100,000 levels of ``[`` fit in 100 KB). Counting brackets first skips the
+    scan for the usual small document. Malformed text is left to the parser to describe.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return
+    # In C: keep only the brackets outside strings, then take away one level of innermost pairs
+    # at a time. Emptied within the limit, the document is shallow enough; otherwise it is too
+    # deep or malformed, and the scan below tells which (and where).
+    shape = _NOT_BRACKETS.sub("", text)
+    for _ in range(limit):
+        shape = _INNERMOST.sub("", shape)
+        if not shape:
+            return
+    # One frame per open container: [is_object, its index now (arrays) or key (objects)].
+    stack: list[list[Any]] = []
+    last_string = ""
+    for match in _STRUCTURE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            if len(stack) == limit:
+                path = _json_path(stack)
+                message = f"nesting deeper than {limit} levels"
+                raise invalid([Problem(path, message)], f"JSON {message} at path {path}.")
+            stack.append([token == "{", None if token == "{" else 0])
+        elif token in "]}":
+            if stack:
+                stack.pop()
+        elif not stack:
+            continue
+        elif token == ",":
+            frame = stack[-1]
+            frame[1] = None if frame[0] else frame[1] + 1
+        elif token == ":":
+            if stack[-1][0]:
+                stack[-1][1] = last_string
+        else:
+            last_string = token
+
+
+def _json_path(stack: list[list[Any]]) -> str:
+    """Where the next container opens, as the API's errors write paths: ``a.b[2]``."""
+    path = ""
+    for is_object, position in stack:
+        if not is_object:
+            path = f"{path}[{position}]"
+            continue
+        try:
+            key = json.loads(position)
+        except (TypeError, ValueError):
+            key = "?"
+        path = f"{path}.{key}" if path else str(key)
+    return path
 
 
 class JSONRenderer(renderers.JSONRenderer):
@@ -183,6 +252,7 @@ def fast_json_post(drf_view: Callable[..., HttpResponse]) -> Callable[[Callable]
                 return drf_view(request)
             try:
                 _authenticate(request)
+                _check_throttles(request)
                 if request.content_type != "application/json":
                     raise exceptions.UnsupportedMediaType(request.content_type or "(none)")
                 data = handle(request, read_json_body(request))
@@ -192,6 +262,8 @@ def fast_json_post(drf_view: Callable[..., HttpResponse]) -> Callable[[Callable]
                 )
                 if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                     response["WWW-Authenticate"] = "Token"
+                if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+                    response["Retry-After"] = str(exc.wait)
                 return response
             return HttpResponse(
                 orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS), content_type="application/json"
@@ -211,6 +283,21 @@ def _authenticate(request: HttpRequest) -> None:
         raise exceptions.NotAuthenticated()
     check = CSRFCheck(lambda request: None)
     check.process_request(request)
-    reason = check.process_view(request, None, (), {})
+    try:  # without the header, Django looks for the token in the form body
+        reason = check.process_view(request, None, (), {})
+    except MultiPartParserError as error:
+        raise exceptions.ParseError(f"Multipart form parse error - {error}") from None
     if reason:
         raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
+
+
+def _check_throttles(request: HttpRequest) -> None:
+    """DRF's throttles (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES), checked as APIView.check_throttles does."""
+    waits = []
+    for throttle_class in api_settings.DEFAULT_THROTTLE_CLASSES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait())
+    if waits:
+        known = [wait for wait in waits if wait is not None]
+        raise exceptions.Throttled(max(known) if known else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -27,6 +28,12 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as "600/min"; "off" (or "none") means no limit."""
+    value = env_str(name, default).strip()
+    return None if value.lower() in {"off", "none"} else value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if not value:
@@ -38,7 +45,8 @@ DATA_DIR = Path(env_str("AUTOTUNER_DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -51,19 +59,25 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.forms",  # lets FORM_RENDERER find Django's widget templates
     "rest_framework",
+    # DRF's own tokens still authenticate (clients and scripts made with `drf_create_token`); new
+    # tokens are accounts.ApiToken, stored hashed and shown once.
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
     "django_htmx",
     "django_tasks_db",
+    "autotuner",  # the database check and wait_for_database
     "presets",
     "tasks",
     "engines",
 ]
 
 MIDDLEWARE = [
+    "autotuner.middleware.RequestIdMiddleware",  # first: times and logs every request, with its id
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,6 +166,10 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "autotuner.http.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
 }
 API_MAX_BODY_SIZE = 2 * 1024 * 1024
 
@@ -165,6 +183,112 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# Abuse limits
+# Logins: django-axes locks a username, and separately an address, after AXES_FAILURE_LIMIT
+# failures, for AXES_COOLOFF_TIME; a success resets the count. Attempts live in the database,
+# so every worker sees them. Behind reverse proxies, AUTOTUNER_PROXY_COUNT says how many to
+# look through in X-Forwarded-For; otherwise every login would share the proxy's address.
+INSTALLED_APPS += ["axes", "accounts"]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AUTOTUNER_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+PROXY_COUNT = int(env_str("AUTOTUNER_PROXY_COUNT", "0"))
+# The API: requests per user (token or session) and per anonymous address, "N/sec|min|hour|day",
+# "off" for none. Counted in the default cache, which is per process: with several gunicorn
+# workers a client gets up to workers × the rate. These are abuse limits, not quotas, so that
+# is accepted rather than a database write on every request (README).
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "user": env_rate("AUTOTUNER_API_RATE_USER", "600/min"),
+    "anon": env_rate("AUTOTUNER_API_RATE_ANON", "60/min"),
+}
+# Bodies (API_MAX_BODY_SIZE above), JSON nesting, list pages and searches are bounded too.
+API_MAX_JSON_DEPTH = 32
+
+# Content-Security-Policy
+# Strict: scripts only from this site's files, no inline code or eval (a nonce is the only way in),
+# styles only from files, nothing may frame a page. Templates add nonce="{{ csp_nonce }}" to
+# every <script>; htmx's own indicator <style> is off (base.html's htmx-config), its rules are
+# in app.css. The API docs page alone also allows data: images (autotuner/urls.py).
+from django.utils.csp import CSP  # noqa: E402
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+
+# Production
+# AUTOTUNER_ENV=production (bin/serve sets it) is everything `manage.py check --deploy` asks for,
+# behind a proxy that terminates HTTPS and sets X-Forwarded-Proto: secure cookies, HSTS, a redirect
+# to HTTPS (except /healthz, which load balancers probe over plain HTTP), hashed and compressed
+# static files, and a SECRET_KEY that must be given. Outside it, DEBUG=false only turns the debug
+# pages off (the API benchmark serves plain HTTP that way).
+PRODUCTION = env_str("AUTOTUNER_ENV", "development").strip().lower() == "production"
+if PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    DEBUG = env_bool("DEBUG", False)
+    if DEBUG:
+        raise ImproperlyConfigured("AUTOTUNER_ENV=production refuses DEBUG=true: it shows tracebacks and settings.")
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            "AUTOTUNER_ENV=production needs SECRET_KEY set to a random secret of at least 50 characters "
+            "(not the development key), e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(env_str("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        # Hashed names (cached for a year by browsers) with gzip variants next to them; whitenoise serves both.
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+# Django's defaults, stated so that nothing else turns them off unnoticed.
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# Outside production whitenoise serves the app's static folders as they change, as runserver does.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+# One line per request on "autotuner.requests" (autotuner.middleware); every line carries the
+# request's id, which the X-Request-ID response header and the error pages show too.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "autotuner.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO"},  # to the root's handler, not Django's DEBUG-only one
+        "autotuner": {"level": env_str("AUTOTUNER_LOG_LEVEL", "INFO")},
+    },
 }
 
 # Background work: Django's Tasks API on a database queue (django-tasks-db), so no broker is needed.

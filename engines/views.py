@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -66,7 +66,19 @@ class EngineViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(
-        summary="The engines whose flags are known", operation_id="engines_list", responses={200: OpenApiTypes.OBJECT}
+        summary="The engines whose flags are known",
+        operation_id="engines_list",
+        responses={
+            200: inline_serializer(
+                "EngineSummary",
+                {
+                    "runtime": serializers.CharField(),
+                    "version": serializers.CharField(help_text="The engine version the flags were read from."),
+                    "flags": serializers.IntegerField(help_text="How many flags are known."),
+                },
+                many=True,
+            )
+        },
     )
     def list(self, request: Request) -> Response:
         found = [for_engine(engine) for engine in engines()]

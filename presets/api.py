@@ -95,14 +95,18 @@ def represent(row: dict[str, Any]) -> dict[str, Any]:
 _AS_TEXT = {"parameters": Cast("parameters", TextField()), "metadata": Cast("metadata", TextField())}
 
 
+# The columns of a listed preset in FIELDS order: tuples zipped with the names cost less than
+# the ORM's dicts rebuilt in the API's order.
+_LIST_COLUMNS = tuple(_AS_TEXT.get(field) or SOURCES.get(field, field) for field in FIELDS)
+
+
 def list_rows(queryset: QuerySet[ParameterPreset]) -> list[dict[str, Any]]:
     rows = []
-    for row in queryset.values(
-        *(SOURCES.get(f, f) for f in FIELDS if f not in _AS_TEXT), **{f"{f}_text": c for f, c in _AS_TEXT.items()}
-    ):
+    for values in queryset.values_list(*_LIST_COLUMNS):
+        row = dict(zip(FIELDS, values, strict=True))
         for field in _AS_TEXT:
-            row[field] = orjson.Fragment(row.pop(f"{field}_text"))
-        rows.append(represent({field: row[SOURCES.get(field, field)] for field in FIELDS}))
+            row[field] = orjson.Fragment(row[field])
+        rows.append(represent(row))
     return rows
 
 

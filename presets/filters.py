@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from presets.models import ParameterPreset, Runtime
@@ -35,6 +36,15 @@ class PresetFilter(django_filters.FilterSet):
     class Meta:
         model = ParameterPreset
         fields = ["category", "runtime", "is_system", "search"]
+
+    def get_form_class(self) -> type[forms.Form]:
+        """The filter form's class, built once: no field here depends on the request, and building
+        the class (a form field per filter, then the form metaclass) took a fifth of an API list
+        request's time."""
+        cls = type(self)
+        if "_form_class" not in cls.__dict__:
+            cls._form_class = super().get_form_class()
+        return cls._form_class
 
     def filter_runtime(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == "any":

@@ -68,6 +68,9 @@ class TaskSerializer(serializers.ModelSerializer):
     presets = serializers.ListField(
         child=serializers.IntegerField(), write_only=True, required=False, help_text="Preset ids, merged in order."
     )
+    error = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Why the last run failed or stopped, in one sentence."
+    )
 
     class Meta:
         model = Task

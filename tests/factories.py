@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from accounts.models import ApiToken
 from presets.models import ParameterPreset
 from tasks.models import Task
 
@@ -50,3 +51,8 @@ def system_presets(runtime: str | None = None) -> list[dict[str, Any]]:
 def system_preset_names(runtime: str | None = None) -> list[str]:
     """The shipped system presets' names in file order; only those for ``runtime`` when given."""
     return [definition["name"] for definition in system_presets(runtime)]
+
+
+def make_token_key(user, name: str = "Tests") -> str:
+    """A new API token for the user; returns its key (the database holds only its hash)."""
+    return ApiToken.objects.create_token(user=user, name=name)[1]

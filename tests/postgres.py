@@ -10,6 +10,10 @@ In a conftest (pytest finds fixtures only there or in the test module)::
     from tests.postgres import postgres_url  # noqa: F401
 
 then, in a test marked ``postgres``: ``url = create_database(postgres_url, "workers")``.
+
+From the shell, ``python -m tests.postgres COMMAND...`` runs COMMAND against a throwaway cluster
+(``TEST_DATABASE_URL`` and ``AUTOTUNER_TEST_POSTGRES_URL`` name it), stops the cluster afterwards, even on
+Ctrl-C or SIGTERM, and exits with COMMAND's status; bin/test runs the suite on PostgreSQL this way.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -169,3 +175,34 @@ class _Cluster:
         except OSError:
             return "(no log)"
         return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def run_against_cluster(command: Sequence[str]) -> int:
+    """Runs ``command`` with the cluster's URL in its environment and returns its exit status."""
+    # SIGTERM (CI cancelling the job) unwinds like Ctrl-C, so the cluster is stopped either way.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        with throwaway_cluster() as url:
+            print(f"PostgreSQL for this run: {url}", flush=True)
+            environment = {**os.environ, "TEST_DATABASE_URL": url, URL_ENV: url}
+            child = subprocess.Popen(command, env=environment)
+            try:
+                return child.wait()
+            finally:
+                if child.poll() is None:
+                    child.terminate()
+                    child.wait()
+    except PostgresUnavailable as error:
+        print(f"Could not start PostgreSQL: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["--"]:
+        arguments = arguments[1:]
+    if not arguments:
+        sys.exit("usage: python -m tests.postgres COMMAND [ARG...]")
+    sys.exit(run_against_cluster(arguments))

@@ -1,5 +1,5 @@
-"""Pages that belong to no single app: the dashboard, logging in and out, the account's API token,
-the error pages, and an accessibility smoke check over every page."""
+"""Pages that belong to no single app: the dashboard, logging in and out, the error pages, and an
+accessibility smoke check over every page. The account page and its tokens: tests/accounts/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from presets.models import ParameterPreset
 from tests.factories import make_preset, system_preset_names
@@ -165,86 +164,6 @@ def test_every_page_offers_a_log_out_button_that_posts(signed_in):
     assert form.find("button").text == "Log out"
 
 
-# The account page and its API token
-
-
-def test_account_page_says_there_is_no_token_yet(signed_in):
-    response = signed_in.get("/account/")
-
-    assert response.status_code == 200
-    card = page(response).find("section", class_="card")
-    assert "You have no token yet." in card.text
-    assert [(button.attrs["value"], button.text) for button in card.find_all("button")] == [
-        ("create", "Create a token")
-    ]
-
-
-def test_creating_a_token_shows_it_in_full_once(signed_in, user):
-    response = signed_in.post("/account/", {"action": "create"})
-
-    assert response.status_code == 200
-    token = Token.objects.get(user=user)
-    assert page(response).by_id("new-token").text == token.key
-    assert flashed(response) == ["Created a new API token. Copy it now: it is shown only this once."]
-
-    later = signed_in.get("/account/")
-
-    html = later.content.decode()
-    assert token.key not in html
-    assert f"You have a token ending in …{token.key[-4:]}" in page(later).find("section", class_="card").text
-
-
-def test_the_created_token_authenticates_api_requests(signed_in, client, user):
-    signed_in.post("/account/", {"action": "create"})
-    key = Token.objects.get(user=user).key
-    client.logout()
-
-    response = client.get("/api/presets/", headers={"Authorization": f"Token {key}"})
-
-    assert response.status_code == 200
-
-
-def test_replacing_the_token_makes_a_new_one_and_drops_the_old(signed_in, user):
-    old = Token.objects.create(user=user).key
-
-    response = signed_in.post("/account/", {"action": "create"})
-
-    new = Token.objects.get(user=user).key
-    assert new != old
-    assert page(response).by_id("new-token").text == new
-
-
-def test_revoking_the_token_deletes_it(signed_in, user):
-    Token.objects.create(user=user)
-    buttons = page(signed_in.get("/account/")).find("section", class_="card").find_all("button")
-    assert [button.attrs["value"] for button in buttons] == ["create", "revoke"]
-
-    response = signed_in.post("/account/", {"action": "revoke"})
-
-    assert response.status_code == 302
-    assert response["Location"] == "/account/"
-    assert not Token.objects.filter(user=user).exists()
-    after = signed_in.get("/account/")
-    assert flashed(after) == ["Revoked your API token; requests using it are now refused."]
-    assert "You have no token yet." in page(after).find("section", class_="card").text
-
-
-def test_revoking_one_users_token_leaves_other_users_tokens(signed_in, user, other_user):
-    theirs = Token.objects.create(user=other_user)
-
-    signed_in.post("/account/", {"action": "revoke"})
-
-    assert Token.objects.filter(pk=theirs.pk).exists()
-
-
-def test_account_page_needs_a_signed_in_user(client):
-    response = client.post("/account/", {"action": "create"})
-
-    assert response.status_code == 302
-    assert response["Location"] == "/login/?next=/account/"
-    assert not Token.objects.exists()
-
-
 # Error pages
 
 
@@ -309,7 +228,7 @@ def test_the_login_page_labels_its_controls_and_has_one_heading(client):
     [
         ("/presets/new/", {"name": "", "parameters": "{", "metadata": "[]", "runtime": "x"}),
         ("/login/", {"username": "ada", "password": "wrong"}),
-        ("/account/", {"action": "create"}),
+        ("/account/", {"name": "CI pipeline"}),
     ],
     ids=["preset-form-with-errors", "login-with-errors", "account-with-new-token"],
 )

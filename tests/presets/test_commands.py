@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest  # django-axes checks logins against their request
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def test_ensure_admin_creates_a_superuser_whose_password_is_stored_in_the_data_f
     assert admin.is_superuser
     assert admin.is_staff
     assert len(password) >= 12
-    assert authenticate(username="admin", password=password) == admin
+    assert authenticate(HttpRequest(), username="admin", password=password) == admin
     assert f"Created user admin / {password}" in output
     assert str(password_file) in output
 
@@ -54,7 +55,7 @@ def test_ensure_admin_a_second_time_creates_nothing_and_prints_the_password_agai
     assert f"Log in as admin / {password}" in output
     assert (data_dir / "admin-password.txt").read_text().strip() == password
     admin.refresh_from_db()
-    assert authenticate(username="admin", password=password) == admin
+    assert authenticate(HttpRequest(), username="admin", password=password) == admin
 
 
 def test_ensure_admin_leaves_an_existing_admin_alone_when_no_password_is_stored(data_dir):
@@ -64,7 +65,7 @@ def test_ensure_admin_leaves_an_existing_admin_alone_when_no_password_is_stored(
 
     assert output.strip() == "User 'admin' exists; its password is not stored here."
     assert not (data_dir / "admin-password.txt").exists()
-    assert authenticate(username="admin", password="chosen-by-hand") is not None
+    assert authenticate(HttpRequest(), username="admin", password="chosen-by-hand") is not None
 
 
 def test_each_new_admin_gets_a_different_password(settings, tmp_path):

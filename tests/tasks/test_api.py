@@ -8,12 +8,11 @@ import json
 import pytest
 import yaml
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
 from tasks.models import Task, TaskStatus
-from tests.factories import make_task
+from tests.factories import make_task, make_token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -598,9 +597,9 @@ def test_an_anonymous_request_is_401_and_changes_nothing(mine, method, path):
 
 
 def test_a_token_authenticates(user):
-    token = Token.objects.create(user=user)
+    key = make_token_key(user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
 
     response = client.post(LIST, {**BASE, "parameters": {"tp-size": [1]}}, format="json")
 
@@ -784,15 +783,20 @@ def test_a_body_that_is_not_json_is_400(api, mine, method, path, body):
     assert Task.objects.count() == 1
 
 
-def test_a_deeply_nested_field_the_api_does_not_know_is_ignored(api):
+def test_a_deeply_nested_field_is_refused_even_one_the_api_does_not_know(api):
     nested: object = 1
     for _ in range(500):
         nested = {"a": [nested]}
 
     response = api.post(LIST, {**BASE, "parameters": {"tp-size": [1]}, "extra": nested}, format="json")
 
-    assert response.status_code == 201
-    assert "extra" not in response.json()
+    assert response.status_code == 400
+    path = "extra" + ".a[0]" * 15 + ".a"  # the 33rd container is the list under the 16th "a"
+    assert response.json() == {
+        "detail": f"JSON nesting deeper than 32 levels at path {path}.",
+        "errors": [{"path": path, "message": "nesting deeper than 32 levels"}],
+    }
+    assert not Task.objects.exists()
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
