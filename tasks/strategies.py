@@ -127,8 +127,10 @@ def next_bayesian(task: Task, experiments: Sequence[Experiment]) -> dict[str, An
         if combination_key(combination) not in tried and skip_reason(combination, rules, aliases) is None:
             return combination
     # TPE keeps proposing tried combinations (a small grid mostly explored): take an untried one at random.
+    # len(tried) + 1 distinct combinations hold at least one untried, and drawing them is bounded by the
+    # history, not by the grid (drawing every runnable one of a 10^12 grid would never end).
     rng = random.Random(_sampler_seed(task, experiments))
-    for combination in sample_without_replacement(task, rng.randrange(2**32), task.plan_summary.runnable):
+    for combination in sample_without_replacement(task, rng.randrange(2**32), len(tried) + 1):
         if combination_key(combination) not in tried:
             return combination
     return None
