@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "autotuner.middleware.HtmxLoginRedirectMiddleware",
 ]
+# Django's database sessions, read with a plain statement: every signed-in request reads one.
+SESSION_ENGINE = "accounts.sessions"
 
 ROOT_URLCONF = "autotuner.urls"
 
@@ -194,7 +196,7 @@ INSTALLED_APPS += ["axes", "accounts"]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.ModelBackend",  # Django's, reading the signed-in user without compiling a query
 ]
 AXES_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AUTOTUNER_LOGIN_COOLOFF_MINUTES", "15")))

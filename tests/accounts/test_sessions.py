@@ -1,0 +1,106 @@
+"""Signed-in requests: the session and the user are read with plain statements
+(accounts/sessions.py, accounts/backends.py), and must answer exactly as Django's own would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from accounts.backends import ModelBackend
+from accounts.sessions import SessionStore
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNT = "/account/"
+
+
+@pytest.fixture
+def logged_in(client, user):
+    """Signed in through the login page, as a person is."""
+    response = client.post("/login/", {"username": "ada", "password": "pw-ada-123"})
+    assert response.status_code == 302
+    return client
+
+
+def session_row(client: Client) -> Session:
+    return Session.objects.get(session_key=client.cookies["sessionid"].value)
+
+
+def test_a_signed_in_request_is_served_as_its_user(logged_in, user):
+    response = logged_in.get(ACCOUNT)
+
+    assert response.status_code == 200
+    assert response.wsgi_request.user == user
+
+
+def test_the_session_keeps_what_the_view_wrote_across_requests(logged_in):
+    store = SessionStore(logged_in.cookies["sessionid"].value)
+    store["remembered"] = [1, "two"]
+    store.save()
+
+    assert SessionStore(logged_in.cookies["sessionid"].value).load()["remembered"] == [1, "two"]
+
+
+def test_an_expired_session_signs_the_user_out(logged_in):
+    row = session_row(logged_in)
+    row.expire_date = timezone.now() - timedelta(seconds=1)
+    row.save()
+
+    response = logged_in.get(ACCOUNT)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_a_session_ended_elsewhere_signs_the_user_out(logged_in):
+    session_row(logged_in).delete()
+
+    assert logged_in.get(ACCOUNT).status_code == 302
+
+
+@pytest.mark.parametrize("cookie", ["", "short", "x" * 40, "'; DROP TABLE django_session; --", "ü" * 32])
+def test_a_made_up_session_cookie_is_nobody_and_never_an_error(client, user, cookie):
+    client.cookies["sessionid"] = cookie
+
+    response = client.get(ACCOUNT)
+
+    assert response.status_code == 302
+    assert Session.objects.count() == 0
+
+
+def test_a_deactivated_user_is_signed_out_at_the_next_request(logged_in, user):
+    user.is_active = False
+    user.save()
+
+    assert logged_in.get(ACCOUNT).status_code == 302
+
+
+def test_a_deleted_user_is_signed_out_at_the_next_request(logged_in, user):
+    user.delete()
+
+    assert logged_in.get(ACCOUNT).status_code == 302
+
+
+def test_the_user_read_for_a_request_is_the_user_django_reads(user):
+    user.last_login = timezone.now()
+    user.first_name = "Ada"
+    user.save()
+    expected = get_user_model().objects.get(pk=user.pk)
+
+    found = ModelBackend().get_user(user.pk)
+
+    fields = [field.attname for field in get_user_model()._meta.concrete_fields]
+    assert {name: getattr(found, name) for name in fields} == {name: getattr(expected, name) for name in fields}
+    assert found.last_login.tzinfo is not None
+    assert found._state.adding is False
+    assert found._state.db == "default"
+
+
+@pytest.mark.parametrize("user_id", [10**6, "abc", None, "1; DROP TABLE auth_user"])
+def test_an_unknown_or_malformed_user_id_is_nobody(user, user_id):
+    assert ModelBackend().get_user(user_id) is None
