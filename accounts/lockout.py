@@ -1,9 +1,30 @@
-"""Where a login attempt comes from, for django-axes' per-address lockout."""
+"""Login limits on top of django-axes: where an attempt comes from, a slow-down before the lock,
+and the 429 pages, each with Retry-After.
+
+Failures are axes' AccessAttempt rows, counted per username and, separately, per address. From
+LOGIN_SLOWDOWN_AFTER failures on, the next attempt must wait LOGIN_SLOWDOWN_SECONDS after the
+last failure, twice as long after each further one; at AXES_FAILURE_LIMIT axes locks as before.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import math
+from datetime import timedelta
+from typing import Any
+
+from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.models import AccessAttempt
 from django.conf import settings
-from django.http import HttpRequest
+from django.db.models import Max, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+USERNAME_LENGTH = AccessAttempt._meta.get_field("username").max_length
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -13,5 +34,95 @@ def client_address(request: HttpRequest) -> str | None:
     if count:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         if len(forwarded) >= count:
-            return forwarded[-count]
+            with contextlib.suppress(ValueError):  # PostgreSQL's inet column refuses anything else: a 500
+                return str(ipaddress.ip_address(forwarded[-count]))
     return request.META.get("REMOTE_ADDR")
+
+
+def attempted_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """AXES_USERNAME_CALLABLE: the username tried, cut to the 255 characters axes' column holds.
+    Django's login form does not enforce the username's max_length, and PostgreSQL refuses a
+    longer value (a 500). Real usernames are at most 150 characters, so none are merged."""
+    field = str(settings.AXES_USERNAME_FORM_FIELD)
+    username = credentials.get(field) if credentials else request.POST.get(field)
+    return username[:USERNAME_LENGTH] if username else username
+
+
+class LoginHandler(AxesDatabaseHandler):
+    """axes' database handler, which also turns away an attempt that comes before the slow-down's
+    wait is over. It answers at once rather than sleeping, so a flood of attempts cannot tie up
+    the workers; the password is not checked and the attempt is not counted."""
+
+    def is_locked(self, request: Any, credentials: dict | None = None) -> bool:
+        if super().is_locked(request, credentials):
+            return True
+        request.login_wait = self.slowdown_left(request, credentials)
+        return request.login_wait > 0
+
+    def user_login_failed(self, sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
+        if getattr(request, "login_wait", 0) > 0:
+            request.axes_locked_out = True  # so AxesMiddleware answers with lockout_response
+            request.axes_credentials = credentials
+            return
+        super().user_login_failed(sender, credentials, request, **kwargs)
+
+    def slowdown_left(self, request: Any, credentials: dict | None) -> float:
+        """Seconds until the next attempt may be checked; 0 or less: now."""
+        after, first_wait = settings.LOGIN_SLOWDOWN_AFTER, settings.LOGIN_SLOWDOWN_SECONDS
+        left = 0.0
+        for attempts in self.get_user_attempts(request, credentials):
+            found = attempts.aggregate(failures=Sum("failures_since_start"), last=Max("attempt_time"))
+            failures = found["failures"] or 0
+            if first_wait and failures >= after:
+                # Capped at the cool-off: older failures no longer count anyway.
+                wait = min(first_wait * 2 ** (failures - after), get_cool_off(request).total_seconds())
+                left = max(left, (found["last"] + timedelta(seconds=wait) - request.axes_attempt_time).total_seconds())
+        return left
+
+    def lock_left(self, request: Any, credentials: dict | None) -> float:
+        """Seconds until the lock lifts: failures expire a cool-off after they were made, so a
+        username's or address's lock lifts when its newest failures no longer reach the limit."""
+        limit, cool_off = get_failure_limit(request, credentials), get_cool_off(request)
+        lifts = []
+        for attempts in self.get_user_attempts(request, credentials):
+            total = 0
+            for attempt_time, failures in attempts.order_by("-attempt_time").values_list(
+                "attempt_time", "failures_since_start"
+            ):
+                total += failures
+                if total >= limit:
+                    lifts.append(attempt_time + cool_off)
+                    break
+        if not lifts:
+            return cool_off.total_seconds()
+        return (max(lifts) - timezone.now()).total_seconds()
+
+
+def describe_wait(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: 429 with Retry-After, for an attempt that came too soon or a lock."""
+    wait = getattr(request, "login_wait", 0)
+    slowed = wait > 0
+    if not slowed:
+        wait = AxesProxyHandler.get_implementation().lock_left(request, credentials)
+    retry_after = max(1, math.ceil(wait))
+    context = {
+        "failure_limit": get_failure_limit(request, credentials),
+        "username": get_client_username(request, credentials) or "",
+        "cooloff_timedelta": get_cool_off(request),
+        "retry_after": retry_after,
+        "wait": describe_wait(retry_after),
+        "login_url": request.get_full_path(),
+    }
+    template = "registration/login_slowed.html" if slowed else "registration/locked_out.html"
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response

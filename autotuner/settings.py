@@ -192,6 +192,11 @@ SPECTACULAR_SETTINGS = {
 # failures, for AXES_COOLOFF_TIME; a success resets the count. Attempts live in the database,
 # so every worker sees them. Behind reverse proxies, AUTOTUNER_PROXY_COUNT says how many to
 # look through in X-Forwarded-For; otherwise every login would share the proxy's address.
+# Before the lock, guessing is slowed (accounts/lockout.py): from LOGIN_SLOWDOWN_AFTER failures
+# on, the next attempt must wait LOGIN_SLOWDOWN_SECONDS after the last failure, doubling with each
+# further one (2 s, then 4 s), and an attempt too soon is refused with 429 and Retry-After, not
+# checked and not counted. A person retyping a password barely notices; a script loses most of
+# its attempts. The refusal is immediate: sleeping instead would hand attackers the workers.
 INSTALLED_APPS += ["axes", "accounts"]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
 AUTHENTICATION_BACKENDS = [
@@ -202,8 +207,12 @@ AXES_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AUTOTUNER_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HANDLER = "accounts.lockout.LoginHandler"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"  # 429 pages with Retry-After
+LOGIN_SLOWDOWN_AFTER = int(env_str("AUTOTUNER_LOGIN_SLOWDOWN_AFTER", "3"))
+LOGIN_SLOWDOWN_SECONDS = int(env_str("AUTOTUNER_LOGIN_SLOWDOWN_SECONDS", "2"))  # 0: no slow-down
 AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
 PROXY_COUNT = int(env_str("AUTOTUNER_PROXY_COUNT", "0"))
 # The API: requests per user (token or session) and per anonymous address, "N/sec|min|hour|day",
 # "off" for none. Counted in the default cache, which is per process: with several gunicorn

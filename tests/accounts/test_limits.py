@@ -30,8 +30,18 @@ def log_in(client, username: str = "ada", password: str = "pw-ada-123", address:
     return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
+def a_minute_passes() -> None:
+    """Longer than any slow-down wait before the lock (2 s, then 4 s; test_login_slowdown.py)."""
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=1))
+
+
 def fail(client, times: int, username: str = "ada", address: str = "10.0.0.1") -> list[int]:
-    return [log_in(client, username, "wrong", address).status_code for _ in range(times)]
+    """Failed logins a minute apart, so only the lock, never the slow-down, turns one away."""
+    statuses = []
+    for _ in range(times):
+        statuses.append(log_in(client, username, "wrong", address).status_code)
+        a_minute_passes()
+    return statuses
 
 
 # Logins
@@ -43,9 +53,11 @@ def test_five_failures_for_one_username_lock_it_with_a_429_page(client, user):
     response = log_in(client)  # the right password, too late
 
     assert response.status_code == 429
+    assert 890 <= int(response["Retry-After"]) <= 900  # this attempt counted too: the full cool-off again
     document = parse(response.content)
     assert document.find("h1").text == "Too many failed logins"
     assert "paused for 15 minutes" in document.find("main").text
+    assert "You can try again in 15 minutes." in document.find("main").text
     assert "_auth_user_id" not in client.session
 
 
@@ -96,6 +108,7 @@ def test_a_locked_username_keeps_its_api_token_and_its_open_sessions(client, use
 def test_the_admin_login_is_locked_too(client, superuser):
     for _ in range(5):
         client.post("/admin/login/", {"username": "root", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
+        a_minute_passes()
 
     response = client.post("/admin/login/", {"username": "root", "password": "pw-root-123"}, REMOTE_ADDR="10.0.0.1")
 
@@ -109,14 +122,26 @@ def test_the_admin_login_is_locked_too(client, superuser):
         (1, "6.6.6.6, 1.1.1.1", "1.1.1.1"),
         (2, "6.6.6.6, 1.1.1.1, 10.0.0.5", "1.1.1.1"),
         (1, "", "10.0.0.9"),
+        (1, "not-an-address", "10.0.0.9"),
+        (1, "1.1.1.1:443", "10.0.0.9"),
+        (1, "2001:DB8::1", "2001:db8::1"),
     ],
-    ids=["no-proxy-ignores-the-header", "one-proxy", "two-proxies", "one-proxy-no-header"],
+    ids=["no-proxy-ignores-the-header", "one-proxy", "two-proxies", "one-proxy-no-header", "garbage", "port", "ipv6"],
 )
 def test_the_address_looks_through_only_the_trusted_proxies(proxies, forwarded, address):
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR=forwarded)
 
     with override_settings(PROXY_COUNT=proxies):
         assert client_address(request) == address
+
+
+def test_a_forwarded_address_that_is_not_one_counts_the_connections_instead(client, user, settings):
+    settings.PROXY_COUNT = 2  # more than are really in front: the client's own claim is read
+
+    response = client.post(LOGIN, {**GOOD, "password": "wrong"}, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="x, y")
+
+    assert response.status_code == 200  # PostgreSQL's inet column refused "x": a 500
+    assert AccessAttempt.objects.get().ip_address == "10.0.0.1"
 
 
 # API rate limits
