@@ -189,7 +189,7 @@ class PresetSelection:
     def _merge(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
         if not self.enabled or not self.ids:
             return None, []
-        found = set(ParameterPreset.objects.filter(pk__in=self.ids).values_list("pk", flat=True))
+        found = ParameterPreset.objects.merge_inputs(self.ids)
         missing = [preset_id for preset_id in self.ids if preset_id not in found]
         if missing:
             self.problems.append(f"Preset {', '.join(map(str, missing))} no longer exists and was left out.")
@@ -197,25 +197,16 @@ class PresetSelection:
             if not self.ids:
                 return None, []
         try:
-            return merge_presets(self.ids, self.strategy, self.runtime)
+            return merge_presets(self.ids, self.strategy, self.runtime, inputs=found)
         except ValidationError as error:
             self.problems += error.messages
             return None, []
 
-    def context(self) -> dict[str, Any]:
-        """What the selector and its preview show."""
+    def preview_context(self) -> dict[str, Any]:
+        """What the merge preview shows: the merge, its conflicts and the plan it makes."""
         result, _ = self.merged()
-        chosen = ParameterPreset.objects.in_bulk(self.ids)
-        available = ParameterPreset.objects.all()
-        if self.runtime:
-            available = available.for_runtime(self.runtime)
-        if self.search:
-            available = available.filter(name__icontains=self.search)
         return {
             "selection": self,
-            "chips": [chosen[preset_id] for preset_id in self.ids if preset_id in chosen],
-            "available": list(available.order_by("-is_system", "name_key")[:100]),
-            "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
             "result": result,
             "findings": check_for_runtime(result.parameters, self.runtime) if result else [],
             "summary": summarize(
@@ -227,6 +218,22 @@ class PresetSelection:
             else None,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
+        }
+
+    def context(self) -> dict[str, Any]:
+        """What the whole selector shows: the presets to pick from, the chips, and the preview."""
+        preview = self.preview_context()
+        chosen = ParameterPreset.objects.in_bulk(self.ids)
+        available = ParameterPreset.objects.all()
+        if self.runtime:
+            available = available.for_runtime(self.runtime)
+        if self.search:
+            available = available.filter(name__icontains=self.search)
+        return {
+            **preview,
+            "chips": [chosen[preset_id] for preset_id in self.ids if preset_id in chosen],
+            "available": list(available.order_by("-is_system", "name_key")[:100]),
+            "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
         }
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +23,7 @@ from engines.plan import (
     summarize,
 )
 from presets.fields import GridField
-from presets.merging import MergeStrategy, count_combinations
+from presets.merging import MergeStrategy, PresetInput, count_combinations
 from presets.models import ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import clean_parameters
@@ -95,17 +95,20 @@ class TaskQuerySet(NamedQuerySet):
     pass
 
 
-def merge_presets(preset_ids: Sequence[int], strategy: str, runtime: str = "") -> tuple[Any, list[dict[str, Any]]]:
+def merge_presets(
+    preset_ids: Sequence[int], strategy: str, runtime: str = "", *, inputs: Mapping[int, PresetInput] | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
     """Merge the presets with these ids in this order; returns the result and the provenance snapshot.
 
     With a runtime, flags that are one flag for that engine (aliases) merge as one. Raises
-    ValidationError naming missing or repeated ids.
+    ValidationError naming missing or repeated ids. ``inputs`` are the presets' merge inputs when
+    the caller has read them already (``ParameterPreset.objects.merge_inputs``).
     """
     ids = list(preset_ids)
     repeated = sorted({preset_id for preset_id in ids if ids.count(preset_id) > 1})
     if repeated:
         raise ValidationError(f"Preset {', '.join(map(str, repeated))} is selected more than once.")
-    found = ParameterPreset.objects.merge_inputs(ids)
+    found = ParameterPreset.objects.merge_inputs(ids) if inputs is None else inputs
     missing = [preset_id for preset_id in ids if preset_id not in found]
     if missing:
         raise ValidationError(f"No preset with id {', '.join(map(str, missing))}.")

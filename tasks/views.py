@@ -1,8 +1,9 @@
 """Task pages. The New/Edit form is one view: every button posts to it with an ``action``.
 
 Without JavaScript each action re-renders the whole page; with htmx the selector actions
-swap only ``#preset-selector`` and "Apply" only ``#parameters-editor``, so a change of
-presets never touches what the user typed in the editor.
+swap only ``#preset-selector`` (a new strategy only ``#merge-preview``, the live preview) and
+"Apply" only ``#parameters-editor``, so a change of presets never touches what the user typed
+in the editor.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from tasks.plots import pareto_front, scatter_svg
 
 PLAN_ROWS_SHOWN = 50
 INVALID = 422
-SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh")
+SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh", "preview")
 
 
 @login_required
@@ -151,12 +152,14 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
                 initial["parameters"] = format_grid(result.parameters)
         return _render_form(request, TaskForm(initial=initial, instance=task), selection, task)
 
-    data = request.POST.copy()
     if action.startswith(SELECTOR_ACTIONS):
         selection.apply(action)
+        if request.htmx and action == "preview":  # the strategy changed: only the merge did
+            return render(request, "tasks/task_form.html#merge-preview", selection.preview_context())
         if request.htmx:
             return render(request, "tasks/task_form.html#preset-selector", selection.context())
-        return _render_form(request, TaskForm(initial=data.dict(), instance=task), selection, task)
+        return _render_form(request, TaskForm(initial=request.POST.dict(), instance=task), selection, task)
+    data = request.POST.copy()
     if action == "apply":
         result, _ = selection.merged()
         if result and result.parameters:

@@ -565,6 +565,52 @@ def test_with_htmx_the_selector_fragment_carries_the_strategy_and_its_preview(si
     assert combinations_line(response).text == "2 combinations"
 
 
+@pytest.mark.parametrize("strategy", ["union", "intersection", "last_wins"])
+def test_with_htmx_a_new_strategy_answers_only_the_merge_preview(signed_in, high, memory, strategy):
+    whole = signed_in.post(NEW, with_presets([high, memory], "refresh", strategy=strategy))
+
+    response = signed_in.post(NEW, with_presets([high, memory], "preview", strategy=strategy), headers=HTMX)
+
+    fragment = assert_is_fragment(response, "merge-preview")
+    assert fragment.find("ul", class_="preset-options") is None
+    assert fragment.find("li", class_="chip") is None
+    assert merge_preview(response).text == merge_preview(whole).text
+    assert merge_preview(response).text  # the merge, or why there is none
+
+
+def test_with_htmx_the_preview_fragment_says_a_missing_preset_was_left_out(signed_in, high):
+    gone = make_preset(name="Gone soon", parameters={"tp-size": [8]}).pk
+    ParameterPreset.everything.filter(pk=gone).delete()
+    data = form_data(use_presets="on", presets=[str(high.pk), str(gone)], action="preview")
+
+    response = signed_in.post(NEW, data, headers=HTMX)
+
+    fragment = assert_is_fragment(response, "merge-preview")
+    assert [item.text for item in fragment.find("ul", class_="errorlist").find_all("li")] == [
+        f"Preset {gone} no longer exists and was left out."
+    ]
+    assert preview_values(response)["tp-size"] == ["2", "4"]
+
+
+def test_without_javascript_the_preview_action_renders_the_whole_page(signed_in, high, memory):
+    response = signed_in.post(NEW, with_presets([high, memory], "preview", strategy="last_wins"))
+
+    assert response.status_code == 200
+    assert page(response).find("textarea", name="parameters") is not None
+    assert chips(response) == ["High Throughput", "Memory Efficient"]
+    assert preview_values(response)["tp-size"] == ["1"]
+
+
+def test_the_strategy_radios_swap_only_the_merge_preview(signed_in, high, memory):
+    document = page(signed_in.post(NEW, with_presets([high, memory], "refresh")))
+
+    radios = document.by_id("preset-selector").find_all("input", name="merge_strategy")
+    assert {radio.attrs["value"] for radio in radios} == {"union", "intersection", "last_wins"}
+    for radio in radios:
+        assert (radio.attrs["hx-post"], radio.attrs["hx-target"]) == (NEW, "#merge-preview")
+        assert json.loads(radio.attrs["hx-vals"]) == {"action": "preview"}
+
+
 def test_with_htmx_apply_answers_only_the_parameters_editor(signed_in, high, memory):
     response = signed_in.post(NEW, with_presets([high, memory], "apply", parameters=""), headers=HTMX)
 
