@@ -11,7 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from autotuner import views
 from autotuner.health import healthz
 from engines.urls import api_router as engines_api
-from presets.api import merge_endpoint
+from presets.api import list_endpoint, merge_endpoint
 from presets.urls import api_router as presets_api
 from tasks.urls import api_router as tasks_api
 
@@ -26,8 +26,9 @@ urlpatterns = [
     path("engines/", include("engines.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    # Before the router: the hot merge path skips DRF's request handling (see fast_json_post).
+    # Before the router: the hot merge and list paths skip DRF's request handling (see fast_json).
     re_path(r"^api/presets/merge/?$", merge_endpoint, name="preset-merge-fast"),
+    re_path(r"^api/presets/?$", list_endpoint, name="preset-list-fast"),
     path("api/", include(presets_api.urls)),
     path("api/", include(tasks_api.urls)),
     path("api/", include(engines_api.urls)),

@@ -13,10 +13,9 @@ from typing import Any
 import orjson
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet, TextField
-from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -25,7 +24,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json_post, invalid, parse_json
+from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json, invalid, parse_json
 from engines.catalogue import for_engine
 from engines.checks import check_grid, merge_for_engine
 from presets import serializers
@@ -90,24 +89,44 @@ def represent(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# JSON columns read as their stored text and embedded in the response as they are: parsing
-# and re-encoding 20,000 JSON values was most of the time of a 10,000-preset list.
-_AS_TEXT = {"parameters": Cast("parameters", TextField()), "metadata": Cast("metadata", TextField())}
+# The model fields of a listed preset, in FIELDS order. JSON columns are read as their stored text
+# and embedded in the response as they are: parsing and re-encoding 20,000 JSON values was most
+# of the time of a 10,000-preset list.
+_LIST_COLUMNS = tuple(SOURCES.get(field, field) for field in FIELDS)
+_AS_TEXT = ("parameters", "metadata")
 
 
-# The columns of a listed preset in FIELDS order: tuples zipped with the names cost less than
-# the ORM's dicts rebuilt in the API's order.
-_LIST_COLUMNS = tuple(_AS_TEXT.get(field) or SOURCES.get(field, field) for field in FIELDS)
-
-
-def list_rows(queryset: QuerySet[ParameterPreset]) -> list[dict[str, Any]]:
+def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The list endpoint's rows and headers (X-Total-Count, and Link to the next and previous
+    pages) for a query string; an API error for a bad one. Serves DRF's view and the fast path."""
+    listing, errors = PresetFilter.listing(query)
+    if listing is None:
+        raise translate_validation(errors)
+    page = _positive_int(query, "page", 1, MAX_PAGE)
+    page_size = _positive_int(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    start = (page - 1) * page_size
+    total, found = ParameterPreset.objects.list_page(listing, columns=_LIST_COLUMNS, offset=start, limit=page_size)
     rows = []
-    for values in queryset.values_list(*_LIST_COLUMNS):
+    for values in found:
         row = dict(zip(FIELDS, values, strict=True))
         for field in _AS_TEXT:
             row[field] = orjson.Fragment(row[field])
         rows.append(represent(row))
-    return rows
+    headers = {"X-Total-Count": str(total)}
+    links = []
+    if start + page_size < total:
+        links.append(f'<{_page_url(request, query, page + 1)}>; rel="next"')
+    if page > 1:
+        links.append(f'<{_page_url(request, query, page - 1)}>; rel="prev"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return rows, headers
+
+
+def _page_url(request: HttpRequest, query: QueryDict, page: int) -> str:
+    query = query.copy()
+    query["page"] = str(page)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
 def represent_preset(preset: ParameterPreset) -> dict[str, Any]:
@@ -140,8 +159,8 @@ def _flag(request: Request, name: str) -> bool:
     return value
 
 
-def _positive_int(request: Request, name: str, default: int, maximum: int | None = None) -> int:
-    raw = request.query_params.get(name)
+def _positive_int(query: QueryDict, name: str, default: int, maximum: int | None = None) -> int:
+    raw = query.get(name)
     if raw is None or raw == "":
         return default
     value = parse_id(raw)
@@ -243,27 +262,8 @@ class PresetViewSet(viewsets.GenericViewSet):
     # --- the contract ----------------------------------------------------------------------
 
     def list(self, request: Request) -> Response:
-        queryset = self.filter_queryset(self.get_queryset())
-        page = _positive_int(request, "page", 1, MAX_PAGE)
-        page_size = _positive_int(request, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        total = queryset.count()
-        start = (page - 1) * page_size
-        rows = list_rows(queryset[start : start + page_size])
-        headers = {"X-Total-Count": str(total)}
-        links = []
-        if start + page_size < total:
-            links.append(f'<{self._page_url(request, page + 1)}>; rel="next"')
-        if page > 1:
-            links.append(f'<{self._page_url(request, page - 1)}>; rel="prev"')
-        if links:
-            headers["Link"] = ", ".join(links)
+        rows, headers = list_answer(request, request.query_params)
         return Response(rows, headers=headers)
-
-    @staticmethod
-    def _page_url(request: Request, page: int) -> str:
-        query = request.query_params.copy()
-        query["page"] = str(page)
-        return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return self._respond(self.get_object())
@@ -736,7 +736,13 @@ def merge_result(data: Any) -> dict[str, Any]:
     return answer
 
 
-@fast_json_post(PresetViewSet.as_view({"post": "merge"}))
+@fast_json(PresetViewSet.as_view({"post": "merge"}))
 def merge_endpoint(request: HttpRequest, data: Any) -> dict[str, Any]:
-    """POST /api/presets/merge, the hottest endpoint: see autotuner.http.fast_json_post."""
+    """POST /api/presets/merge, the hottest endpoint: see autotuner.http.fast_json."""
     return merge_result(data)
+
+
+@fast_json(PresetViewSet.as_view({"get": "list", "post": "create"}), method="GET")
+def list_endpoint(request: HttpRequest) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """GET /api/presets/, the most used read; creating a preset goes to DRF."""
+    return list_answer(request, request.GET)

@@ -3,10 +3,23 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from django.forms.utils import ErrorDict
+from django.http import QueryDict
 
-from presets.models import ParameterPreset, Runtime
+from presets.models import ParameterPreset, PresetListing, Runtime
 
 MAX_SEARCH_LENGTH = 200
+
+
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """An ordering followed by the default one, so that rows which tie (one category, one
+    creation time) keep one order and a page never repeats or skips them."""
+
+    def filter(self, qs: QuerySet, value: list[str]) -> QuerySet:
+        ordering = [self.get_ordering_value(param) for param in value or () if param]
+        if not ordering:
+            return qs
+        return qs.order_by(*ordering, *(field for field in qs.model._meta.ordering if field not in ordering))
 
 
 class PresetFilter(django_filters.FilterSet):
@@ -24,7 +37,7 @@ class PresetFilter(django_filters.FilterSet):
         max_length=MAX_SEARCH_LENGTH,
         help_text="Case-insensitive, in name and description.",
     )
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(
             ("name_key", "name"),
             ("category", "category"),
@@ -45,6 +58,26 @@ class PresetFilter(django_filters.FilterSet):
         if "_form_class" not in cls.__dict__:
             cls._form_class = super().get_form_class()
         return cls._form_class
+
+    @classmethod
+    def listing(cls, data: QueryDict) -> tuple[PresetListing | None, ErrorDict]:
+        """The filters in a query string as a PresetListing (ParameterPreset.objects.list_page),
+        or the form's errors. Validated by this FilterSet's own form, without building the
+        FilterSet (a deep copy of every filter) or its queryset."""
+        if "_form_class" not in cls.__dict__:
+            cls().get_form_class()
+        form = cls._form_class(data)
+        if not form.is_valid():
+            return None, form.errors
+        values = form.cleaned_data
+        ordering = cls.base_filters["ordering"]
+        return PresetListing(
+            category=values["category"] or "",
+            runtime=values["runtime"] or "",
+            is_system=values["is_system"],
+            search=(values["search"] or "").strip(),
+            ordering=tuple(ordering.get_ordering_value(param) for param in values["ordering"] or () if param),
+        ), form.errors
 
     def filter_runtime(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == "any":

@@ -17,7 +17,7 @@ from django.urls import path
 from autotuner.logs import RequestIdFilter
 from autotuner.urls import handler500  # noqa: F401  (this module is the URLconf of the tests marked urls)
 from autotuner.urls import urlpatterns as site_urlpatterns
-from presets.api import PresetViewSet
+from presets.models import PresetManager
 
 pytestmark = pytest.mark.django_db
 
@@ -112,10 +112,10 @@ def test_a_page_error_shows_a_friendly_page_quoting_the_id_and_logs_the_tracebac
 
 
 def test_an_api_error_answers_json_quoting_the_id_and_logs_the_traceback(quiet_client, user, capturing, monkeypatch):
-    def broken_list(self, request):
+    def broken_list(self, *args, **kwargs):
         raise RuntimeError("a bug in the API")
 
-    monkeypatch.setattr(PresetViewSet, "list", broken_list)
+    monkeypatch.setattr(PresetManager, "list_page", broken_list)
     quiet_client.force_login(user)
 
     response = quiet_client.get("/api/presets/", headers={"X-Request-ID": "api-err-1"})

@@ -6,8 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.http import QueryDict
 from rest_framework.test import APIClient
 
+from presets.filters import PresetFilter
 from presets.models import ParameterPreset
 from tests.factories import make_preset, make_token_key, system_preset_names
 
@@ -302,3 +304,105 @@ def test_the_list_runs_three_queries_however_many_presets(token_client, django_a
 
     assert response.status_code == 200
     assert len(response.json()) == count
+
+
+# The list's own SQL (ParameterPreset.objects.list_page) against PresetFilter's ORM query, which
+# the Presets page and the bundle export use: the same presets in the same order, on each database.
+
+
+@pytest.fixture
+def varied_presets(system_presets) -> None:
+    """Presets that tie on category and creation time, differ in case, engine and origin, hold
+    LIKE's wildcards in their text, and one in the trash."""
+    same_time = datetime(2026, 3, 1, tzinfo=UTC)
+    for number, (name, description, category, runtime) in enumerate(
+        [
+            ("zeta 100% fast", "uses 50_50 split", "performance", "sglang"),
+            ("Eta", "MEMORY saver", "memory", "vllm"),
+            ("theta", "any engine at all", "memory", ""),
+            ("Iota", r"back\slash", "memory", "sglang"),
+            ("kappa", "Ünïcode ÉTÉ", "custom", ""),
+            ("Lambda", "", "custom", "vllm"),
+        ]
+    ):
+        preset = make_preset(name=name, description=description, category=category, runtime=runtime)
+        ParameterPreset.objects.filter(pk=preset.pk).update(
+            created_at=same_time + timedelta(days=number % 2), updated_at=same_time
+        )
+    make_preset(name="Trashed memory", category="memory").trash(by=None)
+
+
+LIST_QUERIES = [
+    "",
+    "category=memory",
+    "runtime=sglang",
+    "runtime=vllm",
+    "runtime=any",
+    "is_system=true",
+    "is_system=false",
+    "search=MEMORY",
+    "search=memory",
+    "search=%25",
+    "search=50_50",
+    "search=_",
+    "search=back%5Cslash",
+    "search=%C3%A9t%C3%A9",
+    "search=+eta+",
+    "search=nothing+like+this",
+    "ordering=category",
+    "ordering=-category",
+    "ordering=created_at",
+    "ordering=-created_at,category",
+    "ordering=updated_at",
+    "ordering=-name",
+    "category=memory&runtime=sglang&ordering=-updated_at",
+    "category=memory&runtime=sglang&is_system=false&search=a",
+]
+
+
+@pytest.mark.parametrize("query", LIST_QUERIES)
+def test_the_list_holds_what_the_preset_filter_holds_in_its_order(api, varied_presets, query):
+    filtered = PresetFilter(QueryDict(query), queryset=ParameterPreset.objects.all()).qs
+    expected = list(filtered.values_list("name", flat=True))
+
+    response = api.get(f"/api/presets/?{query}")
+
+    assert response.status_code == 200
+    assert names(response) == expected
+    assert response.headers["X-Total-Count"] == str(len(expected))
+
+
+@pytest.mark.parametrize("query", ["ordering=category", "ordering=created_at", "ordering=-updated_at"])
+def test_pages_of_tied_rows_neither_repeat_nor_skip_a_preset(api, varied_presets, query):
+    whole = names(api.get(f"/api/presets/?{query}"))
+
+    paged = []
+    for page in range(1, len(whole) + 1):
+        paged += names(api.get(f"/api/presets/?{query}&page_size=1&page={page}"))
+
+    assert paged == whole
+
+
+def test_a_listed_preset_reads_as_it_does_on_its_own(api, varied_presets):
+    listed = api.get("/api/presets/").json()
+
+    for row in listed:
+        assert row == api.get(f"/api/presets/{row['id']}").json()
+    assert all(row["created_at"].endswith("Z") for row in listed)
+
+
+def test_the_browsable_list_and_creating_still_go_through_drf(api):
+    browsable = api.get("/api/presets/", headers={"Accept": "text/html"})
+    created = api.post("/api/presets/", {"name": "Made here", "parameters": {"tp-size": [1]}}, format="json")
+
+    assert browsable.status_code == 200
+    assert browsable["Content-Type"].startswith("text/html")
+    assert created.status_code == 201
+    assert names(api.get("/api/presets/?search=made+here")) == ["Made here"]
+
+
+def test_the_list_asks_anonymous_clients_to_sign_in(system_presets):
+    response = APIClient().get("/api/presets/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
