@@ -1,13 +1,14 @@
 """Django's ModelBackend, fetching the signed-in user without building an ORM query each time.
 
 ``get_user`` runs on every signed-in request; ``User.objects.get(pk=...)`` spent most of its
-time compiling the query. Here the statement and the column converters are worked out once
-per database, and the row becomes the model instance Django would build (``Model.from_db``),
-with the same rule for inactive users.
+time compiling the query. Here the columns and their converters are worked out once per
+database, and a row becomes the model instance Django would build (``user_from_row``), with
+the same rule for inactive users. API tokens (autotuner.authentication) read users the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -26,32 +27,50 @@ class ModelBackend(backends.ModelBackend):
         except ValidationError:
             return None
         database = router.db_for_read(model)
-        query = _UserQuery.for_database(model, database)
-        connection = connections[database]
-        with connection.cursor() as cursor:
-            cursor.execute(query.sql, [pk])
+        quote = connections[database].ops.quote_name
+        with connections[database].cursor() as cursor:
+            cursor.execute(
+                f"SELECT {user_columns(database)} FROM {quote(model._meta.db_table)} "
+                f"WHERE {quote(model._meta.pk.column)} = %s",
+                [pk],
+            )
             row = cursor.fetchone()
         if row is None:
             return None
-        values = list(row)
-        for index, column, converters in query.converters:
-            for convert in converters:
-                values[index] = convert(values[index], column, connection)
-        user = model.from_db(database, query.attnames, values)
+        user = user_from_row(row, database)
         return user if self.user_can_authenticate(user) else None
 
 
+def user_columns(database: str, table: str = "") -> str:
+    """The user model's columns, in ``user_from_row``'s order, optionally qualified by ``table``."""
+    return _UserColumns.of(get_user_model(), database).select(table)
+
+
+def user_from_row(row: Sequence[Any], database: str) -> Any:
+    """The user instance Django would build from a row of ``user_columns``: converters applied
+    (on SQLite, datetimes made aware), marked as loaded from ``database``."""
+    columns = _UserColumns.of(get_user_model(), database)
+    values = list(row)
+    connection = connections[database]
+    for index, column, converters in columns.converters:
+        for convert in converters:
+            values[index] = convert(values[index], column, connection)
+    return get_user_model().from_db(database, columns.attnames, values)
+
+
 @dataclass(frozen=True)
-class _UserQuery:
-    sql: str
+class _UserColumns:
+    names: list[str]
     attnames: list[str]
     converters: list[tuple[int, Col, list[Any]]]  # (column index, column, converter functions)
 
+    def select(self, table: str) -> str:
+        return ", ".join(f"{table}.{name}" if table else name for name in self.names)
+
     @staticmethod
     @cache
-    def for_database(model: Any, database: str) -> _UserQuery:
+    def of(model: Any, database: str) -> _UserColumns:
         connection = connections[database]
-        quote = connection.ops.quote_name
         fields = model._meta.concrete_fields
         converters = []
         for index, field in enumerate(fields):
@@ -59,9 +78,8 @@ class _UserQuery:
             found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
             if found:
                 converters.append((index, column, found))
-        return _UserQuery(
-            sql=f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(model._meta.db_table)} "
-            f"WHERE {quote(model._meta.pk.column)} = %s",
+        return _UserColumns(
+            names=[connection.ops.quote_name(field.column) for field in fields],
             attnames=[field.attname for field in fields],
             converters=converters,
         )

@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from accounts.backends import user_columns, user_from_row
 from accounts.models import ApiToken, hash_key
 
 # A token's last use is written at most this often (seconds) per process: a write on every
@@ -27,13 +28,11 @@ _last_written: dict[str, float] = {}
 
 
 @cache
-def _user_query(legacy: bool = False) -> tuple[str, list[str]]:
+def _user_query(legacy: bool = False) -> str:
     """The user of a token: by the key's hash in accounts.ApiToken, or (``legacy``) by the plain key
-    in DRF's own token table."""
+    in DRF's own token table. Its columns are accounts.backends.user_columns."""
     User = get_user_model()
     quote = connection.ops.quote_name
-    fields = [field.attname for field in User._meta.concrete_fields]
-    columns = ", ".join(f"u.{quote(User._meta.get_field(name).column)}" for name in fields)
     if legacy:
         from rest_framework.authtoken.models import Token
 
@@ -41,12 +40,11 @@ def _user_query(legacy: bool = False) -> tuple[str, list[str]]:
     else:
         table = ApiToken._meta.db_table
         user_column, key_column = ApiToken._meta.get_field("user").column, ApiToken._meta.get_field("key_hash").column
-    sql = (
-        f"SELECT {columns} FROM {quote(User._meta.db_table)} u "
+    return (
+        f"SELECT {user_columns(connection.alias, 'u')} FROM {quote(User._meta.db_table)} u "
         f"JOIN {quote(table)} t ON t.{quote(user_column)} = u.{quote(User._meta.pk.column)} "
         f"WHERE t.{quote(key_column)} = %s"
     )
-    return sql, fields
 
 
 def user_for_token_header(header: str, keyword: str = "Token") -> tuple[Any, str] | None:
@@ -61,18 +59,16 @@ def user_for_token_header(header: str, keyword: str = "Token") -> tuple[Any, str
         raise exceptions.AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
     key = parts[1]
     key_hash = hash_key(key)
-    sql, fields = _user_query()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [key_hash])
+        cursor.execute(_user_query(), [key_hash])
         row = cursor.fetchone()
         if row is None:  # a DRF token (made by drf_create_token or DRF's Token model): one more query
-            legacy_sql, _ = _user_query(legacy=True)
-            cursor.execute(legacy_sql, [key])
+            cursor.execute(_user_query(legacy=True), [key])
             row = cursor.fetchone()
             key_hash = ""
     if row is None:
         raise exceptions.AuthenticationFailed("Invalid token.")
-    user = get_user_model().from_db(connection.alias, fields, list(row))
+    user = user_from_row(row, connection.alias)
     if not user.is_active:
         raise exceptions.AuthenticationFailed("User inactive or deleted.")
     _note_use(key_hash)

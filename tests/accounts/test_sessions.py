@@ -1,5 +1,6 @@
 """Signed-in requests: the session and the user are read with plain statements
-(accounts/sessions.py, accounts/backends.py), and must answer exactly as Django's own would."""
+(accounts/sessions.py, accounts/backends.py; API tokens too), and must answer exactly as
+Django's own would."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from django.utils import timezone
 
 from accounts.backends import ModelBackend
 from accounts.sessions import SessionStore
+from autotuner.authentication import user_for_token_header
+from tests.factories import make_token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +107,13 @@ def test_the_user_read_for_a_request_is_the_user_django_reads(user):
 @pytest.mark.parametrize("user_id", [10**6, "abc", None, "1; DROP TABLE auth_user"])
 def test_an_unknown_or_malformed_user_id_is_nobody(user, user_id):
     assert ModelBackend().get_user(user_id) is None
+
+
+def test_the_user_of_an_api_token_is_read_as_django_reads_it(user):
+    user.last_login = timezone.now()
+    user.save()
+
+    found, _ = user_for_token_header(f"Token {make_token_key(user)}")
+
+    assert found.last_login == get_user_model().objects.get(pk=user.pk).last_login
+    assert found.last_login.tzinfo is not None
