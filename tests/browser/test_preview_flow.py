@@ -1,0 +1,56 @@
+"""The live merge preview in headless Chromium: a new strategy swaps only #merge-preview."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from tests.browser.test_task_flow import combinations, log_in, preview_values, strategy, system_presets
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def open_with_two_presets(page: Page) -> None:
+    log_in(page)
+    high, memory = system_presets()
+    page.goto(f"/tasks/new/?presets={high.pk},{memory.pk}")
+    expect(combinations(page)).to_have_text("9 combinations, 6 skipped")
+
+
+def test_a_new_strategy_swaps_the_preview_and_leaves_the_preset_list_alone(page: Page, console_errors) -> None:
+    open_with_two_presets(page)
+    page.locator("ul.preset-options").evaluate("list => { list.dataset.untouched = 'yes' }")
+    posted: list[Request] = []
+    page.on("request", lambda request: posted.append(request) if request.method == "POST" else None)
+
+    strategy(page, "last_wins").check()
+
+    expect(preview_values(page, "tp-size")).to_have_text(["1 Memory Efficient"])
+    expect(combinations(page)).to_have_text("2 combinations")
+    expect(page.locator("ul.preset-options")).to_have_attribute("data-untouched", "yes")
+    assert [parse_qs(request.post_data)["action"] for request in posted] == [["preview"]]
+    assert [request.headers["hx-target"] for request in posted] == ["merge-preview"]
+
+
+def test_quick_changes_of_strategy_end_on_the_last_one_chosen(page: Page, console_errors) -> None:
+    open_with_two_presets(page)
+
+    for value in ["last_wins", "intersection", "union", "last_wins"]:
+        strategy(page, value).check()
+
+    expect(strategy(page, "last_wins")).to_be_checked()
+    expect(combinations(page)).to_have_text("2 combinations")
+    expect(preview_values(page, "mem-fraction-static")).to_have_text(["0.7 Memory Efficient", "0.75 Memory Efficient"])
+
+
+def test_a_chip_action_after_a_strategy_change_keeps_both(page: Page, console_errors) -> None:
+    open_with_two_presets(page)
+
+    strategy(page, "last_wins").check()
+    page.get_by_role("button", name="Move Memory Efficient earlier", exact=True).click()
+
+    expect(page.locator("ol.chips .chip-name")).to_have_text(["1. Memory Efficient", "2. High Throughput"])
+    expect(strategy(page, "last_wins")).to_be_checked()
+    expect(preview_values(page, "tp-size")).to_have_text(["2 High Throughput", "4 High Throughput"])
