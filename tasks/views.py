@@ -141,6 +141,8 @@ def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelecti
 def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     selection = _initial_selection(request, task)
     action = request.POST.get("action", "save") if request.method == "POST" else ""
+    if request.htmx and request.htmx.target == "merge-preview":
+        action = "preview"  # only the preview fits where this answer goes, whatever else was sent
     if request.method == "GET":
         initial: dict[str, Any] = {}
         if task is None:

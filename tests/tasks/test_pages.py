@@ -578,6 +578,19 @@ def test_with_htmx_a_new_strategy_answers_only_the_merge_preview(signed_in, high
     assert merge_preview(response).text  # the merge, or why there is none
 
 
+@pytest.mark.parametrize("action", [None, "save", "apply"])
+def test_a_request_for_the_preview_fragment_gets_it_whatever_its_action(signed_in, high, memory, action):
+    data = with_presets([high, memory], action or "", strategy="last_wins")
+    if action is None:
+        del data["action"]
+
+    response = signed_in.post(NEW, data, headers={**HTMX, "HX-Target": "merge-preview"})
+
+    assert_is_fragment(response, "merge-preview")
+    assert preview_values(response)["tp-size"] == ["1"]
+    assert not Task.objects.exists()
+
+
 def test_with_htmx_the_preview_fragment_says_a_missing_preset_was_left_out(signed_in, high):
     gone = make_preset(name="Gone soon", parameters={"tp-size": [8]}).pk
     ParameterPreset.everything.filter(pk=gone).delete()
