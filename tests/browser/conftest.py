@@ -16,10 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from django.db import connections
+from playwright.sync_api import ConsoleMessage, Page, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ACTION_TIMEOUT_MS = 10_000  # clicks and page loads; expect() keeps its 5 s default
+
+
+@pytest.fixture(scope="session")
+def playwright(playwright: Playwright) -> Iterator[Playwright]:
+    """pytest-playwright's, closing the database connections the tests opened while it ran.
+
+    Starting Playwright gives this thread a new contextvars context, and stopping it restores the old
+    one. Django keeps its connections per context: those opened in between would stay open, out of
+    reach, and on PostgreSQL one open connection keeps the test database from being dropped."""
+    yield playwright
+    connections.close_all()
 
 
 @pytest.fixture(scope="session")
