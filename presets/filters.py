@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import lru_cache
+
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
@@ -63,21 +65,9 @@ class PresetFilter(django_filters.FilterSet):
     def listing(cls, data: QueryDict) -> tuple[PresetListing | None, ErrorDict]:
         """The filters in a query string as a PresetListing (ParameterPreset.objects.list_page),
         or the form's errors. Validated by this FilterSet's own form, without building the
-        FilterSet (a deep copy of every filter) or its queryset."""
-        if "_form_class" not in cls.__dict__:
-            cls().get_form_class()
-        form = cls._form_class(data)
-        if not form.is_valid():
-            return None, form.errors
-        values = form.cleaned_data
-        ordering = cls.base_filters["ordering"]
-        return PresetListing(
-            category=values["category"] or "",
-            runtime=values["runtime"] or "",
-            is_system=values["is_system"],
-            search=(values["search"] or "").strip(),
-            ordering=tuple(ordering.get_ordering_value(param) for param in values["ordering"] or () if param),
-        ), form.errors
+        FilterSet (a deep copy of every filter) or its queryset, and remembered: the answer
+        depends on the filters' values alone, and clients repeat the same few lists."""
+        return _listing(cls, tuple((name, tuple(data.getlist(name))) for name in cls.base_filters))
 
     def filter_runtime(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == "any":
@@ -89,3 +79,26 @@ class PresetFilter(django_filters.FilterSet):
         if not value:
             return queryset
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+@lru_cache(maxsize=1024)
+def _listing(
+    filterset: type[PresetFilter], values: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[PresetListing | None, ErrorDict]:
+    if "_form_class" not in filterset.__dict__:
+        filterset().get_form_class()
+    data = QueryDict(mutable=True)
+    for name, given in values:
+        data.setlist(name, list(given))
+    form = filterset._form_class(data)
+    if not form.is_valid():
+        return None, form.errors
+    cleaned = form.cleaned_data
+    ordering = filterset.base_filters["ordering"]
+    return PresetListing(
+        category=cleaned["category"] or "",
+        runtime=cleaned["runtime"] or "",
+        is_system=cleaned["is_system"],
+        search=(cleaned["search"] or "").strip(),
+        ordering=tuple(ordering.get_ordering_value(param) for param in cleaned["ordering"] or () if param),
+    ), form.errors

@@ -167,16 +167,15 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         )
         table, condition = quote(meta.db_table), " AND ".join(where)
         with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {selected} FROM {table} WHERE {condition} ORDER BY {order} LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            )
+            rows = cursor.fetchall()
+            if rows and len(rows) < limit:  # the last page: the total follows, no count needed
+                return offset + len(rows), rows
             cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)
-            total = cursor.fetchone()[0]
-            rows: list[tuple[Any, ...]] = []
-            if offset < total:
-                cursor.execute(
-                    f"SELECT {selected} FROM {table} WHERE {condition} ORDER BY {order} LIMIT %s OFFSET %s",
-                    [*params, limit, offset],
-                )
-                rows = cursor.fetchall()
-        return total, rows
+            return cursor.fetchone()[0], rows
 
     @transaction.atomic
     def import_contents(self, contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:

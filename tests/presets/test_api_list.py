@@ -294,12 +294,20 @@ def token_client(user) -> APIClient:
     return client
 
 
-@pytest.mark.parametrize("count", [10, 10_000], ids=["ten", "ten-thousand"])
-def test_the_list_runs_three_queries_however_many_presets(token_client, django_assert_num_queries, count):
+@pytest.mark.parametrize(
+    ("count", "queries"),
+    [
+        pytest.param(10, 2, id="ten-a-last-page-needs-no-count"),
+        pytest.param(10_000, 3, id="ten-thousand-a-full-page-counts"),
+    ],
+)
+def test_the_list_runs_three_queries_at_most_however_many_presets(
+    token_client, django_assert_num_queries, count, queries
+):
     bulk_presets(count)
 
-    # The token and its user, the count, the page.
-    with django_assert_num_queries(3):
+    # The token and its user, the page, and the count unless the page is the last.
+    with django_assert_num_queries(queries):
         response = token_client.get("/api/presets/?page_size=10000")
 
     assert response.status_code == 200
@@ -406,3 +414,21 @@ def test_the_list_asks_anonymous_clients_to_sign_in(system_presets):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize(
+    ("page", "rows"),
+    [
+        pytest.param(1, 10, id="full-page"),
+        pytest.param(3, 5, id="short-last-page"),
+        pytest.param(4, 0, id="past-the-end"),
+    ],
+)
+def test_the_total_is_right_on_every_kind_of_page(api, page, rows):
+    bulk_presets(25)
+
+    response = api.get(f"/api/presets/?page_size=10&page={page}")
+
+    assert response.status_code == 200
+    assert len(response.json()) == rows
+    assert response.headers["X-Total-Count"] == "25"
