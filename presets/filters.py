@@ -85,12 +85,10 @@ class PresetFilter(django_filters.FilterSet):
 def _listing(
     filterset: type[PresetFilter], values: tuple[tuple[str, tuple[str, ...]], ...]
 ) -> tuple[PresetListing | None, ErrorDict]:
-    if "_form_class" not in filterset.__dict__:
-        filterset().get_form_class()
     data = QueryDict(mutable=True)
     for name, given in values:
         data.setlist(name, list(given))
-    form = filterset._form_class(data)
+    form = filterset().get_form_class()(data)  # built once per class (get_form_class); here once per value set
     if not form.is_valid():
         return None, form.errors
     cleaned = form.cleaned_data
