@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import PermissionDenied
@@ -89,11 +90,47 @@ def represent(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-# The model fields of a listed preset, in FIELDS order. JSON columns are read as their stored text
-# and embedded in the response as they are: parsing and re-encoding 20,000 JSON values was most
-# of the time of a 10,000-preset list.
+# The columns list_page reads for a listed preset, in FIELDS order (SOURCES maps the API's names).
+# JSON columns are read as their stored text and embedded in the response as they are: parsing
+# and re-encoding 20,000 JSON values was most of the time of a 10,000-preset list.
 _LIST_COLUMNS = tuple(SOURCES.get(field, field) for field in FIELDS)
-_AS_TEXT = ("parameters", "metadata")
+
+
+def _listed(found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """list_page's rows as the API shows presets (``represent``'s rule for any-engine included).
+
+    Written out rather than ``dict(zip(FIELDS, row))``: a third of the time for a 100-row page.
+    tests/presets/test_api_list.py checks the keys against FIELDS and the values against a
+    preset's own endpoint."""
+    fragment = orjson.Fragment
+    return [
+        {
+            "id": id_,
+            "name": name,
+            "description": description,
+            "category": category,
+            "runtime": runtime or None,
+            "is_system": is_system,
+            "parameters": fragment(parameters),
+            "metadata": fragment(metadata),
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "version": version,
+        }
+        for (
+            id_,
+            name,
+            description,
+            category,
+            runtime,
+            is_system,
+            parameters,
+            metadata,
+            created_at,
+            updated_at,
+            version,
+        ) in (found)
+    ]
 
 
 def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -106,12 +143,6 @@ def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, 
     page_size = _positive_int(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     start = (page - 1) * page_size
     total, found = ParameterPreset.objects.list_page(listing, columns=_LIST_COLUMNS, offset=start, limit=page_size)
-    rows = []
-    for values in found:
-        row = dict(zip(FIELDS, values, strict=True))
-        for field in _AS_TEXT:
-            row[field] = orjson.Fragment(row[field])
-        rows.append(represent(row))
     headers = {"X-Total-Count": str(total)}
     links = []
     if start + page_size < total:
@@ -120,13 +151,20 @@ def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, 
         links.append(f'<{_page_url(request, query, page - 1)}>; rel="prev"')
     if links:
         headers["Link"] = ", ".join(links)
-    return rows, headers
+    return _listed(found), headers
 
 
 def _page_url(request: HttpRequest, query: QueryDict, page: int) -> str:
-    query = query.copy()
-    query["page"] = str(page)
-    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    """This list's URL for another page: the same query, ``page`` replaced (or added last)."""
+    pairs = [(key, str(page) if key == "page" else value) for key, value in _pairs(query)]
+    if "page" not in query:
+        pairs.append(("page", str(page)))
+    return request.build_absolute_uri(f"{request.path}?{urlencode(pairs)}")
+
+
+def _pairs(query: QueryDict) -> list[tuple[str, str]]:
+    # One pair per key and value, in the query's order, a repeated page only once.
+    return [(key, value) for key, values in query.lists() for value in (values[-1:] if key == "page" else values)]
 
 
 def represent_preset(preset: ParameterPreset) -> dict[str, Any]:

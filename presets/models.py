@@ -92,6 +92,19 @@ class PresetQuerySet(NamedQuerySet):
         return self.filter(is_system=False)
 
 
+def _listed_column(field: models.Field) -> str:
+    """How list_page selects a column."""
+    column = connection.ops.quote_name(field.column)
+    if isinstance(field, models.JSONField):
+        return f"CAST({column} AS TEXT)"
+    if isinstance(field, models.DateTimeField) and connection.vendor == "sqlite":
+        # SQLite keeps naive UTC text (2026-11-28 01:21:51.258210); read as the ISO 8601 text
+        # the API writes (2026-11-28T01:21:51.258210Z), the driver's per-value conversion to a
+        # datetime, a fifth of a 100-row page, is not run. PostgreSQL's driver converts in C.
+        return f"REPLACE({column}, ' ', 'T') || 'Z'"
+    return column
+
+
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
     """Presets not in the trash: what every page, the API and the merge see."""
 
@@ -129,7 +142,7 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         Hand-written SQL meaning exactly what PresetFilter's ORM query means (tests compare the
         two on SQLite and PostgreSQL): building the count and the page through the ORM cost
         more than running them. JSON columns come back as their stored text; datetimes as the
-        database driver reads them (naive UTC on SQLite).
+        database driver reads them, except on SQLite (see ``_listed_column``).
         """
         meta = self.model._meta
         quote = connection.ops.quote_name
@@ -161,10 +174,7 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
             f"{quote(meta.get_field(field.lstrip('-')).column)} {'DESC' if field.startswith('-') else 'ASC'}"
             for field in ordering
         )
-        selected = ", ".join(
-            f"CAST({quote(field.column)} AS TEXT)" if isinstance(field, models.JSONField) else quote(field.column)
-            for field in (meta.get_field(name) for name in columns)
-        )
+        selected = ", ".join(_listed_column(meta.get_field(name)) for name in columns)
         table, condition = quote(meta.db_table), " AND ".join(where)
         with connection.cursor() as cursor:
             cursor.execute(

@@ -10,6 +10,7 @@ from django.http import QueryDict
 from rest_framework.test import APIClient
 
 from presets.filters import PresetFilter
+from presets.serializers import PRESET_FIELDS
 from presets.models import ParameterPreset
 from tests.factories import make_preset, make_token_key, system_preset_names
 
@@ -396,7 +397,11 @@ def test_a_listed_preset_reads_as_it_does_on_its_own(api, varied_presets):
 
     for row in listed:
         assert row == api.get(f"/api/presets/{row['id']}").json()
+        assert list(row) == list(PRESET_FIELDS)  # the documented order
     assert all(row["created_at"].endswith("Z") for row in listed)
+    # Times to the second and to the microsecond, created and updated apart, read alike.
+    assert any(row["updated_at"].endswith(":00Z") for row in listed)
+    assert any(row["created_at"] != row["updated_at"] for row in listed)
 
 
 def test_the_browsable_list_and_creating_still_go_through_drf(api):
