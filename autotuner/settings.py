@@ -222,6 +222,18 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": env_rate("AUTOTUNER_API_RATE_USER", "600/min"),
     "anon": env_rate("AUTOTUNER_API_RATE_ANON", "60/min"),
 }
+# Per-process memory caches. "previews" holds rendered merge previews under a digest of their
+# inputs (tasks.views._merge_preview): a cache of its own, so floods of previews never evict
+# the throttles' counters from "default". 2,000 of ~3 KB: at most a few MB a worker.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "previews": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "merge-previews",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
+}
 # Bodies (API_MAX_BODY_SIZE above), JSON nesting, list pages and searches are bounded too.
 API_MAX_JSON_DEPTH = 32
 

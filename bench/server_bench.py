@@ -53,6 +53,9 @@ BIG_GRID: dict[str, list[Any]] = {
 }
 FLAGS = ["chunked-prefill-size", "max-running-requests", "max-prefill-tokens"]
 ROUNDS = 5  # slices per measurement, alternating with the baseline (measure_paired)
+# Presets the merges pick from. Their ordered pairs, 9,900 previews, are more than the previews
+# cache keeps in both workers together: a preview case that sends each in turn never hits it.
+SPREAD = 100
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Case:
     method: str = "GET"
     body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Bodies to send in turn instead of ``body`` (wrk's two threads start half-way apart).
+    bodies: list[str] = field(default_factory=list)
 
 
 # --- the database --------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def build_database() -> dict[str, Any]:
     ids = list(
         ParameterPreset.objects.filter(is_system=False, runtime="sglang")
         .order_by("id")
-        .values_list("id", flat=True)[:20]
+        .values_list("id", flat=True)[:SPREAD]
     )
     return {
         "token": ApiToken.objects.create_token(user=user, name="bench")[1],
@@ -153,11 +158,20 @@ def cases(data: dict[str, Any]) -> list[Case]:
     posting = {**token, "Content-Type": "application/json"}
     browser = {"Cookie": f"sessionid={data['session']}; csrftoken={data['csrf']}"}
     ids = data["ids"]
-    preview = urllib.parse.urlencode(
-        [("presets", preset_id) for preset_id in ids[:2]]
-        + [("selector_present", "1"), ("use_presets", "on"), ("merge_strategy", "union")]
-        + [("runtime", "sglang"), ("action", "preview")]
-    )
+
+    def preview(pair: tuple[int, int]) -> str:
+        return urllib.parse.urlencode(
+            [("presets", preset_id) for preset_id in pair]
+            + [("selector_present", "1"), ("use_presets", "on"), ("merge_strategy", "union")]
+            + [("runtime", "sglang"), ("action", "preview")]
+        )
+
+    previewing = {
+        **browser,
+        "HX-Request": "true",
+        "X-CSRFToken": data["csrf"],
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     return [
         Case("GET /healthz (baseline)", "/healthz"),
         Case("GET bare view, 1 ORM query", "/bench/bare"),
@@ -168,17 +182,15 @@ def cases(data: dict[str, Any]) -> list[Case]:
         ),
         Case("POST API merge, 2 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:2]}), posting),
         Case("POST API merge, 20 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:20]}), posting),
+        Case("POST merge-preview fragment", "/tasks/new/", "POST", preview((ids[0], ids[1])), previewing),
+        # The same fragment, each request another pair of presets: the previews cache never has it.
         Case(
-            "POST merge-preview fragment",
+            "POST merge-preview, each a new merge",
             "/tasks/new/",
             "POST",
-            preview,
-            {
-                **browser,
-                "HX-Request": "true",
-                "X-CSRFToken": data["csrf"],
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
+            preview((ids[0], ids[1])),
+            previewing,
+            bodies=[preview((first, second)) for first in ids for second in ids if first != second],
         ),
         Case("GET presets page (HTML)", "/presets/", headers=browser),
         Case("GET new-task page (HTML)", "/tasks/new/", headers=browser),
@@ -233,6 +245,13 @@ def run_wrk(base: str, case: Case, seconds: int, connections: int, script_dir: P
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in case.headers.items()]
     if case.body is not None:
         lines.append(f"wrk.body = {json.dumps(case.body)}")
+    if case.bodies:
+        lines += [
+            "local bodies = {" + ", ".join(map(json.dumps, case.bodies)) + "}",
+            "local threads = 0",
+            "function setup(thread) thread:set('at', math.floor(threads * #bodies / 2)); threads = threads + 1 end",
+            "function request() at = at % #bodies + 1; return wrk.format(nil, nil, nil, bodies[at]) end",
+        ]
     script.write_text("\n".join(lines) + "\n")
     threads = min(2, connections)
     output = subprocess.run(

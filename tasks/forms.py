@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from engines.catalogue import for_engine
 from engines.checks import check_for_runtime, same_flag
 from engines.plan import rules_for, summarize
 from presets.forms import ParametersField
-from presets.merging import MergeResult, MergeStrategy
+from presets.merging import MergeResult, MergeStrategy, PresetInput
 from presets.models import ParameterPreset
 from presets.validators import parse_id
 from tasks.models import LARGE_GRID, Task, clean_concurrency_levels, merge_presets
@@ -118,11 +119,13 @@ class PresetSelection:
     runtime: str = ""
     search: str = ""
     gpus: int = 1
+    post_to: str = ""  # where the preview's buttons post: the task form's own URL
+    _inputs: tuple[tuple[int, ...], dict[int, PresetInput]] | None = field(default=None, repr=False, compare=False)
     _merged: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_data(cls, data: QueryDict) -> PresetSelection:
+    def from_data(cls, data: QueryDict, post_to: str = "") -> PresetSelection:
         """Read from a form post (``presets`` repeated, in order) or a link (``?presets=3,1``)."""
         problems: list[str] = []
         raw_ids: list[str] = []
@@ -156,6 +159,7 @@ class PresetSelection:
             runtime=data.get("runtime", ""),
             search=search,
             gpus=min(gpus, 1024),
+            post_to=post_to,
             problems=problems,
         )
 
@@ -186,10 +190,36 @@ class PresetSelection:
             self._merged = (state, self._merge())
         return self._merged[1]
 
+    def inputs(self) -> dict[int, PresetInput]:
+        """The selected presets' merge inputs (name and grid as stored now) by id, read once."""
+        ids = tuple(self.ids) if self.enabled else ()
+        if self._inputs is None or self._inputs[0] != ids:
+            self._inputs = (ids, ParameterPreset.objects.merge_inputs(ids))
+        return self._inputs[1]
+
+    def preview_key(self) -> str:
+        """A digest of everything the merge preview is made from: this selection (its problems
+        so far included), the selected presets as stored now, and the engine catalogue the
+        checks use. Equal keys, equal previews; a preset edited since changes the key."""
+        catalogue = for_engine(self.runtime) if self.runtime else None
+        material = (
+            self.enabled,
+            self.ids,
+            str(self.strategy),
+            self.runtime,
+            self.gpus,
+            self.post_to,
+            self.problems,
+            sorted((pk, found.name, found.parameters) for pk, found in self.inputs().items()),
+            catalogue and (catalogue.engine, catalogue.version, catalogue.source),
+        )
+        # repr tells 1, 1.0 and True apart, as the merge does; a dict's repr keeps its order.
+        return hashlib.blake2b(repr(material).encode(), digest_size=20).hexdigest()
+
     def _merge(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
         if not self.enabled or not self.ids:
             return None, []
-        found = ParameterPreset.objects.merge_inputs(self.ids)
+        found = self.inputs()
         missing = [preset_id for preset_id in self.ids if preset_id not in found]
         if missing:
             self.problems.append(f"Preset {', '.join(map(str, missing))} no longer exists and was left out.")
@@ -218,6 +248,7 @@ class PresetSelection:
             else None,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
+            "post_to": self.post_to,
         }
 
     def context(self) -> dict[str, Any]:

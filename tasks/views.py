@@ -15,10 +15,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -133,9 +135,9 @@ def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelecti
         data.setlist("presets", [str(entry["id"]) for entry in task.applied_presets])
         data["merge_strategy"] = task.merge_strategy or "union"
         data["runtime"] = task.runtime
-        return PresetSelection.from_data(data)
+        return PresetSelection.from_data(data, post_to=request.path)
     source = request.POST if request.method == "POST" else request.GET
-    return PresetSelection.from_data(source)
+    return PresetSelection.from_data(source, post_to=request.path)
 
 
 def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
@@ -157,7 +159,7 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     if action.startswith(SELECTOR_ACTIONS):
         selection.apply(action)
         if request.htmx and action == "preview":  # the strategy changed: only the merge did
-            return render(request, "tasks/task_form.html#merge-preview", selection.preview_context())
+            return _merge_preview(selection)
         if request.htmx:
             return render(request, "tasks/task_form.html#preset-selector", selection.context())
         return _render_form(request, TaskForm(initial=request.POST.dict(), instance=task), selection, task)
@@ -197,6 +199,24 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
         messages.success(request, f"{'Saved' if task else 'Created'} task “{saved.name}”.")
         return redirect(saved)
     return _render_form(request, form, selection, task, status=INVALID)
+
+
+def _merge_preview(selection: PresetSelection) -> HttpResponse:
+    """The merge preview fragment alone.
+
+    It is made from the selection and the presets as stored, nothing of the user's: rendered
+    without the request (no CSRF token or nonce can get in) and kept in the "previews" cache
+    under a digest of its inputs, so asking again for the same merge (switching strategies
+    back, or several people previewing the same presets) skips the merge, the engine checks
+    and the template, most of the request's time. An edited preset changes the digest.
+    """
+    previews = caches["previews"]
+    key = selection.preview_key()
+    html = previews.get(key)
+    if html is None:
+        html = render_to_string("tasks/task_form.html#merge-preview", selection.preview_context())
+        previews.set(key, html)
+    return HttpResponse(html)
 
 
 def _same_selection(stored: Task, selection: PresetSelection) -> bool:

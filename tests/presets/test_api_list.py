@@ -10,8 +10,8 @@ from django.http import QueryDict
 from rest_framework.test import APIClient
 
 from presets.filters import PresetFilter
-from presets.serializers import PRESET_FIELDS
 from presets.models import ParameterPreset
+from presets.serializers import PRESET_FIELDS
 from tests.factories import make_preset, make_token_key, system_preset_names
 
 pytestmark = pytest.mark.django_db

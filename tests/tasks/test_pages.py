@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.cache import caches
+from django.http import QueryDict
 
 from presets.forms import format_grid
 from presets.models import ParameterPreset
+from tasks.forms import PresetSelection
 from tasks.models import Task, TaskStatus
 from tests.factories import make_preset, make_task, system_preset_names
 from tests.html import Element, accessibility_problems, parse
@@ -603,6 +606,106 @@ def test_with_htmx_the_preview_fragment_says_a_missing_preset_was_left_out(signe
         f"Preset {gone} no longer exists and was left out."
     ]
     assert preview_values(response)["tp-size"] == ["2", "4"]
+
+
+# The preview fragment is kept under a digest of its inputs (tasks.views._merge_preview): asking
+# again must never show what the presets held before, nor another form's buttons.
+
+
+def test_a_preview_is_kept_under_its_digest_and_answered_again_alike(signed_in, high, memory):
+    data = with_presets([high, memory], "preview", strategy="last_wins")
+    query = QueryDict(mutable=True)
+    for key, value in data.items():
+        query.setlist(key, value if isinstance(value, list) else [value])
+    key = PresetSelection.from_data(query, post_to=NEW).preview_key()
+
+    first = signed_in.post(NEW, data, headers=HTMX)
+    again = signed_in.post(NEW, data, headers=HTMX)
+
+    assert caches["previews"].get(key) == first.content.decode()
+    assert again.content == first.content
+    assert preview_values(again)["tp-size"] == ["1"]
+
+
+def test_a_preview_after_a_preset_is_edited_shows_the_edit(signed_in, user):
+    mine = make_preset(name="Mine", parameters={"tp-size": [1, 2]}, created_by=user)
+    other = make_preset(name="Other", parameters={"schedule-policy": ["lpm"]})
+    data = with_presets([mine, other], "preview")
+    before = signed_in.post(NEW, data, headers=HTMX)
+
+    mine.parameters = {"tp-size": [4]}
+    mine.save(by=user)
+    after = signed_in.post(NEW, data, headers=HTMX)
+
+    assert preview_values(before)["tp-size"] == ["1", "2"]
+    assert preview_values(after)["tp-size"] == ["4"]
+
+
+def test_a_preview_after_a_preset_is_renamed_credits_the_new_name(signed_in, user):
+    mine = make_preset(name="Mine", parameters={"tp-size": [1]}, created_by=user)
+    other = make_preset(name="Other", parameters={"tp-size": [2]})
+    data = with_presets([mine, other], "preview")
+    signed_in.post(NEW, data, headers=HTMX)
+
+    mine.name = "Renamed"
+    mine.save(by=user)
+    after = signed_in.post(NEW, data, headers=HTMX)
+
+    assert "Renamed" in merge_preview(after).text
+    assert "Mine" not in merge_preview(after).text
+
+
+def test_a_preview_after_a_preset_is_trashed_says_it_was_left_out(signed_in, user, high):
+    mine = make_preset(name="Mine", parameters={"tp-size": [8]}, created_by=user)
+    data = with_presets([high, mine], "preview")
+    signed_in.post(NEW, data, headers=HTMX)
+
+    mine.trash(by=user)
+    after = signed_in.post(NEW, data, headers=HTMX)
+
+    assert f"Preset {mine.pk} no longer exists and was left out." in merge_preview(after).text
+    assert "8" not in preview_values(after)["tp-size"]
+
+
+def test_the_same_preview_on_another_form_applies_to_that_form(signed_in, user, high, memory):
+    task = make_task(created_by=user)
+    data = with_presets([high, memory], "preview")
+
+    new_form = signed_in.post(NEW, data, headers=HTMX)
+    edit_form = signed_in.post(edit_url(task), data, headers=HTMX)
+
+    def apply_target(response) -> str:
+        return merge_preview(response).find("button", value="apply").attrs["hx-post"]
+
+    assert (apply_target(new_form), apply_target(edit_form)) == (NEW, edit_url(task))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"runtime": "vllm"}, {"gpus": "8"}, {"merge_strategy": "last_wins"}],
+    ids=["engine", "gpus", "strategy"],
+)
+def test_a_preview_with_another_engine_gpus_or_strategy_is_made_again(signed_in, high, memory, change):
+    data = with_presets([high, memory], "preview", runtime="sglang", gpus="1")
+    fresh = {**data, **change}
+    signed_in.post(NEW, data, headers=HTMX)
+
+    caches["previews"].clear()
+    expected = signed_in.post(NEW, fresh, headers=HTMX)
+    caches["previews"].clear()
+    signed_in.post(NEW, data, headers=HTMX)
+    answered = signed_in.post(NEW, fresh, headers=HTMX)
+
+    assert answered.content == expected.content
+
+
+def test_the_preview_fragment_carries_nothing_of_the_user(signed_in, user, high, memory):
+    response = signed_in.post(NEW, with_presets([high, memory], "preview"), headers=HTMX)
+
+    # Kept and shared between users (tasks.views._merge_preview): no token, nonce or name in it.
+    assert "csrfmiddlewaretoken" not in response.content.decode()
+    assert "nonce" not in response.content.decode()
+    assert user.username not in response.content.decode()
 
 
 def test_without_javascript_the_preview_action_renders_the_whole_page(signed_in, high, memory):
