@@ -65,8 +65,8 @@ class Case:
     method: str = "GET"
     body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    # Bodies to send in turn instead of ``body`` (wrk's two threads start half-way apart).
-    bodies: list[str] = field(default_factory=list)
+    # Paths to ask for in turn instead of ``path`` (wrk's two threads start half-way apart).
+    paths: list[str] = field(default_factory=list)
 
 
 # --- the database --------------------------------------------------------------------------
@@ -159,19 +159,15 @@ def cases(data: dict[str, Any]) -> list[Case]:
     browser = {"Cookie": f"sessionid={data['session']}; csrftoken={data['csrf']}"}
     ids = data["ids"]
 
-    def preview(pair: tuple[int, int]) -> str:
-        return urllib.parse.urlencode(
-            [("presets", preset_id) for preset_id in pair]
-            + [("selector_present", "1"), ("use_presets", "on"), ("merge_strategy", "union")]
-            + [("runtime", "sglang"), ("action", "preview")]
+    def preview(pair: tuple[int, int]) -> str:  # what a strategy radio asks for
+        return "/tasks/new/?" + urllib.parse.urlencode(
+            [("selector_present", "1"), ("use_presets", "on")]
+            + [("presets", preset_id) for preset_id in pair]
+            + [("preset_search", ""), ("merge_strategy", "union"), ("runtime", "sglang"), ("gpus", "1")]
+            + [("action", "preview")]
         )
 
-    previewing = {
-        **browser,
-        "HX-Request": "true",
-        "X-CSRFToken": data["csrf"],
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
+    previewing = {**browser, "HX-Request": "true", "HX-Target": "merge-preview"}
     return [
         Case("GET /healthz (baseline)", "/healthz"),
         Case("GET bare view, 1 ORM query", "/bench/bare"),
@@ -182,15 +178,13 @@ def cases(data: dict[str, Any]) -> list[Case]:
         ),
         Case("POST API merge, 2 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:2]}), posting),
         Case("POST API merge, 20 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:20]}), posting),
-        Case("POST merge-preview fragment", "/tasks/new/", "POST", preview((ids[0], ids[1])), previewing),
+        Case("GET merge-preview fragment", preview((ids[0], ids[1])), headers=previewing),
         # The same fragment, each request another pair of presets: the previews cache never has it.
         Case(
-            "POST merge-preview, each a new merge",
-            "/tasks/new/",
-            "POST",
+            "GET merge-preview, each a new merge",
             preview((ids[0], ids[1])),
-            previewing,
-            bodies=[preview((first, second)) for first in ids for second in ids if first != second],
+            headers=previewing,
+            paths=[preview((first, second)) for first in ids for second in ids if first != second],
         ),
         Case("GET presets page (HTML)", "/presets/", headers=browser),
         Case("GET new-task page (HTML)", "/tasks/new/", headers=browser),
@@ -245,12 +239,12 @@ def run_wrk(base: str, case: Case, seconds: int, connections: int, script_dir: P
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in case.headers.items()]
     if case.body is not None:
         lines.append(f"wrk.body = {json.dumps(case.body)}")
-    if case.bodies:
+    if case.paths:
         lines += [
-            "local bodies = {" + ", ".join(map(json.dumps, case.bodies)) + "}",
+            "local paths = {" + ", ".join(map(json.dumps, case.paths)) + "}",
             "local threads = 0",
-            "function setup(thread) thread:set('at', math.floor(threads * #bodies / 2)); threads = threads + 1 end",
-            "function request() at = at % #bodies + 1; return wrk.format(nil, nil, nil, bodies[at]) end",
+            "function setup(thread) thread:set('at', math.floor(threads * #paths / 2)); threads = threads + 1 end",
+            "function request() at = at % #paths + 1; return wrk.format(nil, paths[at]) end",
         ]
     script.write_text("\n".join(lines) + "\n")
     threads = min(2, connections)
@@ -399,10 +393,23 @@ def main() -> None:
         baseline_case = all_cases[0]
         print(
             f"\ngunicorn 2 sync workers, {PRESETS:,} presets, {TASKS:,} tasks, wrk for {args.seconds} s each, "
-            f"in {ROUNDS} slices alternating with as many of the baseline (its row: all its slices)"
+            f"in {ROUNDS} slices alternating with as many of the baseline (its rows, last: all its slices)"
         )
         header = f"{'endpoint':36} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'vs base':>7}"
         print(f"{header} {'queries at 1k/10k':>17}")
+
+        def show(case: Case, clients: int) -> None:
+            result = figures[case.label, clients]
+            status = queries[case.label][0]
+            counted = f"{queries_small[case.label][1]}/{queries[case.label][1]}" + (
+                "" if status == 200 else f" (HTTP {status})"
+            )
+            print(
+                f"{case.label:36} {clients:7d} {result['rps']:8.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
+                f"{result['errors']:6.0f} {ratios[case.label, clients]:7.0%} {counted:>17}",
+                flush=True,
+            )
+
         baseline_slices: dict[int, list[dict[str, float]]] = {clients: [] for clients in args.concurrency}
         for case in all_cases[1:]:
             for clients in args.concurrency:
@@ -410,21 +417,11 @@ def main() -> None:
                 figures[case.label, clients] = result
                 ratios[case.label, clients] = result["rps"] / paired["rps"]
                 baseline_slices[clients].append(paired)
+                show(case, clients)
         for clients in args.concurrency:
             figures[baseline_case.label, clients] = _combined(baseline_slices[clients])
             ratios[baseline_case.label, clients] = 1.0
-        for case in all_cases:
-            for clients in args.concurrency:
-                result = figures[case.label, clients]
-                status = queries[case.label][0]
-                counted = f"{queries_small[case.label][1]}/{queries[case.label][1]}" + (
-                    "" if status == 200 else f" (HTTP {status})"
-                )
-                print(
-                    f"{case.label:36} {clients:7d} {result['rps']:8.0f} {result['p50']:8.2f} {result['p99']:8.2f} "
-                    f"{result['errors']:6.0f} {ratios[case.label, clients]:7.0%} {counted:>17}",
-                    flush=True,
-                )
+            show(baseline_case, clients)
 
         print(f"\n64 clients, {args.seconds} s each")
         at64 = {}
@@ -450,7 +447,7 @@ def main() -> None:
             print(f"  {verdict(min(measured.values()) >= minimum)}  {name} ≥ {minimum:.0%} of the baseline: {shown}")
 
         ratio_target("POST API merge, 2 presets", 0.70, "merge of 2 presets")
-        ratio_target("POST merge-preview fragment", 0.55, "merge-preview fragment")
+        ratio_target("GET merge-preview fragment", 0.55, "merge-preview fragment")
         ratio_target("GET API list, filtered, 100 rows", 0.50, "100-row list of 10,000")
         print(f"  {verdict(seconds < 0.4)}  all 10,000 presets in one response < 400 ms: {seconds * 1000:.0f} ms")
         busiest = max(args.concurrency)

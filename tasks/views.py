@@ -130,7 +130,9 @@ def _changeable_task(request: HttpRequest, pk: int) -> Task:
 
 
 def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelection:
-    if request.method == "GET" and task is not None and "presets" not in request.GET:
+    # Opening the edit page shows the task's own presets; a link (?presets=) or the selector
+    # itself (a preview, ?selector_present=1, maybe with no preset left) says otherwise.
+    if request.method == "GET" and task is not None and not {"presets", "selector_present"} & request.GET.keys():
         data = QueryDict(mutable=True)
         data.setlist("presets", [str(entry["id"]) for entry in task.applied_presets])
         data["merge_strategy"] = task.merge_strategy or "union"
@@ -142,9 +144,11 @@ def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelecti
 
 def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     selection = _initial_selection(request, task)
-    action = request.POST.get("action", "save") if request.method == "POST" else ""
+    action = request.POST.get("action", "save") if request.method == "POST" else request.GET.get("action", "")
     if request.htmx and request.htmx.target == "merge-preview":
         action = "preview"  # only the preview fits where this answer goes, whatever else was sent
+    if request.htmx and action == "preview":  # a new strategy: only the merge changed
+        return _merge_preview(selection)
     if request.method == "GET":
         initial: dict[str, Any] = {}
         if task is None:
@@ -158,8 +162,6 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
 
     if action.startswith(SELECTOR_ACTIONS):
         selection.apply(action)
-        if request.htmx and action == "preview":  # the strategy changed: only the merge did
-            return _merge_preview(selection)
         if request.htmx:
             return render(request, "tasks/task_form.html#preset-selector", selection.context())
         return _render_form(request, TaskForm(initial=request.POST.dict(), instance=task), selection, task)
@@ -202,7 +204,8 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
 
 
 def _merge_preview(selection: PresetSelection) -> HttpResponse:
-    """The merge preview fragment alone.
+    """The merge preview fragment alone. The strategy radios ask for it with a GET (a read: no
+    CSRF token to check, no form body), sending only the selector and the engine and GPUs.
 
     It is made from the selection and the presets as stored, nothing of the user's: rendered
     without the request (no CSRF token or nonce can get in) and kept in the "previews" cache

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Page, Request, expect
@@ -22,16 +22,33 @@ def open_with_two_presets(page: Page) -> None:
 def test_a_new_strategy_swaps_the_preview_and_leaves_the_preset_list_alone(page: Page, console_errors) -> None:
     open_with_two_presets(page)
     page.locator("ul.preset-options").evaluate("list => { list.dataset.untouched = 'yes' }")
-    posted: list[Request] = []
-    page.on("request", lambda request: posted.append(request) if request.method == "POST" else None)
+    sent: list[Request] = []
+    page.on("request", lambda request: sent.append(request) if "hx-request" in request.headers else None)
 
     strategy(page, "last_wins").check()
 
     expect(preview_values(page, "tp-size")).to_have_text(["1 Memory Efficient"])
     expect(combinations(page)).to_have_text("2 combinations")
     expect(page.locator("ul.preset-options")).to_have_attribute("data-untouched", "yes")
-    assert [parse_qs(request.post_data)["action"] for request in posted] == [["preview"]]
-    assert [request.headers["hx-target"] for request in posted] == ["merge-preview"]
+    # A read: a GET of the selector, the engine and the GPUs, not the whole form.
+    [request] = sent
+    query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+    assert (request.method, request.headers["hx-target"]) == ("GET", "merge-preview")
+    assert query["action"] == ["preview"]
+    assert query["merge_strategy"] == ["last_wins"]
+    assert {"presets", "use_presets", "selector_present", "runtime", "gpus"} <= query.keys()
+    assert "name" not in query
+    assert "parameters" not in query
+
+
+def test_the_preview_counts_the_gpus_typed_before_the_strategy_changed(page: Page, console_errors) -> None:
+    open_with_two_presets(page)
+
+    page.locator("#id_gpus").fill("8")
+    strategy(page, "intersection").check()
+    strategy(page, "union").check()
+
+    expect(combinations(page)).to_have_text("9 combinations")
 
 
 def test_quick_changes_of_strategy_end_on_the_last_one_chosen(page: Page, console_errors) -> None:

@@ -717,14 +717,81 @@ def test_without_javascript_the_preview_action_renders_the_whole_page(signed_in,
     assert preview_values(response)["tp-size"] == ["1"]
 
 
-def test_the_strategy_radios_swap_only_the_merge_preview(signed_in, high, memory):
+def test_the_strategy_radios_get_only_the_merge_preview_with_the_selector_engine_and_gpus(signed_in, high, memory):
     document = page(signed_in.post(NEW, with_presets([high, memory], "refresh")))
 
     radios = document.by_id("preset-selector").find_all("input", name="merge_strategy")
     assert {radio.attrs["value"] for radio in radios} == {"union", "intersection", "last_wins"}
     for radio in radios:
-        assert (radio.attrs["hx-post"], radio.attrs["hx-target"]) == (NEW, "#merge-preview")
+        assert (radio.attrs["hx-get"], radio.attrs["hx-target"]) == (NEW, "#merge-preview")
+        assert radio.attrs["hx-include"] == "closest fieldset.section, #id_runtime, #id_gpus"
         assert json.loads(radio.attrs["hx-vals"]) == {"action": "preview"}
+    # What the include finds: the selector's own fieldset holds its switch, chips and search.
+    section = next(
+        element
+        for element in document.by_id("preset-selector").ancestors()
+        if element.tag == "fieldset" and "section" in element.attrs.get("class", "").split()
+    )
+    assert {field.attrs["name"] for field in section.find_all("input")} >= {
+        "selector_present",
+        "use_presets",
+        "presets",
+        "preset_search",
+        "merge_strategy",
+    }
+    assert document.by_id("id_runtime").attrs["name"] == "runtime"
+    assert document.by_id("id_gpus").attrs["name"] == "gpus"
+
+
+def preview_query(presets: list[ParameterPreset], strategy: str = "union", **extra: str) -> dict:
+    """What a strategy radio sends (hx-get, hx-include): the selector's fields, engine and GPUs."""
+    return {
+        "selector_present": "1",
+        "use_presets": "on",
+        "presets": [str(preset.pk) for preset in presets],
+        "preset_search": "",
+        "merge_strategy": strategy,
+        "runtime": "sglang",
+        "gpus": "1",
+        "action": "preview",
+        **extra,
+    }
+
+
+def test_a_preview_get_answers_the_merge_preview_alone(signed_in, high, memory):
+    response = signed_in.get(NEW, preview_query([high, memory], "last_wins"), headers=HTMX)
+
+    assert_is_fragment(response, "merge-preview")
+    assert preview_values(response)["tp-size"] == ["1"]
+    assert not Task.objects.exists()
+
+
+def test_a_preview_get_counts_the_gpus_sent(signed_in, high, memory):
+    one = signed_in.get(NEW, preview_query([high, memory]), headers=HTMX)
+    eight = signed_in.get(NEW, preview_query([high, memory], gpus="8"), headers=HTMX)
+
+    assert combinations_line(one).text == "9 combinations, 6 skipped"
+    assert combinations_line(eight).text == "9 combinations"
+
+
+def test_a_preview_get_on_the_edit_page_with_every_preset_removed_shows_none(signed_in, built_from_presets):
+    response = signed_in.get(edit_url(built_from_presets), preview_query([]), headers=HTMX)
+
+    assert_is_fragment(response, "merge-preview")
+    assert merge_preview(response).text == "Add presets to see their merge."
+
+
+def test_a_preview_get_without_htmx_is_the_whole_form(signed_in, high, memory):
+    response = signed_in.get(NEW, preview_query([high, memory], "last_wins"))
+
+    assert response.status_code == 200
+    assert page(response).find("textarea", name="parameters") is not None
+
+
+def test_a_preview_get_from_a_signed_out_browser_goes_to_the_login_page(client, high, memory):
+    response = client.get(NEW, preview_query([high, memory]), headers={**HTMX, "HX-Current-URL": NEW})
+
+    assert response.headers["HX-Redirect"].startswith("/login/?next=")
 
 
 def test_with_htmx_apply_answers_only_the_parameters_editor(signed_in, high, memory):
