@@ -224,14 +224,14 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
 }
 # Per-process memory caches. "previews" holds rendered merge previews under a digest of their
 # inputs (tasks.views._merge_preview): a cache of its own, so floods of previews never evict
-# the throttles' counters from "default". 2,000 of ~3 KB: at most a few MB a worker.
+# the throttles' counters from "default". 500 of ~3 KB (a big merge's, tens of KB): a few MB a worker.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "previews": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "merge-previews",
         "TIMEOUT": 3600,
-        "OPTIONS": {"MAX_ENTRIES": 2000},
+        "OPTIONS": {"MAX_ENTRIES": 500},
     },
 }
 # Bodies (API_MAX_BODY_SIZE above), JSON nesting, list pages and searches are bounded too.

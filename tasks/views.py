@@ -118,6 +118,8 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     task = _changeable_task(request, pk)
     if task.is_locked:
         messages.error(request, f"“{task.name}” is {task.get_status_display().lower()}; it cannot be edited now.")
+        if request.htmx:  # a selector action or a preview: the task page belongs in the window, not a fragment
+            return HttpResponseClientRedirect(task.get_absolute_url())
         return redirect(task)
     return _task_form(request, task)
 

@@ -1197,6 +1197,16 @@ def test_selector_actions_on_the_edit_form_answer_the_edit_form(signed_in, built
     assert built_from_presets.name == "Llama sweep"
 
 
+def test_a_preview_for_a_task_started_meanwhile_sends_the_window_to_the_task(signed_in, built_from_presets, high):
+    Task.objects.filter(pk=built_from_presets.pk).update(status=TaskStatus.RUNNING)
+
+    response = signed_in.get(edit_url(built_from_presets), preview_query([high]), headers=HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/tasks/{built_from_presets.pk}/"
+    assert flashed(signed_in.get(response["HX-Redirect"])) == ["“Llama sweep” is running; it cannot be edited now."]
+
+
 @pytest.mark.parametrize("status", [TaskStatus.QUEUED, TaskStatus.RUNNING])
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_queued_or_running_task_cannot_be_edited(signed_in, built_from_presets, status, method):
