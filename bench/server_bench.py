@@ -65,7 +65,7 @@ class Case:
     method: str = "GET"
     body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    # Paths to ask for in turn instead of ``path`` (wrk's two threads start half-way apart).
+    # Paths to ask for in turn instead of ``path`` (from a random one; wrk's two threads half-way apart).
     paths: list[str] = field(default_factory=list)
 
 
@@ -239,11 +239,11 @@ def run_wrk(base: str, case: Case, seconds: int, connections: int, script_dir: P
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in case.headers.items()]
     if case.body is not None:
         lines.append(f"wrk.body = {json.dumps(case.body)}")
-    if case.paths:
+    if case.paths:  # each run starts somewhere else: runs of a few seconds would repeat the first paths
         lines += [
             "local paths = {" + ", ".join(map(json.dumps, case.paths)) + "}",
-            "local threads = 0",
-            "function setup(thread) thread:set('at', math.floor(threads * #paths / 2)); threads = threads + 1 end",
+            f"local first = {random.randrange(len(case.paths))}",
+            "function setup(thread) thread:set('at', first); first = (first + math.floor(#paths / 2)) % #paths end",
             "function request() at = at % #paths + 1; return wrk.format(nil, paths[at]) end",
         ]
     script.write_text("\n".join(lines) + "\n")
