@@ -129,7 +129,7 @@ def _listed(found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
             created_at,
             updated_at,
             version,
-        ) in (found)
+        ) in found
     ]
 
 
@@ -155,16 +155,9 @@ def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, 
 
 
 def _page_url(request: HttpRequest, query: QueryDict, page: int) -> str:
-    """This list's URL for another page: the same query, ``page`` replaced (or added last)."""
-    pairs = [(key, str(page) if key == "page" else value) for key, value in _pairs(query)]
-    if "page" not in query:
-        pairs.append(("page", str(page)))
-    return request.build_absolute_uri(f"{request.path}?{urlencode(pairs)}")
-
-
-def _pairs(query: QueryDict) -> list[tuple[str, str]]:
-    # One pair per key and value, in the query's order, a repeated page only once.
-    return [(key, value) for key, values in query.lists() for value in (values[-1:] if key == "page" else values)]
+    """This list's URL for another page: the same query with ``page`` (last)."""
+    pairs = [(key, value) for key, values in query.lists() if key != "page" for value in values]
+    return request.build_absolute_uri(f"{request.path}?{urlencode([*pairs, ('page', page)])}")
 
 
 def represent_preset(preset: ParameterPreset) -> dict[str, Any]:

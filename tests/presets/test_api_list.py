@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.http import QueryDict
@@ -236,6 +237,16 @@ def test_the_next_link_keeps_the_filters(api, mixed_presets):
     assert names(first) == ["Anywhere"] == shown[:1]
     assert names(second) == ["Balanced (vLLM)"] == shown[1:2]  # without the filter: "Balanced", for SGLang
     assert first.headers["X-Total-Count"] == second.headers["X-Total-Count"] == str(len(shown))
+
+
+def test_the_page_links_name_one_page_and_keep_every_other_value(api, mixed_presets):
+    response = api.get("/api/presets/?page=2&runtime=vllm&page=2&page_size=1&search=L")
+
+    links = dict(
+        (rel, parse_qs(urlsplit(url).query)) for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', response["Link"])
+    )
+    assert links["next"] == {"runtime": ["vllm"], "page_size": ["1"], "search": ["L"], "page": ["3"]}
+    assert links["prev"] == {"runtime": ["vllm"], "page_size": ["1"], "search": ["L"], "page": ["1"]}
 
 
 def test_a_page_past_the_end_is_an_empty_array(api, system_presets):
