@@ -415,6 +415,24 @@ def test_a_listed_preset_reads_as_it_does_on_its_own(api, varied_presets):
     assert any(row["created_at"] != row["updated_at"] for row in listed)
 
 
+def test_text_that_json_must_escape_lists_as_it_reads_on_its_own(api):
+    # The list embeds stored JSON text as it is and encodes the rest itself: quotes, backslashes,
+    # control and non-BMP characters and nested metadata must read as the preset's own endpoint gives them.
+    make_preset(
+        name='Quote " and back\\slash',
+        description="line one\nline two\ttab \u0001 control, emoji 🚀, ÉTÉ, </script>",
+        category="custom",
+        runtime="vllm",
+        metadata={"tags": ['a "b"', "ü"], "nested": {"n": 1.5, "none": None, "flag": True}},
+    )
+
+    (row,) = api.get("/api/presets/?category=custom").json()
+
+    assert row == api.get(f"/api/presets/{row['id']}").json()
+    assert row["name"] == 'Quote " and back\\slash'
+    assert row["metadata"]["nested"] == {"n": 1.5, "none": None, "flag": True}
+
+
 def test_the_browsable_list_and_creating_still_go_through_drf(api):
     browsable = api.get("/api/presets/", headers={"Accept": "text/html"})
     created = api.post("/api/presets/", {"name": "Made here", "parameters": {"tp-size": [1]}}, format="json")
