@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,7 +27,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, fast_json, invalid, parse_json
+from autotuner.http import JSON_OPTIONS, ApiError, JSONBodyParser, PayloadTooLarge, fast_json, invalid, parse_json
 from engines.catalogue import for_engine
 from engines.checks import check_grid, merge_for_engine
 from presets import serializers
@@ -48,6 +50,7 @@ from presets.models import (
     NameTaken,
     OnConflict,
     ParameterPreset,
+    PresetListing,
     PresetRevision,
     ReadOnlyPreset,
     engine_errors,
@@ -133,16 +136,71 @@ def _listed(found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     ]
 
 
-def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The list endpoint's rows and headers (X-Total-Count, and Link to the next and previous
-    pages) for a query string; an API error for a bad one. Serves DRF's view and the fast path."""
+class ListedJSON:
+    """Each listed preset's JSON text, kept per process under what identifies its content.
+
+    A list reads, per preset, only its id, version and update time (key-based expiry, as Rails'
+    cache keys do): every change of a preset's content goes through ``ParameterPreset.save``,
+    which moves ``updated_at`` (and ``current_version`` when the content changed), so a changed
+    preset has a new key and the old text is never served for it. Reading the eleven columns
+    and writing them as JSON was two thirds of a 100-row list request. A page with any preset
+    not known here is read and written whole, as it is now in the database.
+
+    Only what writes a preset's row without ``save`` (``QuerySet.update``, raw SQL) could leave
+    a listed preset stale; the app never does, and tests clear this between them (a rolled-back
+    test database gives out the same ids again).
+    """
+
+    KEY = ("id", "current_version", "updated_at")
+
+    def __init__(self, size: int) -> None:
+        self.size = size  # texts kept (more only while one page larger than this is)
+        self._texts: dict[tuple[Any, ...], bytes] = {}
+        self._lock = threading.Lock()
+        self._key_at = tuple(_LIST_COLUMNS.index(column) for column in self.KEY)
+
+    def page(self, listing: PresetListing, *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
+        """How many presets ``listing`` keeps, and the JSON array of its page from ``offset``."""
+        presets = ParameterPreset.objects
+        total, keys = presets.list_page(listing, columns=self.KEY, offset=offset, limit=limit)
+        texts = [self._texts.get(key) for key in keys]
+        if None in texts:
+            texts = self._remember(presets.page_rows(listing, columns=_LIST_COLUMNS, offset=offset, limit=limit))
+        return total, orjson.Fragment(b"[" + b",".join(texts) + b"]")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def _remember(self, found: list[tuple[Any, ...]]) -> list[bytes]:
+        texts = [orjson.dumps(preset, option=JSON_OPTIONS) for preset in _listed(found)]
+        with self._lock:
+            excess = len(self._texts) + len(texts) - self.size
+            if excess > 0:  # the oldest go, a quarter at least, so that this is not done every time
+                for key in list(islice(self._texts, max(excess, self.size // 4))):
+                    del self._texts[key]
+            for row, text in zip(found, texts, strict=True):
+                self._texts[tuple(row[at] for at in self._key_at)] = text
+        return texts
+
+
+listed_json = ListedJSON(size=20_000)
+
+
+def list_answer(request: HttpRequest, query: QueryDict) -> tuple[orjson.Fragment, dict[str, str]]:
+    """The list endpoint's JSON array and headers (X-Total-Count, and Link to the next and
+    previous pages) for a query string; an API error for a bad one. Serves DRF's view and the
+    fast path."""
     listing, errors = PresetFilter.listing(query)
     if listing is None:
         raise translate_validation(errors)
     page = _positive_int(query, "page", 1, MAX_PAGE)
     page_size = _positive_int(query, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     start = (page - 1) * page_size
-    total, found = ParameterPreset.objects.list_page(listing, columns=_LIST_COLUMNS, offset=start, limit=page_size)
+    total, page_json = listed_json.page(listing, offset=start, limit=page_size)
     headers = {"X-Total-Count": str(total)}
     links = []
     if start + page_size < total:
@@ -151,7 +209,7 @@ def list_answer(request: HttpRequest, query: QueryDict) -> tuple[list[dict[str, 
         links.append(f'<{_page_url(request, query, page - 1)}>; rel="prev"')
     if links:
         headers["Link"] = ", ".join(links)
-    return _listed(found), headers
+    return page_json, headers
 
 
 def _page_url(request: HttpRequest, query: QueryDict, page: int) -> str:
@@ -293,8 +351,8 @@ class PresetViewSet(viewsets.GenericViewSet):
     # --- the contract ----------------------------------------------------------------------
 
     def list(self, request: Request) -> Response:
-        rows, headers = list_answer(request, request.query_params)
-        return Response(rows, headers=headers)
+        page_json, headers = list_answer(request, request.query_params)
+        return Response(page_json, headers=headers)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return self._respond(self.get_object())
@@ -774,6 +832,6 @@ def merge_endpoint(request: HttpRequest, data: Any) -> dict[str, Any]:
 
 
 @fast_json(PresetViewSet.as_view({"get": "list", "post": "create"}), method="GET")
-def list_endpoint(request: HttpRequest) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def list_endpoint(request: HttpRequest) -> tuple[orjson.Fragment, dict[str, str]]:
     """GET /api/presets/, the most used read; creating a preset goes to DRF."""
     return list_answer(request, request.GET)

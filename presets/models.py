@@ -191,14 +191,22 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         more than running them. JSON columns come back as their stored text; datetimes as the
         database driver reads them, except on SQLite (see ``_listed_column``).
         """
-        page, count, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)
+        rows = self.page_rows(listing, columns=columns, offset=offset, limit=limit)
+        if rows and len(rows) < limit:  # the last page: the total follows, no count needed
+            return offset + len(rows), rows
+        count, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)[1:]
         with connection.cursor() as cursor:
-            cursor.execute(page, [*params, limit, offset])
-            rows = cursor.fetchall()
-            if rows and len(rows) < limit:  # the last page: the total follows, no count needed
-                return offset + len(rows), rows
             cursor.execute(count, params)
             return cursor.fetchone()[0], rows
+
+    def page_rows(
+        self, listing: PresetListing, *, columns: Sequence[str], offset: int, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """list_page's page without the count."""
+        page, _, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)
+        with connection.cursor() as cursor:
+            cursor.execute(page, [*params, limit, offset])
+            return cursor.fetchall()
 
     @transaction.atomic
     def import_contents(self, contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:

@@ -10,6 +10,7 @@ import pytest
 from django.http import QueryDict
 from rest_framework.test import APIClient
 
+from presets.api import listed_json
 from presets.filters import PresetFilter
 from presets.models import ParameterPreset
 from presets.serializers import PRESET_FIELDS
@@ -318,12 +319,16 @@ def test_the_list_runs_three_queries_at_most_however_many_presets(
 ):
     bulk_presets(count)
 
-    # The token and its user, the page, and the count unless the page is the last.
+    # The token and its user, the page's keys, and the count unless the page is the last; the
+    # first time, the page's presets in full too (ListedJSON).
+    with django_assert_num_queries(queries + 1):
+        first = token_client.get("/api/presets/?page_size=10000")
     with django_assert_num_queries(queries):
-        response = token_client.get("/api/presets/?page_size=10000")
+        again = token_client.get("/api/presets/?page_size=10000")
 
-    assert response.status_code == 200
-    assert len(response.json()) == count
+    assert first.status_code == again.status_code == 200
+    assert len(first.json()) == count
+    assert again.content == first.content
 
 
 # The list's own SQL (ParameterPreset.objects.list_page) against PresetFilter's ORM query, which
@@ -466,3 +471,80 @@ def test_the_total_is_right_on_every_kind_of_page(api, page, rows):
     assert response.status_code == 200
     assert len(response.json()) == rows
     assert response.headers["X-Total-Count"] == "25"
+
+
+# Each listed preset's JSON is kept per process under its id, version and update time
+# (presets.api.ListedJSON): whatever changes a preset, the next list shows the change.
+
+
+def listed(api, query: str = "") -> dict[int, dict]:
+    return {row["id"]: row for row in api.get(f"/api/presets/?category=custom{query}").json()}
+
+
+def test_an_edited_preset_is_listed_as_it_is_now(api, user):
+    preset = make_preset(name="Before", created_by=user)
+    listed(api)  # kept
+
+    edited = api.patch(
+        f"/api/presets/{preset.pk}",
+        {"name": "After", "description": "now described", "parameters": {"tp-size": [4]}},
+        format="json",
+    )
+
+    row = listed(api)[preset.pk]
+    assert edited.status_code == 200
+    assert row == edited.json() == api.get(f"/api/presets/{preset.pk}").json()
+    assert (row["name"], row["parameters"], row["version"]) == ("After", {"tp-size": [4]}, 2)
+
+
+def test_a_preset_saved_unchanged_lists_its_new_update_time(api):
+    preset = make_preset(name="Saved again")
+    before = listed(api)[preset.pk]
+
+    preset.save()  # the same content: no new version, but updated_at moves
+
+    after = listed(api)[preset.pk]
+    assert after["version"] == before["version"] == 1
+    assert after["updated_at"] != before["updated_at"]
+    assert after == api.get(f"/api/presets/{preset.pk}").json()
+
+
+def test_a_restored_version_and_a_preset_back_from_the_trash_are_listed_as_they_are(api, user):
+    preset = make_preset(name="Version one", parameters={"tp-size": [1]}, created_by=user)
+    preset.name, preset.parameters = "Version two", {"tp-size": [2]}
+    preset.save(by=user)
+    listed(api)
+
+    restored = api.post(f"/api/presets/{preset.pk}/versions/1/restore")
+    after_restore = listed(api)[preset.pk]
+    preset.refresh_from_db()
+    preset.trash(by=user)
+    in_trash = listed(api)
+    preset.untrash(by=user, name="Back again")
+
+    assert restored.status_code == 200
+    assert (after_restore["name"], after_restore["parameters"], after_restore["version"]) == (
+        "Version one",
+        {"tp-size": [1]},
+        3,
+    )
+    assert preset.pk not in in_trash
+    assert listed(api)[preset.pk] == api.get(f"/api/presets/{preset.pk}").json()
+    assert listed(api)[preset.pk]["name"] == "Back again"
+
+
+def test_the_kept_json_stays_bounded_and_pages_stay_right(api, monkeypatch):
+    monkeypatch.setattr(listed_json, "size", 4)
+    presets = [make_preset(name=f"Bounded {number}") for number in range(10)]
+    expected = [api.get(f"/api/presets/{preset.pk}").json() for preset in presets]
+
+    pages = [api.get(f"/api/presets/?category=custom&page_size=3&page={page}").json() for page in range(1, 5)]
+    whole = api.get("/api/presets/?category=custom").json()
+    again = api.get("/api/presets/?category=custom").json()
+
+    assert [row for page in pages for row in page] == whole == again == expected
+    assert len(listed_json) == 10  # a page larger than the size is kept while it is the last read
+    make_preset(name="A new first")
+    first_page = api.get("/api/presets/?category=custom&page_size=3").json()
+    assert [row["name"] for row in first_page] == ["A new first", "Bounded 0", "Bounded 1"]
+    assert len(listed_json) <= 4
