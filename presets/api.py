@@ -159,14 +159,14 @@ class ListedJSON:
         self._lock = threading.Lock()
         self._key_at = tuple(_LIST_COLUMNS.index(column) for column in self.KEY)
 
-    def page(self, listing: PresetListing, *, offset: int, limit: int) -> tuple[int, orjson.Fragment]:
+    def page(self, listing: PresetListing, *, offset: int, limit: int) -> tuple[int, bytes]:
         """How many presets ``listing`` keeps, and the JSON array of its page from ``offset``."""
         presets = ParameterPreset.objects
         total, keys = presets.list_page(listing, columns=self.KEY, offset=offset, limit=limit)
         texts = [self._texts.get(key) for key in keys]
         if None in texts:
             texts = self._remember(presets.page_rows(listing, columns=_LIST_COLUMNS, offset=offset, limit=limit))
-        return total, orjson.Fragment(b"[" + b",".join(texts) + b"]")
+        return total, b"[" + b",".join(texts) + b"]"
 
     def clear(self) -> None:
         with self._lock:
@@ -190,8 +190,8 @@ class ListedJSON:
 listed_json = ListedJSON(size=20_000)
 
 
-def list_answer(request: HttpRequest, query: QueryDict) -> tuple[orjson.Fragment, dict[str, str]]:
-    """The list endpoint's JSON array and headers (X-Total-Count, and Link to the next and
+def list_answer(request: HttpRequest, query: QueryDict) -> tuple[bytes, dict[str, str]]:
+    """The list endpoint's JSON array (its text) and headers (X-Total-Count, and Link to the next and
     previous pages) for a query string; an API error for a bad one. Serves DRF's view and the
     fast path."""
     listing, errors = PresetFilter.listing(query)
@@ -351,8 +351,10 @@ class PresetViewSet(viewsets.GenericViewSet):
     # --- the contract ----------------------------------------------------------------------
 
     def list(self, request: Request) -> Response:
+        # Here for the browsable API and ?format=: they need the presets themselves (the
+        # browsable API shows its filter form only for a list), not the JSON text.
         page_json, headers = list_answer(request, request.query_params)
-        return Response(page_json, headers=headers)
+        return Response(orjson.loads(page_json), headers=headers)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return self._respond(self.get_object())
@@ -834,4 +836,5 @@ def merge_endpoint(request: HttpRequest, data: Any) -> dict[str, Any]:
 @fast_json(PresetViewSet.as_view({"get": "list", "post": "create"}), method="GET")
 def list_endpoint(request: HttpRequest) -> tuple[orjson.Fragment, dict[str, str]]:
     """GET /api/presets/, the most used read; creating a preset goes to DRF."""
-    return list_answer(request, request.GET)
+    page_json, headers = list_answer(request, request.GET)
+    return orjson.Fragment(page_json), headers

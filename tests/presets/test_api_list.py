@@ -448,6 +448,25 @@ def test_the_browsable_list_and_creating_still_go_through_drf(api):
     assert names(api.get("/api/presets/?search=made+here")) == ["Made here"]
 
 
+def test_the_browsable_list_shows_the_presets_and_its_filter_form(api, mixed_presets):
+    # DRF's browsable API offers its filters only when the view answers with a list of presets.
+    browsable = api.get("/api/presets/?runtime=vllm", headers={"Accept": "text/html"})
+
+    assert browsable.context["filter_form"] is not None
+    assert "vLLM Paged" in browsable.content.decode()
+    assert "SGLang" not in browsable.context["content"]
+
+
+def test_the_list_with_format_json_is_the_fast_paths_array(api, mixed_presets):
+    through_drf = api.get("/api/presets/?format=json&runtime=vllm&page_size=2")
+    fast = api.get("/api/presets/?runtime=vllm&page_size=2")
+
+    assert through_drf.json() == fast.json()
+    assert len(fast.json()) == 2
+    assert through_drf["X-Total-Count"] == fast["X-Total-Count"]
+    assert through_drf["Link"].replace("format=json&", "") == fast["Link"]
+
+
 def test_the_list_asks_anonymous_clients_to_sign_in(system_presets):
     response = APIClient().get("/api/presets/")
 
