@@ -117,3 +117,41 @@ def test_the_user_of_an_api_token_is_read_as_django_reads_it(user):
 
     assert found.last_login == get_user_model().objects.get(pk=user.pk).last_login
     assert found.last_login.tzinfo is not None
+
+
+# A stored session's text is checked and unpacked once per process (accounts.sessions): the
+# answers must stay those of Django's own decode.
+
+
+def test_a_session_changed_in_place_is_not_changed_for_the_next_request(logged_in):
+    key = logged_in.cookies["sessionid"].value
+    first = SessionStore(key)
+    first["remembered"] = ["kept"]
+    first.save()
+
+    SessionStore(key)["remembered"].append("not saved")
+
+    assert SessionStore(key)["remembered"] == ["kept"]
+
+
+def test_a_tampered_session_is_empty_each_time_it_is_read(logged_in, caplog):
+    row = session_row(logged_in)
+    row.session_data = row.session_data[:-2] + ("AA" if not row.session_data.endswith("AA") else "BB")
+    row.save()
+
+    for _ in range(2):
+        assert logged_in.get(ACCOUNT).status_code == 302
+    assert [r.message for r in caplog.records if r.name == "django.security.SuspiciousSession"] == [
+        "Session data corrupted"
+    ] * 2
+
+
+@pytest.mark.parametrize(("fallback", "status"), [(False, 302), (True, 200)])
+def test_a_new_secret_key_signs_everyone_out_unless_the_old_one_is_a_fallback(logged_in, settings, fallback, status):
+    assert logged_in.get(ACCOUNT).status_code == 200  # the session checked under the old key
+
+    old, settings.SECRET_KEY = settings.SECRET_KEY, "a-new-secret-key-" + "x" * 40
+    settings.SECRET_KEY_FALLBACKS = [old] if fallback else []
+
+    assert bool(SessionStore(logged_in.cookies["sessionid"].value).load()) is fallback
+    assert logged_in.get(ACCOUNT).status_code == status
