@@ -123,7 +123,7 @@ def test_the_user_of_an_api_token_is_read_as_django_reads_it(user):
 # answers must stay those of Django's own decode.
 
 
-def test_a_session_changed_in_place_is_not_changed_for_the_next_request(logged_in):
+def test_a_session_changed_in_place_is_not_changed_for_the_next_read(logged_in):
     key = logged_in.cookies["sessionid"].value
     first = SessionStore(key)
     first["remembered"] = ["kept"]
