@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from autotuner.readcache import UntilChanged
 from engines.checks import Finding, check_for_runtime, warnings
 from presets.fields import GridField
 from presets.merging import PresetInput, count_combinations
@@ -152,6 +153,12 @@ def _list_statements(
     )
 
 
+# Read again only after a write (autotuner.readcache): a list's total (its count over every
+# matching preset, a fifth of a 100-row list request) and the rows merges read.
+_live_counts = UntilChanged(size=256)
+_merge_rows = UntilChanged(size=1024)
+
+
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
     """Presets not in the trash: what every page, the API and the merge see."""
 
@@ -162,24 +169,28 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         """The merge inputs of the presets with these ids, by id (missing ids are absent).
 
         Hand-written SQL: the merge endpoint is hot, and compiling this query through the
-        ORM cost more than the merge itself.
+        ORM cost more than the merge itself. The rows are read again only after a write
+        (autotuner.readcache); each call parses its own parameters, for callers to keep or change.
         """
-        ids = list(ids)
+        ids = tuple(ids)
         if not ids:
             return {}
+        parameters = self.model._meta.get_field("parameters")
+        rows = _merge_rows.get(ids, lambda: self._merge_rows(ids))
+        return {pk: PresetInput(name, parameters.from_db_value(value, None, connection)) for pk, name, value in rows}
+
+    def _merge_rows(self, ids: tuple[int, ...]) -> list[tuple[int, str, str]]:
         meta = self.model._meta
         quote = connection.ops.quote_name
-        parameters = meta.get_field("parameters")
         placeholders = ", ".join(["%s"] * len(ids))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {quote(meta.pk.column)}, {quote('name')}, {quote(parameters.column)} "
+                f"SELECT {quote(meta.pk.column)}, {quote('name')}, {quote(meta.get_field('parameters').column)} "
                 f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN ({placeholders}) "
                 f"AND {quote('deleted_at')} IS NULL",
                 ids,
             )
-            rows = cursor.fetchall()
-        return {pk: PresetInput(name, parameters.from_db_value(value, None, connection)) for pk, name, value in rows}
+            return cursor.fetchall()
 
     def list_page(
         self, listing: PresetListing, *, columns: Sequence[str], offset: int, limit: int
@@ -195,9 +206,13 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         if rows and len(rows) < limit:  # the last page: the total follows, no count needed
             return offset + len(rows), rows
         count, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)[1:]
-        with connection.cursor() as cursor:
-            cursor.execute(count, params)
-            return cursor.fetchone()[0], rows
+
+        def counted() -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(count, params)
+                return cursor.fetchone()[0]
+
+        return _live_counts.get((count, *params), counted), rows
 
     def page_rows(
         self, listing: PresetListing, *, columns: Sequence[str], offset: int, limit: int
