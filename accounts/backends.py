@@ -3,7 +3,8 @@
 ``get_user`` runs on every signed-in request; ``User.objects.get(pk=...)`` spent most of its
 time compiling the query. Here the columns and their converters are worked out once per
 database, and a row becomes the model instance Django would build (``user_from_row``), with
-the same rule for inactive users. API tokens (autotuner.authentication) read users the same way.
+the same rule for inactive users; the row is read again only after a write
+(autotuner.readcache). API tokens (autotuner.authentication) read users the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.db.models.expressions import Col
 
+from autotuner.readcache import UntilChanged
+
 
 class ModelBackend(backends.ModelBackend):
     def get_user(self, user_id: Any) -> Any:
@@ -27,18 +30,27 @@ class ModelBackend(backends.ModelBackend):
         except ValidationError:
             return None
         database = router.db_for_read(model)
-        quote = connections[database].ops.quote_name
-        with connections[database].cursor() as cursor:
-            cursor.execute(
-                f"SELECT {user_columns(database)} FROM {quote(model._meta.db_table)} "
-                f"WHERE {quote(model._meta.pk.column)} = %s",
-                [pk],
-            )
-            row = cursor.fetchone()
+        row = _user_rows.get(pk, lambda: _user_row(model, database, pk), connections[database])
         if row is None:
             return None
         user = user_from_row(row, database)
         return user if self.user_can_authenticate(user) else None
+
+
+# A signed-in user's row is read again only after a write (a deactivation, a new password, any
+# other change): autotuner.readcache. Each request still builds a user of its own.
+_user_rows = UntilChanged(size=4096)
+
+
+def _user_row(model: Any, database: str, pk: Any) -> tuple[Any, ...] | None:
+    quote = connections[database].ops.quote_name
+    with connections[database].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {user_columns(database)} FROM {quote(model._meta.db_table)} "
+            f"WHERE {quote(model._meta.pk.column)} = %s",
+            [pk],
+        )
+        return cursor.fetchone()
 
 
 def user_columns(database: str, table: str = "") -> str:

@@ -20,11 +20,15 @@ from rest_framework import authentication, exceptions
 
 from accounts.backends import user_columns, user_from_row
 from accounts.models import ApiToken, hash_key
+from autotuner.readcache import UntilChanged
 
 # A token's last use is written at most this often (seconds) per process: a write on every
 # request would cost more than the lookup, and the page shows it to the minute.
 LAST_USED_RESOLUTION = 60.0
 _last_written: dict[str, float] = {}
+# Who a token belongs to is looked up again only after a write (a revoked token, a deactivated
+# user, any other change): autotuner.readcache. Each request still gets a user of its own.
+_token_users = UntilChanged(size=1024)
 
 
 @cache
@@ -59,13 +63,7 @@ def user_for_token_header(header: str, keyword: str = "Token") -> tuple[Any, str
         raise exceptions.AuthenticationFailed("Invalid token header. Token string should not contain spaces.")
     key = parts[1]
     key_hash = hash_key(key)
-    with connection.cursor() as cursor:
-        cursor.execute(_user_query(), [key_hash])
-        row = cursor.fetchone()
-        if row is None:  # a DRF token (made by drf_create_token or DRF's Token model): one more query
-            cursor.execute(_user_query(legacy=True), [key])
-            row = cursor.fetchone()
-            key_hash = ""
+    row, key_hash = _token_users.get(key_hash, lambda: _user_row(key, key_hash))
     if row is None:
         raise exceptions.AuthenticationFailed("Invalid token.")
     user = user_from_row(row, connection.alias)
@@ -73,6 +71,17 @@ def user_for_token_header(header: str, keyword: str = "Token") -> tuple[Any, str
         raise exceptions.AuthenticationFailed("User inactive or deleted.")
     _note_use(key_hash)
     return user, key
+
+
+def _user_row(key: str, key_hash: str) -> tuple[tuple[Any, ...] | None, str]:
+    """The user's row (user_columns) for a token, and the hash its use is noted under ("" for none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_user_query(), [key_hash])
+        row = cursor.fetchone()
+        if row is None:  # a DRF token (made by drf_create_token or DRF's Token model): one more query
+            cursor.execute(_user_query(legacy=True), [key])
+            return cursor.fetchone(), ""
+    return row, key_hash
 
 
 def _note_use(key_hash: str) -> None:
