@@ -8,6 +8,7 @@ statements (a list's count of every matching preset, the user behind an API toke
 never serves a stale answer: a write anywhere, by anyone, drops everything kept.
 
 The answer is computed every time:
+- with ``AUTOTUNER_READ_CACHE=off`` (settings.READ_CACHE), to compare or to rule this out;
 - on PostgreSQL, which has no such cheap signal;
 - on an in-memory database: its connections share one page cache, and see each other's
   writes without a new data_version;
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -34,7 +36,7 @@ class UntilChanged:
 
     def get[T](self, key: Hashable, compute: Callable[[], T], connection: BaseDatabaseWrapper | None = None) -> T:
         """``compute()``'s answer for ``key`` from ``connection`` (the default database's if None)."""
-        state = _state(connection or connections[DEFAULT_DB_ALIAS])
+        state = _state(connections[DEFAULT_DB_ALIAS] if connection is None else connection)
         if state is None:
             return compute()
         local = self._local
@@ -54,7 +56,7 @@ class UntilChanged:
 
 def _state(connection: BaseDatabaseWrapper) -> tuple[Any, int, int] | None:
     """What identifies the database's content as this connection sees it; None where that is unknown."""
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+    if not settings.READ_CACHE or connection.vendor != "sqlite" or connection.is_in_memory_db():
         return None
     connection.ensure_connection()
     if not connection.autocommit:  # in a transaction (atomic, or managed by hand)

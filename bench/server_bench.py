@@ -339,6 +339,11 @@ def main() -> None:
         metavar="TEXT",
         help="measure only the endpoints whose label contains one of these (the baseline always runs)",
     )
+    parser.add_argument(
+        "--no-read-cache",
+        action="store_true",
+        help="serve with AUTOTUNER_READ_CACHE=off: every request reads what the database keeps, as just after a write",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("This benchmark needs wrk: apt-get install wrk")
@@ -354,6 +359,7 @@ def main() -> None:
         "AUTOTUNER_DATA_DIR": str(workdir),
         "DEBUG": "false",
         "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "AUTOTUNER_READ_CACHE": "off" if args.no_read_cache else "on",
     }
     log = (workdir / "server.log").open("w")
     server = subprocess.Popen(
@@ -393,7 +399,8 @@ def main() -> None:
         baseline_case = all_cases[0]
         print(
             f"\ngunicorn 2 sync workers, {PRESETS:,} presets, {TASKS:,} tasks, wrk for {args.seconds} s each, "
-            f"in {ROUNDS} slices alternating with as many of the baseline (its rows, last: all its slices)"
+            f"in {ROUNDS} slices alternating with as many of the baseline (its rows, last: all its slices); "
+            f"read cache {env['AUTOTUNER_READ_CACHE']}"
         )
         header = f"{'endpoint':36} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'vs base':>7}"
         print(f"{header} {'queries at 1k/10k':>17}")

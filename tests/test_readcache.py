@@ -144,6 +144,13 @@ def test_an_in_memory_database_is_asked_every_time() -> None:
     handler.close_all()
 
 
+def test_switched_off_it_asks_every_time(database: Any, settings: Any) -> None:
+    settings.READ_CACHE = False
+    cache, count = UntilChanged(size=8), Counter(database)
+    assert [cache.get("items", count, database) for _ in range(2)] == [1, 1]
+    assert count.runs == 2
+
+
 def test_answers_beyond_the_size_are_computed_again(database: Any) -> None:
     cache, count = UntilChanged(size=2), Counter(database)
     for key in ("a", "b", "c", "a"):
