@@ -470,9 +470,9 @@ def report(tally: Tally, elapsed: float, problems: list[str], clients: int, engi
     for line in (tally.server_errors + tally.locked + tally.broken + tally.unexpected)[:20]:
         print(f"  {line}")
     for problem in problems:
-        print(f"LOST WRITES: {problem}")
+        print(f"WRITES NOT SEEN: {problem}")
     failed = bool(tally.server_errors or tally.locked or tally.broken or problems)
-    print("FAILED" if failed else "OK: no 5xx, no lock errors, every acknowledged write stored")
+    print("FAILED" if failed else "OK: no 5xx, no lock errors, every acknowledged write stored and counted")
     return 1 if failed else 0
 
 

@@ -430,6 +430,8 @@ def main() -> None:
             ratios[baseline_case.label, clients] = 1.0
             show(baseline_case, clients)
 
+        if not args.no_read_cache:
+            print("(queries: statements run; a read kept since the last write runs none, see --no-read-cache)")
         print(f"\n64 clients, {args.seconds} s each")
         at64 = {}
         busy = ("GET /healthz (baseline)", "GET API list, filtered, 100 rows", "POST API merge, 2 presets")
