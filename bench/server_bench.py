@@ -65,8 +65,10 @@ class Case:
     method: str = "GET"
     body: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    # Paths to ask for in turn instead of ``path`` (from a random one; wrk's two threads half-way apart).
+    # Paths (or bodies) to send in turn instead of ``path`` (``body``), from a random one; wrk's two
+    # threads half-way apart.
     paths: list[str] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
 
 
 # --- the database --------------------------------------------------------------------------
@@ -178,6 +180,15 @@ def cases(data: dict[str, Any]) -> list[Case]:
         ),
         Case("POST API merge, 2 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:2]}), posting),
         Case("POST API merge, 20 presets", "/api/presets/merge", "POST", json.dumps({"preset_ids": ids[:20]}), posting),
+        # A merge of 2, each request another pair: the merge memo (presets.api._merged) never has it.
+        Case(
+            "POST API merge, 2, each a new pair",
+            "/api/presets/merge",
+            "POST",
+            json.dumps({"preset_ids": ids[:2]}),
+            posting,
+            bodies=[json.dumps({"preset_ids": [first, second]}) for first in ids for second in ids if first != second],
+        ),
         Case("GET merge-preview fragment", preview((ids[0], ids[1])), headers=previewing),
         # The same fragment, each request another pair of presets: the previews cache never has it.
         Case(
@@ -239,12 +250,15 @@ def run_wrk(base: str, case: Case, seconds: int, connections: int, script_dir: P
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in case.headers.items()]
     if case.body is not None:
         lines.append(f"wrk.body = {json.dumps(case.body)}")
-    if case.paths:  # each run starts somewhere else: runs of a few seconds would repeat the first paths
+    turns = case.paths or case.bodies
+    if turns:  # each run starts somewhere else: runs of a few seconds would repeat the first ones
         lines += [
-            "local paths = {" + ", ".join(map(json.dumps, case.paths)) + "}",
-            f"local first = {random.randrange(len(case.paths))}",
-            "function setup(thread) thread:set('at', first); first = (first + math.floor(#paths / 2)) % #paths end",
-            "function request() at = at % #paths + 1; return wrk.format(nil, paths[at]) end",
+            "local turns = {" + ", ".join(map(json.dumps, turns)) + "}",
+            f"local first = {random.randrange(len(turns))}",
+            "function setup(thread) thread:set('at', first); first = (first + math.floor(#turns / 2)) % #turns end",
+            "function request() at = at % #turns + 1; return wrk.format("
+            + ("nil, turns[at]" if case.paths else "nil, nil, nil, turns[at]")
+            + ") end",
         ]
     script.write_text("\n".join(lines) + "\n")
     threads = min(2, connections)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
@@ -42,7 +43,7 @@ from presets.exchange import (
     preset_download,
 )
 from presets.filters import PresetFilter
-from presets.merging import MergeStrategy
+from presets.merging import MergeStrategy, PresetInput
 from presets.models import (
     MAX_NOTE_LENGTH,
     SYSTEM_READ_ONLY,
@@ -811,7 +812,7 @@ def _check_engine(parameters: dict[str, Any], runtime: str) -> None:
 def merge_result(data: Any) -> dict[str, Any]:
     """The merge endpoint's answer to a request body, or an ApiError."""
     ids, strategy, runtime = _merge_request(data)
-    found = ParameterPreset.objects.merge_inputs(ids)
+    found = ParameterPreset.objects.merge_rows(ids)
     missing = [preset_id for preset_id in ids if preset_id not in found]
     if missing:
         raise ApiError(
@@ -819,8 +820,21 @@ def merge_result(data: Any) -> dict[str, Any]:
             f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
             [Problem(f"preset_ids[{ids.index(m)}]", f"no preset with id {m}") for m in missing],
         )
+    return _merged(tuple(found[i] for i in ids), strategy, runtime)
+
+
+@lru_cache(maxsize=256)
+def _merged(presets: tuple[tuple[str, str], ...], strategy: MergeStrategy, runtime: str) -> dict[str, Any]:
+    """The merge answer for presets given as (name, parameters as stored), in order.
+
+    It depends on nothing else (the engines' catalogues are code), so the same merge asked again,
+    by anyone, is answered from here: an edited preset is another text, so another key. Shared:
+    the endpoints only serialize it.
+    """
+    parameters = ParameterPreset._meta.get_field("parameters")
+    inputs = [PresetInput(name, parameters.from_db_value(text, None, None)) for name, text in presets]
     catalogue = for_engine(runtime) if runtime else None
-    result = merge_for_engine([found[i] for i in ids], strategy, catalogue)
+    result = merge_for_engine(inputs, strategy, catalogue)
     answer = result.as_dict()
     if catalogue is not None:  # with an engine named, what it would say of the merged grid
         answer["warnings"] = [finding.as_dict() for finding in check_grid(result.parameters, catalogue)]

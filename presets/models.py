@@ -166,18 +166,24 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         return super().get_queryset().filter(deleted_at__isnull=True)
 
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
-        """The merge inputs of the presets with these ids, by id (missing ids are absent).
+        """The merge inputs of the presets with these ids, by id (missing ids are absent); each call
+        parses its own parameters, for callers to keep or change."""
+        parameters = self.model._meta.get_field("parameters")
+        return {
+            pk: PresetInput(name, parameters.from_db_value(text, None, connection))
+            for pk, (name, text) in self.merge_rows(ids).items()
+        }
+
+    def merge_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """The name and parameters (as stored: JSON text) of the presets with these ids, by id.
 
         Hand-written SQL: the merge endpoint is hot, and compiling this query through the
-        ORM cost more than the merge itself. The rows are read again only after a write
-        (autotuner.readcache); each call parses its own parameters, for callers to keep or change.
+        ORM cost more than the merge itself. Read again only after a write (autotuner.readcache).
         """
         ids = tuple(ids)
         if not ids:
             return {}
-        parameters = self.model._meta.get_field("parameters")
-        rows = _merge_rows.get(ids, lambda: self._merge_rows(ids))
-        return {pk: PresetInput(name, parameters.from_db_value(value, None, connection)) for pk, name, value in rows}
+        return {pk: (name, text) for pk, name, text in _merge_rows.get(ids, lambda: self._merge_rows(ids))}
 
     def _merge_rows(self, ids: tuple[int, ...]) -> list[tuple[int, str, str]]:
         meta = self.model._meta

@@ -134,6 +134,25 @@ def test_merge_reads_user_presets_of_any_owner(api, other_user, ids):
     assert body["applied_presets"] == ["Balanced", "Grace's grid"]
 
 
+def test_a_merge_asked_again_after_an_edit_or_a_rename_is_the_new_merge(api, user):
+    # The same merge asked again is answered from a memo (presets.api._merged): keyed on what
+    # the presets hold, so an edit or a rename is a new merge.
+    first, second = make_preset(name="Left", parameters={"tp-size": [1]}), make_preset(name="Right")
+    asked = [merge(api, [first.pk, second.pk]).json() for _ in range(2)]
+    assert asked[0] == asked[1]
+    assert asked[0]["parameters"]["tp-size"] == [1, 2]
+    first.parameters = {"tp-size": [4]}
+    first.save(by=user)
+    assert merge(api, [first.pk, second.pk]).json()["parameters"]["tp-size"] == [1, 2, 4]
+    first.name = "Renamed"
+    first.save(by=user)
+    answer = merge(api, [first.pk, second.pk]).json()
+    assert (answer["applied_presets"], answer["sources"]["tp-size"]) == (
+        ["Renamed", "Right"],
+        [["Right"], ["Right"], ["Renamed"]],
+    )
+
+
 def test_merge_changes_nothing(api, ids):
     before = list(ParameterPreset.objects.values())
 
