@@ -225,10 +225,13 @@ def wait_until_up(base: str, seconds: float = 30) -> None:
     raise SystemExit("gunicorn did not come up")
 
 
-def fetch(base: str, case: Case) -> tuple[int, int, bytes]:
-    """One request: its status, its database queries (the X-Queries header) and its body."""
+def fetch(base: str, case: Case, turn: int = 0) -> tuple[int, int, bytes]:
+    """One request (the ``turn``-th of a case with paths or bodies): its status, its database
+    queries (the X-Queries header) and its body."""
+    path = case.paths[turn % len(case.paths)] if case.paths else case.path
+    body = case.bodies[turn % len(case.bodies)] if case.bodies else case.body
     request = urllib.request.Request(
-        base + case.path, data=case.body.encode() if case.body else None, headers=case.headers, method=case.method
+        base + path, data=body.encode() if body else None, headers=case.headers, method=case.method
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -240,7 +243,7 @@ def fetch(base: str, case: Case) -> tuple[int, int, bytes]:
 def probe(base: str, case: Case) -> tuple[int, int]:
     """The status and the fewest queries of a few requests: a token's use is written at most once a
     minute per worker, and the first request a worker serves may do one-off work."""
-    answers = [fetch(base, case)[:2] for _ in range(4)]
+    answers = [fetch(base, case, turn)[:2] for turn in range(4)]
     return answers[-1][0], min(queries for _, queries in answers)
 
 

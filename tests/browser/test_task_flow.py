@@ -160,6 +160,8 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     expect(editor).to_have_value("")
     page.get_by_role("button", name="Apply to parameters", exact=True).click()
     expect(editor).to_have_value(re.compile(r'"tp-size": \[2, 4\]'))
+    # htmx wires up swapped-in content once it settles (20 ms later): typing before that sends nothing.
+    expect(page.locator("#parameters-editor")).not_to_have_class(re.compile(r"htmx-added"))
     assert editor_grid(page) == ME_THEN_HT_LAST_WINS
     expect(page.locator("#parameters-preview")).to_contain_text("Valid: 2 combinations.")
 
