@@ -43,7 +43,7 @@ from presets.exchange import (
     preset_download,
 )
 from presets.filters import PresetFilter
-from presets.merging import MergeStrategy, PresetInput
+from presets.merging import MergeStrategy
 from presets.models import (
     MAX_NOTE_LENGTH,
     SYSTEM_READ_ONLY,
@@ -55,6 +55,7 @@ from presets.models import (
     PresetRevision,
     ReadOnlyPreset,
     engine_errors,
+    merge_input,
 )
 from presets.validators import (
     RUNTIMES,
@@ -831,8 +832,7 @@ def _merged(presets: tuple[tuple[str, str], ...], strategy: MergeStrategy, runti
     by anyone, is answered from here: an edited preset is another text, so another key. Shared:
     the endpoints only serialize it.
     """
-    parameters = ParameterPreset._meta.get_field("parameters")
-    inputs = [PresetInput(name, parameters.from_db_value(text, None, None)) for name, text in presets]
+    inputs = [merge_input(name, text) for name, text in presets]
     catalogue = for_engine(runtime) if runtime else None
     result = merge_for_engine(inputs, strategy, catalogue)
     answer = result.as_dict()

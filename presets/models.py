@@ -159,6 +159,11 @@ _live_counts = UntilChanged(size=256)
 _merge_rows = UntilChanged(size=1024)
 
 
+def merge_input(name: str, stored_parameters: str) -> PresetInput:
+    """A preset's merge input from its name and parameters as stored (merge_rows), parsed anew."""
+    return PresetInput(name, ParameterPreset._meta.get_field("parameters").from_db_value(stored_parameters, None, None))
+
+
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
     """Presets not in the trash: what every page, the API and the merge see."""
 
@@ -168,11 +173,7 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
         """The merge inputs of the presets with these ids, by id (missing ids are absent); each call
         parses its own parameters, for callers to keep or change."""
-        parameters = self.model._meta.get_field("parameters")
-        return {
-            pk: PresetInput(name, parameters.from_db_value(text, None, connection))
-            for pk, (name, text) in self.merge_rows(ids).items()
-        }
+        return {pk: merge_input(name, text) for pk, (name, text) in self.merge_rows(ids).items()}
 
     def merge_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """The name and parameters (as stored: JSON text) of the presets with these ids, by id.
