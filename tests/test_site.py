@@ -25,18 +25,6 @@ def flashed(response) -> list[str]:
     return [message.text for message in page(response).by_id("messages").find_all("p")]
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
 # The dashboard
 
 

@@ -33,12 +33,6 @@ def flashed(response) -> list[str]:
     return [message.text for message in page(response).by_id("messages").find_all("p")]
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
 def token_get(key: str, path: str = "/api/presets/"):
     return APIClient().get(path, headers={"Authorization": f"Token {key}"})
 

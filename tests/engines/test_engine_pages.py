@@ -19,19 +19,6 @@ SGLANG = json.loads((DATA_DIR / "sglang-0.5.23.json").read_text())
 VLLM = json.loads((DATA_DIR / "vllm-0.33.0.json").read_text())
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
 def flag_table(response) -> Element:
     return parse(response.content).by_id("flag-table")
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils.deprecation import RemovedInDjango2028Warning
 from django.utils.html import strip_tags
@@ -67,12 +65,6 @@ def flashed(response) -> list[str]:
 
 def grant(user, *codenames: str) -> None:
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="presets", codename__in=codenames))
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    call_command("seed_presets", stdout=StringIO())
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
 
 
 @pytest.fixture

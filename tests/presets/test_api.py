@@ -45,19 +45,6 @@ def assert_error_shape(response) -> None:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
 def own_preset(user) -> ParameterPreset:
     return make_preset(
         name="My grid",

@@ -33,12 +33,6 @@ def import_document(name: str = "Imported") -> dict:
 
 
 @pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
 def adas_preset(user) -> ParameterPreset:
     return make_preset(name="Ada's grid", description="Original", parameters={"tp-size": [1, 2]}, created_by=user)
 

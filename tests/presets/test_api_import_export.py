@@ -74,19 +74,6 @@ def disposition_filename_star(header: str) -> str:
     raise AssertionError(f"no filename* in {header!r}")
 
 
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
 # Export one preset
 
 

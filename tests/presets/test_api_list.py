@@ -55,19 +55,6 @@ def next_link(response) -> str:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
 def mixed_presets(system_presets) -> dict[str, ParameterPreset]:
     """The shipped SGLang and vLLM system presets, a user-made vLLM one and an any-engine one."""
     return {

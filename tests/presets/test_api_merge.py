@@ -16,13 +16,6 @@ MERGE = "/api/presets/merge"
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def ids() -> dict[str, int]:
     """The system presets' ids by name."""
     ParameterPreset.objects.seed_system_presets()

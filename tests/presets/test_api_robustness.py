@@ -18,14 +18,6 @@ TEN_MB_NAME = json.dumps({"name": "x" * 10 * MB, "parameters": {"tp-size": [1]}}
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    """A logged-in client that returns a 500 as a response instead of raising, so tests can assert on it."""
-    client = APIClient(raise_request_exception=False)
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def mine(user) -> ParameterPreset:
     return make_preset(name="Mine", description="Untouched", parameters={"tp-size": [1, 2]}, created_by=user)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
 from tests.factories import make_preset
@@ -34,19 +33,6 @@ MISSPELT_WARNING = {
     "path": "enable-mixed-chunking",
     "message": "not a sglang 0.5.23 flag; did you mean enable-mixed-chunk?",
 }
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 def detail_url(preset: ParameterPreset) -> str:

@@ -48,11 +48,6 @@ def client_for(user) -> APIClient:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    return client_for(user)
-
-
-@pytest.fixture
 def own_preset(user) -> ParameterPreset:
     return make_preset(
         name="My grid",

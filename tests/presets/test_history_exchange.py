@@ -26,11 +26,6 @@ def client_for(user) -> APIClient:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    return client_for(user)
-
-
-@pytest.fixture
 def edited(user, other_user) -> ParameterPreset:
     """Three versions: created by ada, edited by grace, then by ada with a note."""
     preset = make_preset(name="Latency", parameters={"tp-size": [1, 2]}, created_by=user)

@@ -103,12 +103,6 @@ def contents(preset: ParameterPreset) -> dict[int, dict]:
 
 
 @pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def edited(signed_in) -> ParameterPreset:
     """Created on the create page, then edited twice with notes: versions 1 to 3."""
     response = signed_in.post(

@@ -98,18 +98,6 @@ def opened_version(response) -> str:
 
 
 @pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def own_preset(user) -> ParameterPreset:
     return make_preset(
         name="Mine",

@@ -56,18 +56,6 @@ def form_errors(response) -> list[str]:
     return [item.text for item in form.find_all("li")]
 
 
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
 # The import form
 
 

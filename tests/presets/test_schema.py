@@ -7,7 +7,6 @@ import re
 import pytest
 import yaml
 from django.core.management import call_command
-from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +27,6 @@ def schema(tmp_path) -> dict:
     path = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
     return yaml.safe_load(path.read_text())
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 def test_the_schema_validates_without_warnings(schema):

@@ -95,20 +95,6 @@ def assert_error_shape(response) -> None:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    """A signed-in client that answers a 500 instead of raising, so a test can assert there was none."""
-    client = APIClient(raise_request_exception=False)
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
 def high(system_presets) -> ParameterPreset:
     return system_presets["High Throughput"]
 

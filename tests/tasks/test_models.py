@@ -8,17 +8,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from presets.merging import MergeStrategy
-from presets.models import ParameterPreset
 from tasks.models import Task, TaskStatus, merge_presets
 from tests.factories import make_preset, make_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
 
 
 def errors_of(task: Task) -> dict[str, list[str]]:

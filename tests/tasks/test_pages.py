@@ -153,18 +153,6 @@ def assert_is_fragment(response, element_id: str) -> Element:
 
 
 @pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def system_presets() -> dict[str, ParameterPreset]:
-    ParameterPreset.objects.seed_system_presets()
-    return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture
 def high(system_presets) -> ParameterPreset:
     return system_presets["High Throughput"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
 from tasks.models import Task
@@ -12,13 +11,6 @@ from tests.html import parse
 pytestmark = pytest.mark.django_db
 
 BASE = {"name": "Llama sweep", "model": "meta-llama/Llama-3.1-8B-Instruct", "runtime": "sglang"}
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 
 from tasks.models import Task
 from tests.factories import make_preset, make_task
@@ -28,19 +27,6 @@ MISSPELT_WARNING = {
 }
 # 100 × 101 values of two flags no rule reads: 10,100 combinations, every one runnable.
 OVERSIZED = {"max-running-requests": list(range(1, 101)), "chunked-prefill-size": list(range(1, 102))}
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def api(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -104,14 +104,6 @@ def in_status(task: Task, status: str) -> Task:
 
 
 @pytest.fixture
-def api(user) -> APIClient:
-    """A signed-in client that answers a 500 instead of raising, so a test can assert there was none."""
-    client = APIClient(raise_request_exception=False)
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
 def draft(user) -> Task:
     return make_task(name="Llama sweep", parameters=GRID, gpus=2, created_by=user)
 

@@ -108,12 +108,6 @@ def in_status(task: Task, status: str) -> Task:
 
 
 @pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def draft(user) -> Task:
     """Four runnable experiments: both tp-sizes fit on two GPUs."""
     return make_task(name="Llama sweep", parameters=GRID, gpus=2, created_by=user)
