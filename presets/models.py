@@ -16,9 +16,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from autotuner.readcache import UntilChanged
-from engines.checks import Finding, check_for_runtime, warnings
+from engines.catalogue import for_engine
+from engines.checks import Finding, check_for_runtime, same_flag, warnings
 from presets.fields import GridField
-from presets.merging import PresetInput, count_combinations
+from presets.merging import MergeResult, MergeStrategy, PresetInput, count_combinations, merge
 from presets.naming import NamedQuerySet, UniquelyNamed, name_key
 from presets.validators import (
     InvalidParameters,
@@ -58,6 +59,15 @@ class NameInUse(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"Another preset is named “{name}” now; choose a new name.")
         self.name = name
+
+
+class PresetsNotFound(LookupError):
+    """Ids of a merge that name no preset (or one in the trash): ``missing`` pairs each one's
+    index in the request with the id, in request order."""
+
+    def __init__(self, missing: list[tuple[int, int]]) -> None:
+        super().__init__(f"No preset with id {', '.join(str(pk) for _, pk in missing)}.")
+        self.missing = missing
 
 
 class ReadOnlyPreset(PermissionDenied):
@@ -169,6 +179,27 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
 
     def get_queryset(self) -> PresetQuerySet:
         return super().get_queryset().filter(deleted_at__isnull=True)
+
+    def merge(
+        self, preset_ids: Sequence[int], *, strategy: MergeStrategy | str, runtime: str = ""
+    ) -> tuple[MergeResult, list[dict[str, Any]]]:
+        """Merge the presets with these ids in this order, and the provenance a task keeps of them
+        (``[{"id", "name"}]``, in that order). With a runtime, flags that are one flag for that
+        engine (``tp-size`` and ``tensor-parallel-size``) merge as one. The ids are checked for
+        shape by ``validators.preset_id_problems``; here, only whether they exist: PresetsNotFound.
+        The page, the merge API and the task API all merge through this."""
+        ids = list(preset_ids)
+        found = {
+            pk: PresetInput(name, parameters)
+            for pk, name, parameters in self.filter(pk__in=ids).values_list("pk", "name", "parameters")
+        }
+        missing = [(index, pk) for index, pk in enumerate(ids) if pk not in found]
+        if missing:
+            raise PresetsNotFound(missing)
+        inputs = [found[pk] for pk in ids]
+        catalogue = for_engine(runtime) if runtime else None
+        aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
+        return merge(inputs, strategy, same_flag=aliases), [{"id": pk, "name": found[pk].name} for pk in ids]
 
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
         """The merge inputs of the presets with these ids, by id (missing ids are absent); each call

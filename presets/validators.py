@@ -24,6 +24,9 @@ MAX_FLAG_LENGTH = 100
 MAX_NAME_LENGTH = 255
 MAX_METADATA_DEPTH = 10
 MAX_METADATA_SIZE = 64 * 1024
+# Presets one merge (API or task) takes: the task pages' selector holds as many; more would make
+# the merge and its explanation unreadable long before it made them slow.
+MAX_MERGE_PRESETS = 50
 
 FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")  # used with fullmatch: "$" would let a trailing newline in
 # PostgreSQL's jsonb refuses NUL and lone surrogates; SQLite would store them. Refuse both everywhere.
@@ -64,6 +67,31 @@ def parse_id(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if 0 < value < 2**63 else None
+
+
+def preset_id_problems(ids: object) -> list[Problem]:
+    """What is wrong with a list of preset ids to merge, in merge order (paths ``[i]``): the one
+    check of its shape for the merge API, the task API and the task form. Whether the presets
+    exist is the database's answer (``ParameterPreset.objects.merge``)."""
+    if not isinstance(ids, list | tuple):
+        return [Problem("", f"expected a list of preset ids, in merge order, got {describe_type(ids)}")]
+    if not ids:
+        return [Problem("", "the list is empty; select at least one preset")]
+    if len(ids) > MAX_MERGE_PRESETS:
+        return [Problem("", f"at most {MAX_MERGE_PRESETS} presets can be merged at once, got {len(ids)}")]
+    problems: list[Problem] = []
+    first_at: dict[int, int] = {}
+    for index, preset_id in enumerate(ids):
+        if type(preset_id) is not int or not 0 < preset_id < _INT64:
+            shown = _short(repr(preset_id)) if not isinstance(preset_id, str) else _short(f'"{preset_id}"')
+            problems.append(Problem(f"[{index}]", f"expected a preset id (a whole number from 1), got {shown}"))
+        elif preset_id in first_at:
+            problems.append(
+                Problem(f"[{index}]", f"preset {preset_id} is repeated (first at index {first_at[preset_id]})")
+            )
+        else:
+            first_at[preset_id] = index
+    return problems
 
 
 def describe_type(value: object) -> str:
