@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from engines.registry import ENGINES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -59,9 +61,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.forms",  # lets FORM_RENDERER find Django's widget templates
     "rest_framework",
-    # DRF's own tokens still authenticate (clients and scripts made with `drf_create_token`); new
-    # tokens are accounts.ApiToken, stored hashed and shown once.
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -87,8 +86,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "autotuner.middleware.HtmxLoginRedirectMiddleware",
 ]
-# Django's database sessions, read with a plain statement: every signed-in request reads one.
-SESSION_ENGINE = "accounts.sessions"
+# Django's database sessions: every worker and host sees a login or logout at once.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 ROOT_URLCONF = "autotuner.urls"
 
@@ -155,7 +154,7 @@ STATIC_ROOT = DATA_DIR / "static"
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header turns anonymous requests into 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "autotuner.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -201,7 +200,7 @@ INSTALLED_APPS += ["axes", "accounts"]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "accounts.backends.ModelBackend",  # Django's, reading the signed-in user without compiling a query
+    "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AUTOTUNER_LOGIN_COOLOFF_MINUTES", "15")))
@@ -324,17 +323,15 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 PARALLEL_EXPERIMENTS = int(env_str("AUTOTUNER_PARALLEL_EXPERIMENTS", "4"))
 
 # Running experiments on this host. A launcher replaces an engine's own start words
-# (engines.plan.LAUNCHERS), e.g. a container or a virtualenv's python; "{model}" is the task's model.
-STANDIN_ENGINE = BASE_DIR / "tests" / "standin_engine.py"
-STANDIN_LAUNCHERS = {
-    "sglang": [sys.executable, str(STANDIN_ENGINE), "--model-path", "{model}"],
-    "vllm": [sys.executable, str(STANDIN_ENGINE), "serve", "{model}"],
-}
+# (engines.registry), e.g. a container or a virtualenv's python; "{model}" is the task's model.
+# The stand-in engine (python -m engines.standin) reads either engine's way of naming the model.
+STANDIN_ENGINE = "engines.standin"
+STANDIN_LAUNCHERS = {engine.name: [sys.executable, "-m", STANDIN_ENGINE, *engine.model_arguments] for engine in ENGINES}
 # AUTOTUNER_STANDIN_ENGINE=1 runs every task against the stand-in engine: try the whole flow without a GPU.
 ENGINE_LAUNCHERS: dict[str, list[str]] = dict(STANDIN_LAUNCHERS) if env_bool("AUTOTUNER_STANDIN_ENGINE", False) else {}
-for _runtime in ("sglang", "vllm"):
-    if os.environ.get(f"AUTOTUNER_{_runtime.upper()}_LAUNCHER"):
-        ENGINE_LAUNCHERS[_runtime] = shlex.split(os.environ[f"AUTOTUNER_{_runtime.upper()}_LAUNCHER"])
+for _engine in ENGINES:  # AUTOTUNER_<NAME>_LAUNCHER, e.g. AUTOTUNER_VLLM_LAUNCHER
+    if os.environ.get(f"AUTOTUNER_{_engine.name.upper()}_LAUNCHER"):
+        ENGINE_LAUNCHERS[_engine.name] = shlex.split(os.environ[f"AUTOTUNER_{_engine.name.upper()}_LAUNCHER"])
 # The GPUs this host gives experiments, as CUDA_VISIBLE_DEVICES ids; unset leaves the variable alone.
 GPU_IDS = env_list("AUTOTUNER_GPU_IDS", [])
 ENGINE_START_TIMEOUT = int(env_str("AUTOTUNER_ENGINE_START_TIMEOUT", "600"))  # seconds, capped by the task's timeout

@@ -1,15 +1,12 @@
-"""Pages that belong to no single app: the dashboard and the user's account."""
+"""The dashboard: the one page that belongs to no single app."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
-from accounts.forms import ApiTokenForm
-from accounts.models import ApiToken
 from presets.views import dashboard_context
 from tasks.models import Task
 
@@ -19,27 +16,3 @@ from tasks.models import Task
 def dashboard(request: HttpRequest) -> HttpResponse:
     context = {**dashboard_context(), "tasks": Task.objects.count()}
     return render(request, "dashboard.html", context)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def account(request: HttpRequest) -> HttpResponse:
-    """The user's API tokens: the list, and a form making a new one, whose key is shown in full
-    in this response only (only its hash is stored)."""
-    new_key = None
-    form = ApiTokenForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        token, new_key = ApiToken.objects.create_token(user=request.user, name=form.cleaned_data["name"])
-        messages.success(request, f"Created the token “{token.name}”. Copy it now: it is shown only this once.")
-        form = ApiTokenForm(user=request.user)
-    context = {"tokens": ApiToken.objects.of(request.user), "form": form, "new_key": new_key}
-    return render(request, "accounts/account.html", context, status=422 if form.errors else 200)
-
-
-@login_required
-@require_POST
-def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(ApiToken.objects.of(request.user), pk=pk)
-    token.delete()
-    messages.success(request, f"Revoked the token “{token.name}”; requests using it are now refused.")
-    return redirect("account")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +13,7 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -137,7 +137,7 @@ def test_revoking_a_token_makes_its_key_answer_401(signed_in, user):
     assert flashed(signed_in.get(ACCOUNT)) == ["Revoked the token “Old laptop”; requests using it are now refused."]
 
 
-def test_revoking_also_stops_the_fast_merge_path(signed_in, user):
+def test_a_revoked_token_is_refused_by_the_merge_too(signed_in, user):
     key = make_token_key(user)
     merge = {"preset_ids": [], "merge_strategy": "last_wins"}
     signed_in.post(f"/account/tokens/{ApiToken.objects.get().pk}/revoke/")
@@ -200,7 +200,33 @@ def test_the_token_of_an_inactive_user_answers_401(user):
     user.is_active = False
     user.save()
 
-    assert token_get(key).status_code == 401
+    response = token_get(key)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "User inactive or deleted."}
+
+
+def test_an_unknown_token_answers_401_and_says_how_to_authenticate(db):
+    response = token_get("0" * 40)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_tokens_last_use_is_written_at_most_once_a_minute(user):
+    key = make_token_key(user)
+    token_get(key)
+    first = ApiToken.objects.get().last_used_at
+
+    token_get(key)
+
+    assert ApiToken.objects.get().last_used_at == first
+
+    ApiToken.objects.update(last_used_at=first - timedelta(minutes=1))
+    token_get(key)
+
+    assert ApiToken.objects.get().last_used_at > first
 
 
 # The management command
@@ -234,20 +260,49 @@ def test_create_token_refuses_bad_input(user, args, error):
 # Tokens made before: DRF's authtoken table
 
 
-def test_existing_drf_tokens_become_hashed_tokens_that_keep_working(user):
+@pytest.fixture
+def drf_token_table():
+    """DRF's token table, as a deployment from before keeps it (DRF's app is no longer installed)."""
     migration = importlib.import_module("accounts.migrations.0002_import_drf_tokens")
+    model = migration.drf_token_model()
+    with connection.schema_editor() as editor:
+        editor.create_model(model)
+    yield migration, model
+    with connection.schema_editor() as editor:
+        editor.delete_model(model)
+
+
+@pytest.mark.django_db(transaction=True)  # SQLite changes its schema only outside a transaction
+def test_existing_drf_tokens_become_hashed_tokens_that_keep_working(user, drf_token_table):
+    migration, DrfToken = drf_token_table
     key = "0123456789abcdef0123456789abcdef01234567"
-    Token.objects.create(key=key, user=user)
-    Token.objects.filter(key=key).update(created=datetime(2025, 1, 2, 3, 4, 5, 678901, UTC))
+    DrfToken.objects.create(key=key, user_id=user.pk, created=datetime(2025, 1, 2, 3, 4, 5, 678901, UTC))
 
     migration.import_tokens(apps, SimpleNamespace(connection=connection))
 
     token = ApiToken.objects.get()
-    assert (token.user, token.prefix, token.created_at) == (user, key[:8], datetime(2025, 1, 2, 3, 4, 5, 678901, UTC))
+    assert (token.user, token.name, token.prefix, token.created_at) == (
+        user,
+        "API token",
+        key[:8],
+        datetime(2025, 1, 2, 3, 4, 5, 678901, UTC),
+    )
     assert token_get(key).status_code == 200
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM authtoken_token")
-        assert cursor.fetchone() == (0,)  # no plaintext key is left behind
+    assert not DrfToken.objects.exists()  # no plaintext key is left behind
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drf_token_made_after_the_first_import_gets_a_name_of_its_own(user, drf_token_table):
+    _, DrfToken = drf_token_table
+    ApiToken.objects.create_token(user=user, name="API token")
+    key = "fedcba9876543210fedcba9876543210fedcba98"
+    DrfToken.objects.create(key=key, user_id=user.pk, created=timezone.now())
+
+    later = importlib.import_module("accounts.migrations.0003_import_later_drf_tokens")
+    later.import_tokens(apps, SimpleNamespace(connection=connection))
+
+    assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["API token", "API token (2)"]
+    assert token_get(key).status_code == 200
 
 
 def test_without_drf_tokens_the_import_does_nothing(db):
@@ -256,13 +311,3 @@ def test_without_drf_tokens_the_import_does_nothing(db):
     migration.import_tokens(apps, SimpleNamespace(connection=connection))
 
     assert not ApiToken.objects.exists()
-
-
-def test_a_token_made_by_drf_still_authenticates_and_a_wrong_one_does_not(user):
-    # Scripts and clients made with `manage.py drf_create_token` (DRF's Token model) keep working.
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    assert client.get("/api/presets/").status_code == 200
-
-    client.credentials(HTTP_AUTHORIZATION="Token not-a-key")
-    assert client.get("/api/presets/").status_code == 401

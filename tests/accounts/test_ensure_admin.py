@@ -1,3 +1,5 @@
+"""`manage.py ensure_admin`: the local superuser made once, its password kept in the data folder."""
+
 from __future__ import annotations
 
 import stat
