@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from engines.registry import engine_names, is_engine
+
 DATA_DIR = Path(__file__).parent / "data"
 KINDS = ("integer", "float", "switch", "choice", "string", "json", "list")
 FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
@@ -194,7 +196,7 @@ def _version_key(path: Path) -> tuple[int, ...]:
 
 def for_engine(engine: object) -> Catalogue | None:
     """The newest catalogue shipped for an engine, or None for an engine we do not know."""
-    if not isinstance(engine, str) or engine not in engines():
+    if not is_engine(engine):
         return None  # never a file pattern built from what a client sent
     return _newest(engine, DATA_DIR)
 
@@ -214,10 +216,11 @@ def _newest(engine: str, data_dir: Path) -> Catalogue | None:
 
 
 @cache
-def _engines_in(data_dir: Path) -> tuple[str, ...]:
-    return tuple(sorted({path.stem.split("-", 1)[0] for path in data_dir.glob("*-*.json")}))
+def _engines_in(data_dir: Path) -> frozenset[str]:
+    return frozenset(path.stem.split("-", 1)[0] for path in data_dir.glob("*-*.json"))
 
 
 def engines() -> list[str]:
-    """The engines a catalogue ships for."""
-    return list(_engines_in(DATA_DIR))
+    """The engines a catalogue ships for, in the registry's order."""
+    shipped = _engines_in(DATA_DIR)
+    return [name for name in engine_names() if name in shipped]

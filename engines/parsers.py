@@ -14,13 +14,8 @@ from typing import Any
 
 from engines.catalogue import Catalogue, Flag
 
-# How to build each engine's server parser, by the engine's own code.
-PARSER_FACTORIES = {
-    "sglang": "engines.parsers:sglang_parser",
-    "vllm": "engines.parsers:vllm_parser",
-}
 
-
+# Each engine's server parser, built by the engine's own code (engines.registry names them).
 def sglang_parser() -> argparse.ArgumentParser:
     from sglang.srt.server_args import ServerArgs  # type: ignore[import-not-found]
 

@@ -15,23 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.catalogue import Catalogue
+from engines.registry import UnknownEngine, engine
 
-LAUNCHERS = {
-    "sglang": ["python", "-m", "sglang.launch_server", "--model-path", "{model}"],
-    "vllm": ["vllm", "serve", "{model}"],
-}
-# The canonical names of the parallel sizes, per engine: (tensor, data, pipeline).
-PARALLEL_FLAGS = {
-    "sglang": ("tp-size", "dp-size", "pp-size"),
-    "vllm": ("tensor-parallel-size", "data-parallel-size", "pipeline-parallel-size"),
-}
 MAX_GRID_EXPERIMENTS = 10_000
-EXCLUSIVE_SWITCHES = {
-    "sglang": [
-        ("enable-hierarchical-cache", "disable-radix-cache"),
-        ("enable-unified-cache-external-linker", "enable-hierarchical-cache"),
-    ],
-}
 
 type Combination = dict[str, Any]
 
@@ -44,21 +30,23 @@ class Rule:
     reason: Callable[[Mapping[str, Any]], str | None]
 
 
-def rules_for(engine: str, gpus: int) -> list[Rule]:
-    rules: list[Rule] = []
-    parallel = PARALLEL_FLAGS.get(engine)
-    if parallel:
-        tp, dp, pp = parallel
+def rules_for(runtime: str, gpus: int) -> list[Rule]:
+    """What stops a combination running on ``gpus`` GPUs of this engine; none for an unknown one."""
+    try:
+        known = engine(runtime)
+    except UnknownEngine:
+        return []
+    tp, dp, pp = parallel = known.parallel_flags
 
-        def too_many_gpus(values: Mapping[str, Any]) -> str | None:
-            sizes = [_size(values.get(flag)) for flag in parallel]
-            needed = math.prod(sizes)
-            if needed > gpus:
-                return f"{tp} × {dp} × {pp} = {needed} GPUs, more than the {gpus} available"
-            return None
+    def too_many_gpus(values: Mapping[str, Any]) -> str | None:
+        sizes = [_size(values.get(flag)) for flag in parallel]
+        needed = math.prod(sizes)
+        if needed > gpus:
+            return f"{tp} × {dp} × {pp} = {needed} GPUs, more than the {gpus} available"
+        return None
 
-        rules.append(Rule(parallel, too_many_gpus))
-    if engine == "sglang":
+    rules = [Rule(parallel, too_many_gpus)]
+    if known.name == "sglang":
 
         def tp_not_divisible(values: Mapping[str, Any]) -> str | None:
             tp_size, dp_size = _size(values.get("tp-size")), _size(values.get("dp-size"))
@@ -73,9 +61,8 @@ def rules_for(engine: str, gpus: int) -> list[Rule]:
 
         rules.append(Rule(("tp-size", "dp-size"), tp_not_divisible))
         rules.append(Rule(("disable-radix-cache", "schedule-policy"), lpm_without_radix))
-        # Switches SGLang refuses together (its argument checks raise for these pairs).
-        for first, second in EXCLUSIVE_SWITCHES["sglang"]:
-            rules.append(Rule((first, second), _both_on(first, second)))
+    for first, second in known.exclusive_switches:
+        rules.append(Rule((first, second), _both_on(first, second)))
     return rules
 
 
@@ -191,7 +178,7 @@ def _number(value: int | float) -> str:
 
 
 def command_renderer(
-    engine: str,
+    runtime: str,
     model: str,
     flags: Sequence[str],
     *,
@@ -204,7 +191,7 @@ def command_renderer(
 
     ``launcher`` replaces the engine's own (``{model}`` in a word is the model), e.g. a container.
     """
-    words = launcher if launcher is not None else LAUNCHERS[engine]
+    words = launcher if launcher is not None else engine(runtime).launcher
     prefix = shlex.join(
         [word.replace("{model}", model) for word in words] + ["--host", "127.0.0.1", "--port", str(port)]
     )
@@ -225,7 +212,7 @@ def command_renderer(
 
 
 def launch_command(
-    engine: str,
+    runtime: str,
     model: str,
     combination: Mapping[str, Any],
     *,
@@ -234,5 +221,5 @@ def launch_command(
     launcher: Sequence[str] | None = None,
 ) -> str:
     """The exact, shell-quoted command that starts the engine for one combination."""
-    render = command_renderer(engine, model, list(combination), port=port, catalogue=catalogue, launcher=launcher)
+    render = command_renderer(runtime, model, list(combination), port=port, catalogue=catalogue, launcher=launcher)
     return render(combination)

@@ -1,10 +1,11 @@
-"""A stand-in inference engine for tests: an OpenAI-compatible completions server whose speed
-follows its launch flags, so the runner and the benchmark are tested against a real process.
+"""A stand-in inference engine: an OpenAI-compatible completions server whose speed follows its
+launch flags. Try the whole flow without a GPU (``AUTOTUNER_STANDIN_ENGINE=1`` launches it for every
+task), and test the runner and the benchmark against a real process.
 
-Run it with either engine's flags (unknown flags are ignored):
+Run it from the project's root with either engine's flags (unknown flags are ignored):
 
-    python tests/standin_engine.py --model-path M --host H --port P --tp-size 2 --mem-fraction-static 0.8
-    python tests/standin_engine.py serve M --host H --port P --tensor-parallel-size 2 --gpu-memory-utilization 0.8
+    python -m engines.standin --model-path M --host H --port P --tp-size 2 --mem-fraction-static 0.8
+    python -m engines.standin serve M --host H --port P --tensor-parallel-size 2 --gpu-memory-utilization 0.8
 
 A memory fraction above 0.95 crashes at startup with a CUDA out-of-memory message, as a real engine
 does when it cannot fit. Otherwise, after ``--startup-seconds``, it serves:
@@ -14,40 +15,34 @@ does when it cannot fit. Otherwise, after ``--startup-seconds``, it serves:
 
 Time to first token is ``(ttft-ms + 0.01 ms per prompt word) / tp``; time per output token is
 ``tpot-ms / tp``, 5 % slower for each other request in flight (a batch shares the GPU).
+
+Only the standard library: it starts without Django, as a real engine starts without the app.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# Run as a script, Python puts tests/ first on sys.path, and tests/html.py would shadow the standard
-# library's html, which http.server imports.
-if __name__ == "__main__" and sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
 
 import argparse
 import contextlib
 import json
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 MAX_MEMORY_FRACTION = 0.95
 PREFILL_MS_PER_WORD = 0.01
 LOAD_SLOWDOWN = 0.05  # per other request in flight
-SCRIPT = Path(__file__).resolve()
+MODULE = "engines.standin"  # what python -m runs
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog")
 
 
 def command(port: int, *flags: str, tp: int = 2) -> list[str]:
     """The SGLang-style command the tests start the stand-in with, on 127.0.0.1:port."""
     words = ["--model-path", "m", "--host", "127.0.0.1", "--port", str(port), "--tp-size", str(tp)]
-    return [sys.executable, str(SCRIPT), *words, *flags]
+    return [sys.executable, "-m", MODULE, *words, *flags]
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:

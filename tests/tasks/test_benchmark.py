@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from engines import standin
 from tasks.benchmark import (
     LevelResult,
     benchmark,
@@ -20,7 +21,6 @@ from tasks.benchmark import (
     summarize,
 )
 from tasks.runner import EngineProcess, free_port
-from tests import standin_engine
 
 # Percentiles
 
@@ -133,7 +133,7 @@ def test_score_refuses_unknown_objectives_and_slos():
 @contextmanager
 def start_standin(*flags: str, tp: int = 2) -> Iterator[str]:
     port = free_port()
-    with EngineProcess(standin_engine.command(port, *flags, tp=tp)) as engine:
+    with EngineProcess(standin.command(port, *flags, tp=tp)) as engine:
         url = f"http://127.0.0.1:{port}"
         engine.wait_until_healthy(url, timeout_s=10)
         yield url

@@ -15,6 +15,7 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from engines import standin
 from tasks import lifecycle
 from tasks.models import (
     FINISHED_STATUSES,
@@ -27,7 +28,6 @@ from tasks.models import (
     TransitionRefused,
 )
 from tasks.runner import _group_alive, free_port
-from tests import standin_engine
 from tests.factories import make_task
 
 pytestmark = pytest.mark.django_db
@@ -584,7 +584,7 @@ def test_recovery_kills_the_engine_a_dead_worker_left_running():
     task = move(started(), TaskStatus.RUNNING)
     # The engine runs in its own session, as the runner starts it, so it outlived its worker.
     engine = subprocess.Popen(
-        standin_engine.command(free_port()),
+        standin.command(free_port()),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from engines import standin
 from tasks.runner import EngineFailed, EngineProcess, free_port
-from tests import standin_engine
 
 pytestmark = pytest.mark.engine
 
@@ -60,7 +60,7 @@ def started_child(engine: EngineProcess) -> int:
 
 def test_the_standin_engine_becomes_healthy_and_serves_its_model():
     port = free_port()
-    with EngineProcess(standin_engine.command(port)) as engine:
+    with EngineProcess(standin.command(port)) as engine:
         engine.wait_until_healthy(base_url(port), timeout_s=10)
         with urllib.request.urlopen(f"{base_url(port)}/v1/models", timeout=2) as response:
             models = json.load(response)
@@ -72,7 +72,7 @@ def test_the_standin_engine_becomes_healthy_and_serves_its_model():
 
 def test_vllm_style_arguments_start_the_standin_too():
     port = free_port()
-    command = [sys.executable, str(standin_engine.SCRIPT), "serve", "org/model", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", standin.MODULE, "serve", "org/model", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.9", "--unknown", "1"]
     with EngineProcess(command) as engine:
         engine.wait_until_healthy(base_url(port), timeout_s=10)
@@ -82,7 +82,7 @@ def test_vllm_style_arguments_start_the_standin_too():
 def test_an_out_of_memory_start_fails_fast_with_the_crash_in_the_log_tail():
     port = free_port()
     started = time.monotonic()
-    engine = EngineProcess(standin_engine.command(port, "--mem-fraction-static", "0.97"))
+    engine = EngineProcess(standin.command(port, "--mem-fraction-static", "0.97"))
     with engine, pytest.raises(EngineFailed) as caught:
         engine.wait_until_healthy(base_url(port), timeout_s=30)
     assert caught.value.reason == "exited with status 1 before becoming healthy"
@@ -94,7 +94,7 @@ def test_an_out_of_memory_start_fails_fast_with_the_crash_in_the_log_tail():
 
 def test_an_engine_that_never_becomes_healthy_times_out_with_the_reason():
     port = free_port()
-    with EngineProcess(standin_engine.command(port, "--startup-seconds", "60")) as engine:
+    with EngineProcess(standin.command(port, "--startup-seconds", "60")) as engine:
         started = time.monotonic()
         with pytest.raises(EngineFailed) as caught:
             engine.wait_until_healthy(base_url(port), timeout_s=0.5)
@@ -105,7 +105,7 @@ def test_an_engine_that_never_becomes_healthy_times_out_with_the_reason():
 
 def test_stop_ends_the_process_group_and_reaps_the_engine():
     port = free_port()
-    engine = EngineProcess(standin_engine.command(port))
+    engine = EngineProcess(standin.command(port))
     engine.start()
     engine.wait_until_healthy(base_url(port), timeout_s=10)
     pid = engine.pid

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from engines import registry
 from engines.catalogue import DATA_DIR, dumps, parse
-from engines.parsers import PARSER_FACTORIES, catalogue_from, engine_version, flags_from_help, flags_from_parser
+from engines.parsers import catalogue_from, engine_version, flags_from_help, flags_from_parser
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("engine", choices=sorted(PARSER_FACTORIES))
+        parser.add_argument("engine", choices=registry.engine_names())
         parser.add_argument("--from-help", metavar="FILE", help="read the flags from saved --help output")
         # Not --version: every Django command already has that one (Django's own version).
         parser.add_argument("--engine-version", help="the engine version (default: the installed one)")
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             flags = flags_from_help(Path(from_help).read_text())
             source = f"{engine} {engine_version}, the --help output in {Path(from_help).name}"
         else:
-            module, _, function = PARSER_FACTORIES[engine].partition(":")
+            module, _, function = registry.engine(engine).parser.partition(":")
             try:
                 parser = getattr(importlib.import_module(module), function)()
             except ImportError as error:
