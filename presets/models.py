@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from autotuner.readcache import UntilChanged
+from engines import registry
 from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, same_flag, warnings
 from presets.fields import GridField
@@ -34,9 +35,11 @@ SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
 SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
 
 
-class Runtime(models.TextChoices):
-    SGLANG = "sglang", "SGLang"
-    VLLM = "vllm", "vLLM"
+# The engines of engines.registry, as choices: a new engine there is a new runtime here.
+# django-stubs types only TextChoices("Name", "LABEL") calls, not members given as (value, label).
+Runtime: type[models.TextChoices] = models.TextChoices(  # type: ignore[call-overload]
+    "Runtime", [(name.upper().replace("-", "_"), (name, label)) for name, label in registry.choices()]
+)
 
 
 class OnConflict(models.TextChoices):

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from engines.registry import engine_names, quoted_names
 from presets.merging import Grid, Scalar, identity
 
 MAX_PARAMETERS = 200
@@ -291,7 +292,7 @@ def validate_metadata(value: object) -> None:
 
 
 PRESET_TEXT_FIELDS = {"description": None, "category": 100}
-RUNTIMES = ("sglang", "vllm")
+RUNTIMES = engine_names()
 
 
 def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any], list[Problem]]:
@@ -336,7 +337,7 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
         else:
             shown = runtime if isinstance(runtime, str) else describe_type(runtime)
             problems.append(
-                Problem("runtime", f'"{_short(str(shown))}" is not a runtime; expected "sglang", "vllm" or null (any)')
+                Problem("runtime", f'"{_short(str(shown))}" is not a runtime; expected {quoted_names()} or null (any)')
             )
     elif not partial:
         fields["runtime"] = ""
