@@ -7,9 +7,14 @@ command waits for the database, saying where it looked, instead of printing a tr
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+if TYPE_CHECKING:
+    from django.apps import AppConfig
 
 # SQLite's transient failures; its other OperationalErrors ("no such table") are bugs or a missing migration.
 SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open database file", "disk i/o error")
@@ -50,9 +55,11 @@ def unreachable_reason(alias: str = "default") -> str | None:
 
 
 @checks.register(checks.Tags.database)
-def check_database_reachable(app_configs: object = None, databases: list[str] | None = None, **kwargs: object):
+def check_database_reachable(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """``manage.py check --database default`` says plainly when the database does not answer."""
-    problems = []
+    problems: list[checks.CheckMessage] = []
     for alias in databases or []:
         if reason := unreachable_reason(alias):
             problems.append(checks.Error(reason, hint="Is it running, and is DATABASE_URL right?", id="autotuner.E001"))

@@ -38,7 +38,8 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        request.request_id = request_id
+        # For autotuner.logs.RequestIdFilter, which reads it from a record's request.
+        request.request_id = request_id  # type: ignore[attr-defined]  # an attribute of ours, not HttpRequest's
         token = current_request_id.set(request_id)
         started = time.perf_counter()
         try:
@@ -65,7 +66,9 @@ class RequestIdMiddleware:
         else:
             return None  # Django logs it with its traceback and renders handler500 (or, in DEBUG, its debug page)
         response = error_response(request, exception)
-        response._has_been_logged = True  # just above; Django would log it again, without the traceback
+        # Logged just above; Django would log it again, without the traceback. Django's own flag, which
+        # django-stubs does not declare.
+        response._has_been_logged = True  # type: ignore[attr-defined]
         return response
 
 
@@ -86,11 +89,12 @@ class HtmxLoginRedirectMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code != 302 or not getattr(request, "htmx", False):
+        htmx = getattr(request, "htmx", None)  # set by django_htmx's middleware
+        if response.status_code != 302 or not htmx:
             return response
         login_path = resolve_url(settings.LOGIN_URL)
         if urlsplit(response["Location"]).path != login_path:
             return response
-        current = urlsplit(request.htmx.current_url or "/")
+        current = urlsplit(htmx.current_url or "/")
         back_to = current.path + (f"?{current.query}" if current.query else "")
         return HttpResponseClientRedirect(f"{login_path}?{urlencode({'next': back_to})}")

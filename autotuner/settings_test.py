@@ -8,6 +8,7 @@ import tempfile
 os.environ.setdefault("AUTOTUNER_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
 
 from autotuner.settings import *  # noqa: F403
+from autotuner.settings import DATABASES  # by name too: replaced or changed below
 
 if os.environ.get("TEST_DATABASE_URL"):  # run the suite on PostgreSQL too: TEST_DATABASE_URL=postgres://…
     import dj_database_url

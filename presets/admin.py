@@ -61,7 +61,7 @@ class ParameterPresetAdmin(admin.ModelAdmin):
         return actions
 
     def save_model(self, request: HttpRequest, obj: ParameterPreset, form: Any, change: bool) -> None:
-        if not change:
+        if not change and request.user.is_authenticated:  # always, in the admin
             obj.created_by = request.user
         obj.save(by=request.user, note=form.cleaned_data.get("change_note", ""))
 

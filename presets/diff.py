@@ -150,8 +150,8 @@ _NUMBERS = frozenset({int, float, bool})
 def _keys(old: Sequence[Any], new: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     """A key per value of both lists, two keys equal exactly when the JSON spellings are equal.
 
-    json.dumps costs a microsecond or two a value, too slow for grids of thousands of values,
-    so the keys are found at C speed where Python's equality already agrees with JSON: values
+    Calling json.dumps on every value is too slow for grids of thousands of values, so the
+    keys are found at C speed where Python's equality already agrees with JSON: values
     are their own keys when at most one of bool, int and float occurs (true == 1 == 1.0 in
     Python), and ``(type, value)`` pairs keep those three apart otherwise. Two floats disagree
     with JSON: -0.0 equals 0.0 though spelled apart, NaN equals nothing though spelled alike;

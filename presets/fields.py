@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
+if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
 
-class GridField(models.TextField):
+    # Typed as the parsed grid (what the attribute holds), not the stored text. Django's fields
+    # are generic only in the stubs, hence the alias.
+    _GridBase = models.TextField[dict[str, Any] | Combinable, dict[str, Any]]
+else:
+    _GridBase = models.TextField
+
+
+class GridField(_GridBase):
     """A parameter grid, stored as JSON text.
 
     Not a JSONField: PostgreSQL's jsonb reorders object keys, and the order of the flags is

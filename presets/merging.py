@@ -163,7 +163,8 @@ def _keys(values: Sequence[Scalar]) -> Sequence[object]:
 
 def _value_of(key: object) -> Scalar:
     """The value a key stands for: keys are the values themselves, except the boolean tuples."""
-    return key[1] if type(key) is tuple else key  # type: ignore[index,return-value]
+    # Keys are typed as object so any hashable fits; one that is not a tuple is a Scalar.
+    return key[1] if type(key) is tuple else key  # type: ignore[return-value]
 
 
 def count_combinations(grid: Mapping[str, Sequence[Scalar]]) -> int:

@@ -8,7 +8,7 @@ non-ASCII letters; Python's casefold does not).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -73,7 +73,7 @@ class UniquelyNamed(models.Model):
     def clean_fields(self, exclude: Any = None) -> None:
         # Fields a form already rejected are excluded: their errors would only repeat.
         exclude = set(exclude or ())
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[ValidationError]] = {}
         try:
             super().clean_fields(exclude=exclude | set(self.checked_fields))
         except ValidationError as error:
@@ -81,13 +81,13 @@ class UniquelyNamed(models.Model):
         if "name" not in exclude and "name" not in errors:
             self.name, problems = name_problems(self.name)
             if problems:
-                errors["name"] = messages(problems)
+                errors["name"] = [ValidationError(message) for message in messages(problems)]
         for field, check in self.checked_fields.items():
             if field not in exclude:
                 try:
                     setattr(self, field, check(getattr(self, field)))
                 except ValidationError as error:
-                    errors[field] = error.messages
+                    errors[field] = [ValidationError(message) for message in error.messages]
         if errors:
             raise ValidationError(errors)
 
@@ -95,6 +95,8 @@ class UniquelyNamed(models.Model):
         super().validate_unique(exclude=exclude)
         if exclude and "name" in exclude:
             return
-        existing = type(self)._default_manager.named(self.name).exclude(pk=self.pk).first()
+        # Every subclass's default manager is built on NamedQuerySet.
+        named = cast(NamedQuerySet, type(self)._default_manager.all())
+        existing = named.named(self.name).exclude(pk=self.pk).first()
         if existing is not None:
             raise ValidationError({"name": [f'A {self.noun} named "{existing}" already exists.']})

@@ -42,7 +42,7 @@ class TaskAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Task, form: forms.ModelForm, change: bool) -> None:
-        if not change:
+        if not change and request.user.is_authenticated:  # always, in the admin
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 

@@ -97,7 +97,7 @@ def scatter_svg(
     y_axis = nice_axis(min(p.throughput for p in plotted), max(p.throughput for p in plotted))
     scale = _Scale(x_axis.low, x_axis.high, y_axis.low, y_axis.high)
 
-    parts = [
+    parts: list[str] = [
         format_html(
             '<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {} {}" width="100%" role="img"'
             ' aria-labelledby="{} {}" font-family="system-ui, sans-serif" font-size="11">',
@@ -312,7 +312,7 @@ def _legend() -> SafeString:
         ("plot-point plot-front plot-best", 7, FRONT_FILL, BEST_STROKE, "Best"),
     ]
     parts = ['<g class="plot-legend">']
-    x = LEFT
+    x: float = LEFT
     for css_class, radius, fill, stroke, text in entries:
         parts.append(
             format_html(
@@ -358,9 +358,9 @@ def _axes(x_ticks: list[float], y_ticks: list[float], scale: _Scale) -> SafeStri
         parts.append(_line(x, BOTTOM, x, BOTTOM + 5, AXIS_STROKE))
         parts.append(format_html('<text x="{}" y="{}" text-anchor="middle">{}</text>', x, BOTTOM + 18, label))
     for value, label in zip(y_ticks, _tick_labels(y_ticks), strict=True):
-        y = scale.y(value)
-        parts.append(_line(LEFT - 5, _c(y), LEFT, _c(y), AXIS_STROKE))
-        parts.append(format_html('<text x="{}" y="{}" text-anchor="end">{}</text>', LEFT - 8, _c(y + 4), label))
+        tick_y = scale.y(value)
+        parts.append(_line(LEFT - 5, _c(tick_y), LEFT, _c(tick_y), AXIS_STROKE))
+        parts.append(format_html('<text x="{}" y="{}" text-anchor="end">{}</text>', LEFT - 8, _c(tick_y + 4), label))
     middle_x, middle_y = _c((LEFT + RIGHT) / 2), _c((TOP + BOTTOM) / 2)
     parts.append(
         format_html(

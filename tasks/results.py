@@ -45,11 +45,16 @@ def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) ->
 
 def best_experiment(task: Task, experiments: Sequence[Experiment]) -> Experiment | None:
     """The experiment with the best score among those meeting every SLO (lowest number on a tie)."""
-    meeting = [experiment for experiment in experiments if experiment.meets_slo]
+    # meets_slo implies a score; the check says so to the type checker too.
+    meeting = [
+        (experiment.score, experiment)
+        for experiment in experiments
+        if experiment.meets_slo and experiment.score is not None
+    ]
     if not meeting:
         return None
     sign = -1 if higher_is_better(task) else 1
-    return min(meeting, key=lambda experiment: (sign * experiment.score, experiment.number))
+    return min(meeting, key=lambda pair: (sign * pair[0], pair[1].number))[1]
 
 
 def plot_points(experiments: Sequence[Experiment]) -> list[Point]:
@@ -137,7 +142,9 @@ def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:
         ]
     )
     for experiment in experiments:
-        level = next((lv for lv in experiment.levels if lv.get("concurrency") == experiment.scored_level), {})
+        level: dict[str, Any] = next(
+            (lv for lv in experiment.levels if lv.get("concurrency") == experiment.scored_level), {}
+        )
         writer.writerow(
             [
                 experiment.number,

@@ -13,7 +13,7 @@ import json
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from engines.catalogue import for_engine
 from engines.checks import same_flag
@@ -89,7 +89,7 @@ def build_study(task: Task, experiments: Sequence[Experiment]) -> optuna.Study:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "maximize" if task.objective == "maximize_throughput" else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if task.objective == "maximize_throughput" else "minimize"
     sampler = optuna.samplers.TPESampler(seed=_sampler_seed(task, experiments))
     study = optuna.create_study(direction=direction, sampler=sampler)
     distributions = _distributions(task.parameters)

@@ -93,8 +93,10 @@ class Progress(threading.Thread):
         done = experiments.filter(status__in=("succeeded", "failed", "cancelled")).count()
         total = max(self.task.experiments_planned, 1)
         filled = BAR_WIDTH * min(done, total) // total
-        step = experiments.filter(number=self.current).values_list("step", flat=True).first() or ""
-        current = f"experiment {self.current}: {step}" if self.current else ""
+        current = ""
+        if self.current:
+            step = experiments.filter(number=self.current).values_list("step", flat=True).first() or ""
+            current = f"experiment {self.current}: {step}"
         return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} {current}".ljust(100)[:100]
 
     def finished(self, experiment: Experiment) -> None:
