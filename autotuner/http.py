@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from functools import wraps
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParserError
-from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions, negotiation, renderers, status
-from rest_framework.authentication import CSRFCheck
+from rest_framework import exceptions, renderers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.utils import encoders
 from rest_framework.views import exception_handler
 
-from autotuner.authentication import user_for_token_header
 from presets.validators import Problem
 
 
@@ -57,7 +50,7 @@ def _flatten(detail: Any, path: str = "") -> list[Problem]:
         found: list[Problem] = []
         for key, value in detail.items():
             key = "" if key in ("non_field_errors", "__all__") else str(key)
-            found += _flatten(value, f"{path}.{key}" if path and key else path or key)
+            found += _flatten(value, Problem(key, "").under(path).path)
         return found
     if isinstance(detail, list):
         if all(not isinstance(item, Mapping | list) for item in detail):
@@ -203,113 +196,20 @@ JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 
 
 class JSONRenderer(renderers.JSONRenderer):
-    """DRF's JSON renderer on orjson: about ten times faster on a large list, and able to embed
-    JSON text read from the database (``orjson.Fragment``) without parsing it first."""
+    """DRF's JSON renderer on orjson, which writes large lists of presets far faster than the
+    standard library. Indented (two spaces, all orjson offers) when DRF asks for an indent: the
+    browsable API does, and so does ``Accept: application/json; indent=4``."""
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         if data is None:
             return b""
+        option = JSON_OPTIONS
+        if self.get_indent(accepted_media_type or "", renderer_context or {}):
+            option |= orjson.OPT_INDENT_2
         try:
-            return orjson.dumps(data, default=_encoder.default, option=JSON_OPTIONS)
+            return orjson.dumps(data, default=_encoder.default, option=option)
         except TypeError:  # what orjson cannot encode, such as integers over 64 bits
             return super().render(data, accepted_media_type, renderer_context)
 
 
 _encoder = encoders.JSONEncoder()
-
-
-class ContentNegotiation(negotiation.DefaultContentNegotiation):
-    """DRF's negotiation, answering the common API client (no Accept, */* or JSON) without parsing.
-
-    Parsing the Accept header took a sixth of a merge request's time in the view.
-    """
-
-    def select_renderer(self, request: Any, renderers: Any, format_suffix: str | None = None) -> Any:
-        accept = request.META.get("HTTP_ACCEPT", "")
-        if not format_suffix and accept in ("", "*/*", "application/json") and "format" not in request.GET:
-            json_renderer = renderers[0]
-            return json_renderer, json_renderer.media_type
-        return super().select_renderer(request, renderers, format_suffix)
-
-
-class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
-    """The browsable API with its raw JSON form only: validation lives in one place, not in serializers."""
-
-    def get_rendered_html_form(self, data: Any, view: Any, method: str, request: Any) -> Any:
-        return None
-
-
-def json_response(data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    return HttpResponse(orjson.dumps(data, option=JSON_OPTIONS), content_type="application/json", headers=headers)
-
-
-def fast_json(drf_view: Callable[..., HttpResponse], method: str = "POST") -> Callable[[Callable], Callable]:
-    """Serve a hot JSON endpoint without DRF's per-request machinery, keeping its contract.
-
-    The wrapped function takes the request (and, for a POST, the parsed body) and returns the
-    response data, or the data and its headers. Authentication is DRF's (a token, or the
-    session with its CSRF check), throttles and errors are the API's, and anything else
-    (another method, a browser asking for HTML, ``?format=``) goes to ``drf_view``, which also
-    keeps the endpoint in the OpenAPI schema. On these machines DRF's request handling cost
-    more than a two-preset merge itself.
-    """
-
-    def decorator(handle: Callable[..., Any]) -> Callable[[HttpRequest], HttpResponse]:
-        @csrf_exempt  # enforced below for session users, exactly as DRF does
-        @wraps(handle)
-        def view(request: HttpRequest) -> HttpResponse:
-            wants_html = "text/html" in request.META.get("HTTP_ACCEPT", "") or "format" in request.GET
-            if request.method != method or wants_html:
-                return drf_view(request)
-            try:
-                _authenticate(request)
-                _check_throttles(request)
-                if method != "POST":
-                    answer = handle(request)
-                elif request.content_type != "application/json":
-                    raise exceptions.UnsupportedMediaType(request.content_type or "(none)")
-                else:
-                    answer = handle(request, read_json_body(request))
-            except exceptions.APIException as exc:
-                response = HttpResponse(
-                    orjson.dumps(error_body(exc)), status=exc.status_code, content_type="application/json"
-                )
-                if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-                    response["WWW-Authenticate"] = "Token"
-                if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-                    response["Retry-After"] = str(exc.wait)
-                return response
-            return json_response(*answer) if isinstance(answer, tuple) else json_response(answer)
-
-        return view
-
-    return decorator
-
-
-def _authenticate(request: HttpRequest) -> None:
-    found = user_for_token_header(request.META.get("HTTP_AUTHORIZATION", ""))
-    if found is not None:
-        request.user = found[0]
-        return
-    if not request.user.is_authenticated or not request.user.is_active:
-        raise exceptions.NotAuthenticated()
-    check = CSRFCheck(lambda request: None)
-    check.process_request(request)
-    try:  # without the header, Django looks for the token in the form body
-        reason = check.process_view(request, None, (), {})
-    except MultiPartParserError as error:
-        raise exceptions.ParseError(f"Multipart form parse error - {error}") from None
-    if reason:
-        raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
-
-
-def _check_throttles(request: HttpRequest) -> None:
-    """DRF's throttles (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES), checked as APIView.check_throttles does."""
-    waits = []
-    for throttle_class in api_settings.DEFAULT_THROTTLE_CLASSES:
-        throttle = throttle_class()
-        if not throttle.allow_request(request, None):
-            waits.append(throttle.wait())
-    if waits:
-        known = [wait for wait in waits if wait is not None]
-        raise exceptions.Throttled(max(known) if known else None)

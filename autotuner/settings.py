@@ -161,10 +161,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["autotuner.http.JSONBodyParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "autotuner.http.JSONRenderer",
-        "autotuner.http.BrowsableAPIRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "autotuner.http.api_exception_handler",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "autotuner.http.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -178,6 +177,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "autotuner API",
     "DESCRIPTION": "Parameter presets for LLM inference servers, merged in the order you choose.",
     "VERSION": "1.0",
+    # 3.1 (JSON Schema) can say what a parameters grid's flag names look like (propertyNames).
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # The docs page loads Swagger UI from our own static files, never a CDN.

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -11,7 +11,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from autotuner import views
 from autotuner.health import healthz
 from engines.urls import api_router as engines_api
-from presets.api import list_endpoint, merge_endpoint
 from presets.urls import api_router as presets_api
 from tasks.urls import api_router as tasks_api
 
@@ -25,9 +24,6 @@ urlpatterns = [
     path("engines/", include("engines.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    # Before the router: the hot merge and list paths skip DRF's request handling (see fast_json).
-    re_path(r"^api/presets/merge/?$", merge_endpoint, name="preset-merge-fast"),
-    re_path(r"^api/presets/?$", list_endpoint, name="preset-list-fast"),
     path("api/", include(presets_api.urls)),
     path("api/", include(tasks_api.urls)),
     path("api/", include(engines_api.urls)),

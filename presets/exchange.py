@@ -18,6 +18,9 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponse
 from django.utils import timezone
@@ -25,7 +28,16 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
-from presets.models import MAX_NOTE_LENGTH, ParameterPreset, PresetRevision, RevisionEvent
+from presets.models import (
+    MAX_NOTE_LENGTH,
+    NameTaken,
+    OnConflict,
+    ParameterPreset,
+    PresetRevision,
+    ReadOnlyPreset,
+    RevisionEvent,
+)
+from presets.naming import name_key
 from presets.validators import Problem, describe_type, note_problems, preset_fields
 
 FORMAT_VERSION = "1.0"
@@ -258,3 +270,73 @@ def _timestamp(raw: object) -> tuple[Any, str]:
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
     return moment, ""
+
+
+@transaction.atomic
+def import_contents(contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:
+    """Create presets from validated contents, all or none; name clashes resolved per ``on_conflict``.
+
+    A content may carry ``history`` (exchange.parse_history's entries, oldest first). A new
+    preset (no clash, or renamed) gets those versions as they were, with their numbers,
+    events, notes and times, each credited to the user of that username if there is one;
+    when its own content differs from the last of them, one more version ("imported")
+    follows. A replaced preset keeps its own history and gets one "imported" version (none
+    when nothing changed): the file's history is not merged into it.
+
+    Raises NameTaken (fail), ReadOnlyPreset or PermissionDenied (replace of a preset ``by`` may not change).
+    """
+    on_conflict = OnConflict(on_conflict)
+    contents = [dict(content) for content in contents]  # the caller's dicts keep their history
+    histories = [content.pop("history", None) or [] for content in contents]
+    keys = [name_key(content["name"]) for content in contents]
+    existing = {preset.name_key: preset for preset in ParameterPreset.objects.filter(name_key__in=keys)}
+    clashes = [(index, existing[key]) for index, key in enumerate(keys) if key in existing]
+    if clashes and on_conflict == OnConflict.FAIL:
+        raise NameTaken(clashes)
+    if on_conflict == OnConflict.REPLACE:
+        for _, preset in clashes:
+            if preset.is_system:
+                raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced.')
+            if not preset.can_change(by):
+                raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it.')
+    usernames = {entry["created_by"] for history in histories for entry in history if entry["created_by"]}
+    User = get_user_model()
+    authors = dict(
+        User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": usernames}).values_list(User.USERNAME_FIELD, "pk")
+    )
+
+    imported: list[ParameterPreset] = []
+    for key, content, history in zip(keys, contents, histories, strict=True):
+        target = existing.get(key)
+        if target is not None and on_conflict == OnConflict.REPLACE:
+            for field, value in content.items():
+                setattr(target, field, value)
+            note = "Replaced by an import; the history in the file was not merged." if history else ""
+            target.save(by=by, event=RevisionEvent.IMPORTED, note=note)
+            imported.append(target)
+            continue
+        if target is not None or ParameterPreset.objects.filter(name_key=key).exists():
+            content = {**content, "name": ParameterPreset.objects.free_name(content["name"], suffix="imported")}
+        preset = ParameterPreset(**content, created_by=by if by and by.is_authenticated else None)
+        note = ""
+        if history:
+            # The row alone first (ParameterPreset.save would record it as version 1): its
+            # versions are the file's. Saving it again below adds one only if it differs.
+            super(ParameterPreset, preset).save()
+            PresetRevision.objects.bulk_create(
+                PresetRevision(
+                    preset=preset,
+                    version=entry["version"],
+                    content=entry["content"],
+                    event=entry["event"],
+                    note=entry["note"],
+                    created_by_id=authors.get(entry["created_by"]),
+                    created_at=entry["created_at"] or timezone.now(),
+                )
+                for entry in history
+            )
+            preset.current_version = history[-1]["version"]
+            note = f"Imported; the file's preset differs from its version {preset.current_version}."
+        preset.save(by=by, event=RevisionEvent.IMPORTED, note=note)
+        imported.append(preset)
+    return imported

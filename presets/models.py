@@ -2,26 +2,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from autotuner.readcache import UntilChanged
 from engines import registry
 from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, same_flag, warnings
 from presets.fields import GridField
 from presets.merging import MergeResult, MergeStrategy, PresetInput, count_combinations, merge
-from presets.naming import NamedQuerySet, UniquelyNamed, name_key
+from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import (
     InvalidParameters,
     clean_parameters,
@@ -84,17 +81,6 @@ def _as_json(content: Mapping[str, Any]) -> str:
     return json.dumps(content, sort_keys=True)
 
 
-@dataclass(frozen=True)
-class PresetListing:
-    """How a list of presets is filtered and ordered: PresetFilter's cleaned values."""
-
-    category: str = ""
-    runtime: str = ""  # an engine (its presets and the any-engine ones), "any" (only those), "" (all)
-    is_system: bool | None = None
-    search: str = ""  # case-insensitive, in the name or the description
-    ordering: tuple[str, ...] = ()  # model fields, "-" for descending; the default order breaks ties
-
-
 class PresetQuerySet(NamedQuerySet):
     def for_runtime(self, runtime: str) -> PresetQuerySet:
         """Presets usable with ``runtime``: that engine's and the any-engine ones."""
@@ -105,76 +91,6 @@ class PresetQuerySet(NamedQuerySet):
 
     def user_made(self) -> PresetQuerySet:
         return self.filter(is_system=False)
-
-
-def _listed_column(field: models.Field) -> str:
-    """How list_page selects a column."""
-    column = connection.ops.quote_name(field.column)
-    if isinstance(field, models.JSONField):
-        return f"CAST({column} AS TEXT)"
-    if isinstance(field, models.DateTimeField) and connection.vendor == "sqlite":
-        # SQLite keeps naive UTC text (2026-11-28 01:21:51.258210); read as the ISO 8601 text
-        # the API writes (2026-11-28T01:21:51.258210Z), the driver's per-value conversion to a
-        # datetime, a fifth of a 100-row page, is not run. PostgreSQL's driver converts in C.
-        return f"REPLACE({column}, ' ', 'T') || 'Z'"
-    return column
-
-
-@lru_cache(maxsize=1024)
-def _list_statements(
-    model: type[models.Model], listing: PresetListing, columns: tuple[str, ...], vendor: str
-) -> tuple[str, str, list[Any]]:
-    """list_page's SQL for a page and for the count, and their parameters (the page's LIMIT and
-    OFFSET follow). Kept per listing, as PresetFilter's validation is (presets.filters): writing
-    them took a fifth of a 100-row list request. ``vendor`` keys the cache on the database."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    where, params = [f"{quote('deleted_at')} IS NULL"], []
-    if listing.category:
-        where.append(f"{quote('category')} = %s")
-        params.append(listing.category)
-    if listing.runtime == "any":
-        where.append(f"{quote('runtime')} = %s")
-        params.append("")
-    elif listing.runtime:
-        where.append(f"({quote('runtime')} = %s OR {quote('runtime')} = %s)")
-        params += [listing.runtime, ""]
-    if listing.is_system is not None:
-        where.append(f"{quote('is_system')} = %s")
-        params.append(listing.is_system)
-    if listing.search:  # as Django writes icontains for this database
-        pattern = f"%{connection.ops.prep_for_like_query(listing.search)}%"
-        matches = [
-            connection.ops.lookup_cast("icontains", meta.get_field(name).get_internal_type()) % quote(name)
-            + " "
-            + connection.operators["icontains"] % "%s"
-            for name in ("name", "description")
-        ]
-        where.append(f"({' OR '.join(matches)})")
-        params += [pattern, pattern]
-    ordering = [*listing.ordering, *(field for field in meta.ordering if field not in listing.ordering)]
-    order = ", ".join(
-        f"{quote(meta.get_field(field.lstrip('-')).column)} {'DESC' if field.startswith('-') else 'ASC'}"
-        for field in ordering
-    )
-    selected = ", ".join(_listed_column(meta.get_field(name)) for name in columns)
-    table, condition = quote(meta.db_table), " AND ".join(where)
-    return (
-        f"SELECT {selected} FROM {table} WHERE {condition} ORDER BY {order} LIMIT %s OFFSET %s",
-        f"SELECT COUNT(*) FROM {table} WHERE {condition}",
-        params,
-    )
-
-
-# Read again only after a write (autotuner.readcache): a list's total (its count over every
-# matching preset, a fifth of a 100-row list request) and the rows merges read.
-_live_counts = UntilChanged(size=256)
-_merge_rows = UntilChanged(size=1024)
-
-
-def merge_input(name: str, stored_parameters: str) -> PresetInput:
-    """A preset's merge input from its name and parameters as stored (merge_rows), parsed anew."""
-    return PresetInput(name, ParameterPreset._meta.get_field("parameters").from_db_value(stored_parameters, None, None))
 
 
 class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: ignore[misc]
@@ -205,176 +121,11 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         return merge(inputs, strategy, same_flag=aliases), [{"id": pk, "name": found[pk].name} for pk in ids]
 
     def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
-        """The merge inputs of the presets with these ids, by id (missing ids are absent); each call
-        parses its own parameters, for callers to keep or change."""
-        return {pk: merge_input(name, text) for pk, (name, text) in self.merge_rows(ids).items()}
-
-    def merge_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """The name and parameters (as stored: JSON text) of the presets with these ids, by id.
-
-        Hand-written SQL: the merge endpoint is hot, and compiling this query through the
-        ORM cost more than the merge itself. Read again only after a write (autotuner.readcache).
-        """
-        ids = tuple(ids)
-        if not ids:
-            return {}
-        return {pk: (name, text) for pk, name, text in _merge_rows.get(ids, lambda: self._merge_rows(ids))}
-
-    def _merge_rows(self, ids: tuple[int, ...]) -> list[tuple[int, str, str]]:
-        meta = self.model._meta
-        quote = connection.ops.quote_name
-        placeholders = ", ".join(["%s"] * len(ids))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {quote(meta.pk.column)}, {quote('name')}, {quote(meta.get_field('parameters').column)} "
-                f"FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN ({placeholders}) "
-                f"AND {quote('deleted_at')} IS NULL",
-                ids,
-            )
-            return cursor.fetchall()
-
-    def list_page(
-        self, listing: PresetListing, *, columns: Sequence[str], offset: int, limit: int
-    ) -> tuple[int, list[tuple[Any, ...]]]:
-        """How many live presets ``listing`` keeps, and ``columns`` of the page from ``offset``.
-
-        Hand-written SQL meaning exactly what PresetFilter's ORM query means (tests compare the
-        two on SQLite and PostgreSQL): building the count and the page through the ORM cost
-        more than running them. JSON columns come back as their stored text; datetimes as the
-        database driver reads them, except on SQLite (see ``_listed_column``).
-        """
-        rows = self.page_rows(listing, columns=columns, offset=offset, limit=limit)
-        if rows and len(rows) < limit:  # the last page: the total follows, no count needed
-            return offset + len(rows), rows
-        count, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)[1:]
-
-        def counted() -> int:
-            with connection.cursor() as cursor:
-                cursor.execute(count, params)
-                return cursor.fetchone()[0]
-
-        return _live_counts.get((count, *params), counted), rows
-
-    def page_rows(
-        self, listing: PresetListing, *, columns: Sequence[str], offset: int, limit: int
-    ) -> list[tuple[Any, ...]]:
-        """list_page's page without the count."""
-        page, _, params = _list_statements(self.model, listing, tuple(columns), connection.vendor)
-        with connection.cursor() as cursor:
-            cursor.execute(page, [*params, limit, offset])
-            return cursor.fetchall()
-
-    @transaction.atomic
-    def import_contents(self, contents: list[dict[str, Any]], *, on_conflict: str, by: Any) -> list[ParameterPreset]:
-        """Create presets from validated contents, all or none; name clashes resolved per ``on_conflict``.
-
-        A content may carry ``history`` (exchange.parse_history's entries, oldest first). A new
-        preset (no clash, or renamed) gets those versions as they were, with their numbers,
-        events, notes and times, each credited to the user of that username if there is one;
-        when its own content differs from the last of them, one more version ("imported")
-        follows. A replaced preset keeps its own history and gets one "imported" version (none
-        when nothing changed): the file's history is not merged into it.
-
-        Raises NameTaken (fail), ReadOnlyPreset or PermissionDenied (replace of a preset ``by`` may not change).
-        """
-        from django.contrib.auth import get_user_model
-
-        on_conflict = OnConflict(on_conflict)
-        contents = [dict(content) for content in contents]  # the caller's dicts keep their history
-        histories = [content.pop("history", None) or [] for content in contents]
-        keys = [name_key(content["name"]) for content in contents]
-        existing = {preset.name_key: preset for preset in self.filter(name_key__in=keys)}
-        clashes = [(index, existing[key]) for index, key in enumerate(keys) if key in existing]
-        if clashes and on_conflict == OnConflict.FAIL:
-            raise NameTaken(clashes)
-        if on_conflict == OnConflict.REPLACE:
-            for _, preset in clashes:
-                if preset.is_system:
-                    raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced.')
-                if not preset.can_change(by):
-                    raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it.')
-        usernames = {entry["created_by"] for history in histories for entry in history if entry["created_by"]}
-        User = get_user_model()
-        authors = dict(
-            User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": usernames}).values_list(
-                User.USERNAME_FIELD, "pk"
-            )
-        )
-
-        imported: list[ParameterPreset] = []
-        for key, content, history in zip(keys, contents, histories, strict=True):
-            target = existing.get(key)
-            if target is not None and on_conflict == OnConflict.REPLACE:
-                for field, value in content.items():
-                    setattr(target, field, value)
-                note = "Replaced by an import; the history in the file was not merged." if history else ""
-                target.save(by=by, event=RevisionEvent.IMPORTED, note=note)
-                imported.append(target)
-                continue
-            if target is not None or self.filter(name_key=key).exists():
-                content = {**content, "name": self.free_name(content["name"], suffix="imported")}
-            preset = self.model(**content, created_by=by if by and by.is_authenticated else None)
-            note = ""
-            if history:
-                # The row alone first (ParameterPreset.save would record it as version 1): its
-                # versions are the file's. Saving it again below adds one only if it differs.
-                super(ParameterPreset, preset).save()
-                PresetRevision.objects.bulk_create(
-                    PresetRevision(
-                        preset=preset,
-                        version=entry["version"],
-                        content=entry["content"],
-                        event=entry["event"],
-                        note=entry["note"],
-                        created_by_id=authors.get(entry["created_by"]),
-                        created_at=entry["created_at"] or timezone.now(),
-                    )
-                    for entry in history
-                )
-                preset.current_version = history[-1]["version"]
-                note = f"Imported; the file's preset differs from its version {preset.current_version}."
-            preset.save(by=by, event=RevisionEvent.IMPORTED, note=note)
-            imported.append(preset)
-        return imported
-
-    @transaction.atomic
-    def seed_system_presets(self, definitions: Iterable[Mapping[str, Any]] | None = None) -> dict[str, list[str]]:
-        """Create or restore the shipped system presets. Idempotent; returns names by outcome."""
-        if definitions is None:
-            definitions = json.loads(SYSTEM_PRESETS_FILE.read_text())["presets"]
-        outcome: dict[str, list[str]] = {"created": [], "restored": [], "unchanged": []}
-        for definition in definitions:
-            wanted = {
-                "name": definition["name"],
-                "description": definition.get("description", ""),
-                "category": definition.get("category", ""),
-                "runtime": definition.get("runtime", ""),
-                "parameters": definition["parameters"],
-                "metadata": definition.get("metadata", {}),
-            }
-            preset = self.filter(name_key=name_key(wanted["name"])).first()
-            if preset is None:
-                preset = self.model(is_system=True, **wanted)
-                preset.full_clean()
-                preset.save(event=RevisionEvent.SEEDED)
-                outcome["created"].append(preset.name)
-                continue
-            if not preset.is_system:
-                raise ValidationError(
-                    f'A user preset is named "{preset.name}", which a system preset needs; rename it first.'
-                )
-            wanted["parameters"] = clean_parameters(wanted["parameters"])
-            # Compared as JSON text: in Python True == 1, but a flag set to 1 instead of true has changed.
-            if _as_json(preset.content()) == _as_json(wanted):
-                outcome["unchanged"].append(preset.name)
-                continue
-            for field, value in wanted.items():
-                setattr(preset, field, value)
-            preset.full_clean()
-            # A new version, so users see in its history what the upgrade changed.
-            preset.save(event=RevisionEvent.SEEDED, note="Updated with the system presets shipped in this release.")
-            outcome["restored"].append(preset.name)
-        return outcome
+        """The merge inputs of the presets with these ids, by id (missing ids are absent)."""
+        return {
+            pk: PresetInput(name, parameters)
+            for pk, name, parameters in self.filter(pk__in=list(ids)).values_list("pk", "name", "parameters")
+        }
 
 
 def engine_errors(grid: dict[str, Any], runtime: str) -> list[Finding]:

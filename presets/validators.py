@@ -30,6 +30,8 @@ MAX_METADATA_SIZE = 64 * 1024
 MAX_MERGE_PRESETS = 50
 
 FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")  # used with fullmatch: "$" would let a trailing newline in
+# A flag as a client may spell it (normalize_flag makes it FLAG_NAME), for the API's schema.
+FLAG_NAME_PATTERN = r"^(--)?[a-z0-9][a-z0-9._-]*$"
 # PostgreSQL's jsonb refuses NUL and lone surrogates; SQLite would store them. Refuse both everywhere.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -318,17 +320,10 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
             if not partial:
                 fields[field] = ""
             continue
-        value = data[field]
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            problems.append(Problem(field, f"expected a string, got {describe_type(value)}"))
-        elif limit and len(value.strip()) > limit:
-            problems.append(Problem(field, f"at most {limit} characters are allowed, got {len(value.strip())}"))
-        elif _UNSTORABLE.search(value):
-            problems.append(Problem(field, "text contains a NUL or an unpaired surrogate character"))
-        else:
-            fields[field] = value.strip() if limit else value
+        value, found = text_problems(data[field], limit=limit)
+        problems += [problem.under(field) for problem in found]
+        if not found:
+            fields[field] = value
 
     if "runtime" in data:
         runtime = data["runtime"] or ""
@@ -358,6 +353,20 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
     elif not partial:
         fields["metadata"] = {}
     return fields, problems
+
+
+def text_problems(value: object, *, limit: int | None) -> tuple[str, list[Problem]]:
+    """A preset's description (no limit, kept as written) or category (trimmed, at most ``limit``
+    characters), and what is wrong with it; null counts as empty."""
+    if value is None:
+        return "", []
+    if not isinstance(value, str):
+        return "", [Problem("", f"expected a string, got {describe_type(value)}")]
+    if limit and len(value.strip()) > limit:
+        return value, [Problem("", f"at most {limit} characters are allowed, got {len(value.strip())}")]
+    if _UNSTORABLE.search(value):
+        return value, [Problem("", "text contains a NUL or an unpaired surrogate character")]
+    return (value.strip() if limit else value), []
 
 
 def note_problems(note: object, *, limit: int) -> tuple[str, list[Problem]]:

@@ -24,6 +24,7 @@ from presets.exchange import (
     download_response,
     dump,
     export_bundle,
+    import_contents,
     parse_document,
     preset_download,
 )
@@ -196,9 +197,7 @@ def preset_import(request: HttpRequest) -> HttpResponse:
         if not problems:
             try:
                 with transaction.atomic():
-                    imported = ParameterPreset.objects.import_contents(
-                        contents, on_conflict=form.cleaned_data["on_conflict"], by=request.user
-                    )
+                    imported = import_contents(contents, on_conflict=form.cleaned_data["on_conflict"], by=request.user)
             except NameTaken as error:
                 names = ", ".join(f"“{preset.name}”" for _, preset in error.clashes)
                 form.add_error(

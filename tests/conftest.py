@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
+from presets.seeding import seed_system_presets
 from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster per session, for tests marked postgres)
 
 
@@ -52,15 +53,5 @@ def api(user) -> APIClient:
 @pytest.fixture
 def system_presets(db) -> dict[str, ParameterPreset]:
     """The shipped system presets, loaded as ``manage.py seed_presets`` loads them, by name."""
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     return {preset.name: preset for preset in ParameterPreset.objects.all()}
-
-
-@pytest.fixture(autouse=True)
-def _forget_listed_presets():
-    """A rolled-back test database gives out the same ids again: the listed presets' JSON
-    texts one test kept (presets.api.ListedJSON) must not be another's."""
-    from presets.api import listed_json
-
-    yield
-    listed_json.clear()

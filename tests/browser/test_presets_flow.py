@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Locator, Page, Request, expect
 
 from presets.models import ParameterPreset
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset, system_preset_names, system_presets
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def test_creating_a_preset_with_the_live_check_catching_a_mistake(page: Page) ->
 
 
 def test_filtering_and_searching_update_the_table_in_place_and_back_undoes_them(page: Page) -> None:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     log_in(page)
     table = page.locator("#preset-table")
     expect(table).to_contain_text(ALL_SYSTEM)
@@ -140,7 +141,7 @@ def test_filtering_and_searching_update_the_table_in_place_and_back_undoes_them(
 
 
 def test_back_also_restores_the_filter_controls(page: Page) -> None:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     log_in(page)
     table = page.locator("#preset-table")
     page.select_option("#id_category", "performance")
@@ -157,7 +158,7 @@ def test_back_also_restores_the_filter_controls(page: Page) -> None:
 
 
 def test_leaving_the_search_box_adds_no_history_entry(page: Page) -> None:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     log_in(page)
     filters = page.locator("#preset-filters")
     page.locator("#id_search").press_sequentially("latency", delay=30)
@@ -196,7 +197,7 @@ def test_editing_a_preset_shows_the_new_values_on_its_page(page: Page) -> None:
 
 
 def test_duplicating_a_system_preset_gives_an_editable_copy(page: Page) -> None:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     user = log_in(page)
     expect(row(page, "High Throughput").get_by_role("link", name="Edit")).to_have_count(0)
 
@@ -296,7 +297,7 @@ def test_exporting_downloads_the_preset_as_a_json_document(page: Page) -> None:
 
 
 def test_screenshots_of_the_list_and_the_edit_page_are_kept(page: Page, artifacts_dir: Path) -> None:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     user = log_in(page)
     preset = make_preset(name="Screenshot Subject", parameters={"tp-size": [1, 2, 4]}, created_by=user)
     list_png, edit_png = artifacts_dir / "presets-list.png", artifacts_dir / "preset-edit.png"

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Locator, Page, Request, expect
 
 from presets.models import ParameterPreset
+from presets.seeding import seed_system_presets
 from tasks.models import Task
 from tests.factories import make_preset, make_task
 
@@ -56,7 +57,7 @@ def log_in(page: Page, username: str = "ada") -> Any:
 
 def system_presets() -> tuple[ParameterPreset, ParameterPreset]:
     """High Throughput and Memory Efficient, seeded."""
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     return ParameterPreset.objects.get(name="High Throughput"), ParameterPreset.objects.get(name="Memory Efficient")
 
 

@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ MERGE = "/api/presets/merge"
 @pytest.fixture
 def ids() -> dict[str, int]:
     """The system presets' ids by name."""
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     return dict(ParameterPreset.objects.values_list("name", "id"))
 
 

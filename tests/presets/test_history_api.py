@@ -13,6 +13,7 @@ from presets.models import (
     PresetRevision,
     RevisionEvent,
 )
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def three_versions(api) -> ParameterPreset:
 
 @pytest.fixture
 def system_preset() -> ParameterPreset:
-    ParameterPreset.objects.seed_system_presets()
+    seed_system_presets()
     return ParameterPreset.objects.system().first()
 
 

@@ -19,6 +19,7 @@ from presets.models import (
     ReadOnlyPreset,
     RevisionEvent,
 )
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset, system_presets
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +164,7 @@ def test_restoring_a_name_another_preset_took_since_is_refused_and_changes_nothi
 
 
 def test_a_system_preset_is_never_restored_by_a_user():
-    ParameterPreset.objects.seed_system_presets(system_presets()[:1])
+    seed_system_presets(system_presets()[:1])
     preset = ParameterPreset.objects.system().get()
 
     with pytest.raises(ReadOnlyPreset):
@@ -223,7 +224,7 @@ def test_untrash_into_a_taken_name_asks_for_a_new_one_then_records_the_rename(us
 
 
 def test_a_system_preset_never_goes_to_the_trash():
-    ParameterPreset.objects.seed_system_presets(system_presets()[:1])
+    seed_system_presets(system_presets()[:1])
 
     with pytest.raises(ReadOnlyPreset):
         ParameterPreset.objects.system().get().trash(by=None)
@@ -267,11 +268,11 @@ def test_purge_dry_run_deletes_nothing_and_a_negative_age_is_refused():
 
 def test_seeding_a_changed_system_preset_records_a_version_showing_the_upgrade():
     [definition] = system_presets()[:1]
-    ParameterPreset.objects.seed_system_presets([definition])
+    seed_system_presets([definition])
     changed = {**definition, "parameters": {**definition["parameters"], "tp-size": [1, 2, 8]}}
 
-    ParameterPreset.objects.seed_system_presets([changed])
-    ParameterPreset.objects.seed_system_presets([changed])  # unchanged now: no third version
+    seed_system_presets([changed])
+    seed_system_presets([changed])  # unchanged now: no third version
 
     preset = ParameterPreset.objects.system().get()
     assert versions(preset) == [1, 2]

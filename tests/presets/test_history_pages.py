@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from presets.models import TRASH_DAYS, ParameterPreset, PresetRevision
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset
 from tests.html import Element, accessibility_problems, parse
 
@@ -134,8 +135,8 @@ def edited(signed_in) -> ParameterPreset:
 def system_preset() -> ParameterPreset:
     """A system preset at version 2: seeded, then changed by a later release."""
     definition = {"name": "Shipped", "category": "general", "parameters": {"tp-size": [1]}}
-    ParameterPreset.objects.seed_system_presets([definition])
-    ParameterPreset.objects.seed_system_presets([{**definition, "parameters": {"tp-size": [1, 2]}}])
+    seed_system_presets([definition])
+    seed_system_presets([{**definition, "parameters": {"tp-size": [1, 2]}}])
     preset = ParameterPreset.objects.get(name="Shipped")
     assert preset.current_version == 2
     return preset

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from engines.catalogue import for_engine
 from engines.checks import check_for_runtime
 from presets.models import SYSTEM_PRESETS_FILE, ParameterPreset
+from presets.seeding import seed_system_presets
 from tests.factories import make_preset, system_preset_names, system_presets
 
 pytestmark = pytest.mark.django_db
@@ -143,8 +144,8 @@ def test_seeding_twice_changes_nothing():
 
 
 def test_the_manager_method_reports_what_it_did():
-    first = ParameterPreset.objects.seed_system_presets()
-    second = ParameterPreset.objects.seed_system_presets()
+    first = seed_system_presets()
+    second = seed_system_presets()
 
     assert first["created"] == system_preset_names()  # in file order
     assert set(SYSTEM_PARAMETERS) | set(VLLM_CATEGORIES) == set(first["created"])
@@ -154,7 +155,7 @@ def test_the_manager_method_reports_what_it_did():
 
 
 def test_the_manager_method_accepts_its_own_definitions():
-    outcome = ParameterPreset.objects.seed_system_presets([{"name": "Tiny", "parameters": {"--tp_size": 1}}])
+    outcome = seed_system_presets([{"name": "Tiny", "parameters": {"--tp_size": 1}}])
 
     preset = ParameterPreset.objects.get()
     assert outcome["created"] == ["Tiny"]
@@ -241,7 +242,7 @@ def test_the_manager_method_raises_a_validation_error_for_a_user_preset_with_a_s
     make_preset(name="Low Latency")
 
     with pytest.raises(ValidationError, match="rename it first"):
-        ParameterPreset.objects.seed_system_presets()
+        seed_system_presets()
 
     assert ParameterPreset.objects.count() == 1
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from presets.models import ParameterPreset
+from presets.seeding import seed_system_presets
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            outcome = ParameterPreset.objects.seed_system_presets()
+            outcome = seed_system_presets()
         except ValidationError as error:
             raise CommandError("; ".join(error.messages)) from None
         summary = ", ".join(f"{len(names)} {state}" for state, names in outcome.items())
