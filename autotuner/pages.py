@@ -7,8 +7,16 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 PAGE_SIZE = 50
+
+
+class HtmxHttpRequest(HttpRequest):
+    """For type hints only: a request that went through django_htmx's middleware, as every
+    request here does (django-htmx's documented way to type ``request.htmx``)."""
+
+    htmx: HtmxDetails
 
 
 def filtered_page(request: HttpRequest, filterset_class: type, queryset: QuerySet) -> dict[str, Any]:
@@ -28,6 +36,7 @@ def filtered_page(request: HttpRequest, filterset_class: type, queryset: QuerySe
 def template_for(request: HttpRequest, template: str, fragment: str) -> str:
     """The whole page, or for an htmx request only the partial named after the swapped element.
     Back-button restores get the whole page: htmx swaps it into the body."""
-    if getattr(request, "htmx", False) and not request.htmx.history_restore_request:  # type: ignore[attr-defined]
+    htmx = getattr(request, "htmx", None)  # set by django_htmx's middleware
+    if htmx and not htmx.history_restore_request:
         return f"{template}#{fragment}"
     return template
