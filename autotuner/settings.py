@@ -234,9 +234,6 @@ CACHES = {
         "OPTIONS": {"MAX_ENTRIES": 500},
     },
 }
-# On SQLite, answers read often (a list's total, a merge's rows, token, session and user rows)
-# are kept per connection until any write to the database (autotuner.readcache). Off: read each time.
-READ_CACHE = env_bool("AUTOTUNER_READ_CACHE", True)
 # Bodies (API_MAX_BODY_SIZE above), JSON nesting, list pages and searches are bounded too.
 API_MAX_JSON_DEPTH = 32
 
