@@ -88,7 +88,7 @@ def _kind(action: argparse.Action) -> str:
     if action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1):
         return "list"
     kind_of_type = {int: "integer", float: "float", json.loads: "json"}
-    return kind_of_type.get(action.type, "string")  # type: ignore[arg-type]
+    return kind_of_type.get(action.type, "string")
 
 
 def flags_from_help(text: str) -> list[Flag]:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from autotuner.http import ApiError
 from autotuner.pages import template_for
+from engines import registry
 from engines.catalogue import Catalogue, Flag, engines, for_engine
 
 MAX_SEARCH = 100
@@ -72,7 +73,7 @@ class EngineViewSet(viewsets.ViewSet):
             200: inline_serializer(
                 "EngineSummary",
                 {
-                    "runtime": serializers.CharField(),
+                    "runtime": serializers.ChoiceField(choices=registry.choices()),
                     "version": serializers.CharField(help_text="The engine version the flags were read from."),
                     "flags": serializers.IntegerField(help_text="How many flags are known."),
                 },

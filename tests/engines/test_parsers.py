@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 import engines.management.commands.regenerate_catalogue as regenerate
 from engines.catalogue import Flag, dumps, parse
 from engines.parsers import catalogue_from, engine_version, flags_from_help, flags_from_parser
+from engines.registry import engine_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +358,7 @@ def test_reading_help_text_needs_the_version_it_came_from(help_file, tmp_path):
     assert not (tmp_path / "out.json").exists()
 
 
-@pytest.mark.parametrize("engine", ["sglang", "vllm"])
+@pytest.mark.parametrize("engine", engine_names())
 def test_an_engine_that_is_not_importable_asks_for_help_text(engine, tmp_path):
     with pytest.raises(CommandError, match=rf"^{engine} is not importable here \(.*\); use --from-help$"):
         regenerate_catalogue(engine, "--engine-version", "9.9", "--output", str(tmp_path / "out.json"))

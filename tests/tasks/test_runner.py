@@ -58,7 +58,7 @@ def started_child(engine: EngineProcess) -> int:
     return int(line.split()[1])
 
 
-def test_the_standin_engine_becomes_healthy_and_serves_its_model():
+def test_the_standin_becomes_healthy_and_serves_its_model():
     port = free_port()
     with EngineProcess(standin.command(port)) as engine:
         engine.wait_until_healthy(base_url(port), timeout_s=10)
