@@ -14,6 +14,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
+from axes.conf import settings as axes_settings  # Django's settings, axes' defaults filled in
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
@@ -43,7 +44,7 @@ def attempted_username(request: HttpRequest, credentials: dict | None = None) ->
     """AXES_USERNAME_CALLABLE: the username tried, cut to the 255 characters axes' column holds.
     Django's login form does not enforce the username's max_length, and PostgreSQL refuses a
     longer value (a 500). Real usernames are at most 150 characters, so none are merged."""
-    field = str(settings.AXES_USERNAME_FORM_FIELD)
+    field = str(axes_settings.AXES_USERNAME_FORM_FIELD)
     username = credentials.get(field) if credentials else request.POST.get(field)
     return username[:USERNAME_LENGTH] if username else username
 

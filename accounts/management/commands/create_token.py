@@ -26,6 +26,6 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r}.") from None
         form = ApiTokenForm({"name": name}, user=user)
         if not form.is_valid():
-            raise CommandError(" ".join(form.errors["name"]))
+            raise CommandError(" ".join(map(str, form.errors["name"])))
         _token, key = ApiToken.objects.create_token(user=user, name=form.cleaned_data["name"])
         self.stdout.write(key)
