@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engines.catalogue import Catalogue, Flag, for_engine
-from presets.merging import MergeResult, MergeStrategy, PresetInput, merge
 
 ERROR = "error"
 WARNING = "warning"
@@ -128,11 +127,3 @@ def check_for_runtime(grid: Mapping[str, Sequence[object]], runtime: str) -> lis
     """check_grid against the runtime's catalogue; nothing for an any-engine grid or an unknown engine."""
     catalogue = for_engine(runtime) if runtime else None
     return check_grid(grid, catalogue) if catalogue else []
-
-
-def merge_for_engine(
-    presets: Sequence[PresetInput], strategy: MergeStrategy | str, catalogue: Catalogue | None
-) -> MergeResult:
-    """Merge presets as an engine sees them: its aliases (tp-size, tensor-parallel-size) are one flag."""
-    names = [flag for preset in presets for flag in preset.parameters]
-    return merge(presets, strategy, same_flag=same_flag(names, catalogue) if catalogue else None)

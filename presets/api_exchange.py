@@ -35,9 +35,9 @@ from presets.validators import Problem, parse_id
 
 
 def history_flag(request: Request) -> bool:
-    """``?history=``: true or false, false when absent."""
+    """``?history=``: true or false (or 1 and 0), false when absent."""
     raw = request.query_params.get("history", "")
-    value = {"": False, "false": False, "true": True}.get(raw)
+    value = {"": False, "false": False, "0": False, "true": True, "1": True}.get(raw.lower())
     if value is None:
         raise invalid([Problem("history", f"expected true or false, got {raw[:20]!r}")])
     return value

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -119,13 +119,6 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         catalogue = for_engine(runtime) if runtime else None
         aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
         return merge(inputs, strategy, same_flag=aliases), [{"id": pk, "name": found[pk].name} for pk in ids]
-
-    def merge_inputs(self, ids: Iterable[int]) -> dict[int, PresetInput]:
-        """The merge inputs of the presets with these ids, by id (missing ids are absent)."""
-        return {
-            pk: PresetInput(name, parameters)
-            for pk, name, parameters in self.filter(pk__in=list(ids)).values_list("pk", "name", "parameters")
-        }
 
 
 def engine_errors(grid: dict[str, Any], runtime: str) -> list[Finding]:

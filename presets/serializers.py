@@ -14,6 +14,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
+from rest_framework.settings import api_settings
 
 from presets.merging import MergeStrategy
 from presets.models import MAX_NOTE_LENGTH, ParameterPreset, PresetRevision, RevisionEvent, engine_errors
@@ -203,7 +204,8 @@ class ObjectSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
-            self.fail("invalid", datatype=describe_type(data))
+            message = self.error_messages["invalid"].format(datatype=describe_type(data))
+            raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [message]}, code="invalid")
         return super().to_internal_value(data)
 
 

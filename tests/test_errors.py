@@ -17,7 +17,7 @@ from django.urls import path
 from autotuner.logs import RequestIdFilter
 from autotuner.urls import handler500  # noqa: F401  (this module is the URLconf of the tests marked urls)
 from autotuner.urls import urlpatterns as site_urlpatterns
-from presets.models import PresetManager
+from presets.api import PresetViewSet
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +115,7 @@ def test_an_api_error_answers_json_quoting_the_id_and_logs_the_traceback(quiet_c
     def broken_list(self, *args, **kwargs):
         raise RuntimeError("a bug in the API")
 
-    monkeypatch.setattr(PresetManager, "list_page", broken_list)
+    monkeypatch.setattr(PresetViewSet, "get_queryset", broken_list)
     quiet_client.force_login(user)
 
     response = quiet_client.get("/api/presets/", headers={"X-Request-ID": "api-err-1"})
@@ -202,12 +202,13 @@ def test_healthz_answers_503_when_the_database_is_unreachable(client, monkeypatc
 
 
 def test_an_api_client_error_raised_as_a_django_exception_stays_a_4xx(user):
-    browser = Client(enforce_csrf_checks=True, raise_request_exception=False)  # the CSRF check parses the body
+    browser = Client(enforce_csrf_checks=True, raise_request_exception=False)
     browser.force_login(user)
     browser.cookies["csrftoken"] = "c" * 16 + "s" * 16
 
+    # Import reads multipart uploads: Django's multipart parser raises its own exception here.
     response = browser.post(
-        "/api/presets/merge/", "{}", content_type="multipart/form-data", headers={"X-CSRFToken": "c" * 16 + "s" * 16}
+        "/api/presets/import/", "{}", content_type="multipart/form-data", headers={"X-CSRFToken": "c" * 16 + "s" * 16}
     )  # multipart without a boundary
 
     assert response.status_code == 400

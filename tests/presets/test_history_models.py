@@ -16,6 +16,7 @@ from presets.models import (
     NameInUse,
     ParameterPreset,
     PresetRevision,
+    PresetsNotFound,
     ReadOnlyPreset,
     RevisionEvent,
 )
@@ -185,7 +186,8 @@ def test_a_trashed_preset_leaves_every_list_and_frees_its_name(user):
     preset.trash(by=user)
 
     assert not ParameterPreset.objects.filter(pk=preset.pk).exists()
-    assert ParameterPreset.objects.merge_inputs([preset.pk]) == {}
+    with pytest.raises(PresetsNotFound):
+        ParameterPreset.objects.merge([preset.pk], strategy="union")
     trashed = ParameterPreset.everything.get(pk=preset.pk)
     assert trashed.in_trash
     assert trashed.deleted_by == user
