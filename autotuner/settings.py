@@ -185,6 +185,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Names for the runtime choices, listed with their labels (models, filters) or without.
+    "ENUM_NAME_OVERRIDES": {
+        "RuntimeEnum": "engines.registry.choices",
+        "RuntimeNameEnum": "engines.registry.engine_names",
+    },
 }
 
 # Abuse limits
@@ -222,18 +227,8 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": env_rate("AUTOTUNER_API_RATE_USER", "600/min"),
     "anon": env_rate("AUTOTUNER_API_RATE_ANON", "60/min"),
 }
-# Per-process memory caches. "previews" holds rendered merge previews under a digest of their
-# inputs (tasks.views._merge_preview): a cache of its own, so floods of previews never evict
-# the throttles' counters from "default". 500 of ~3 KB (a big merge's, tens of KB): a few MB a worker.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "previews": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "merge-previews",
-        "TIMEOUT": 3600,
-        "OPTIONS": {"MAX_ENTRIES": 500},
-    },
-}
+# A per-process memory cache: the API throttles' counters.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Bodies (API_MAX_BODY_SIZE above), JSON nesting, list pages and searches are bounded too.
 API_MAX_JSON_DEPTH = 32
 

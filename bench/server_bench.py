@@ -54,8 +54,7 @@ BIG_GRID: dict[str, list[Any]] = {
 }
 FLAGS = ["chunked-prefill-size", "max-running-requests", "max-prefill-tokens"]
 ROUNDS = 5  # slices per measurement, alternating with the baseline (measure_paired)
-# Presets the merges pick from. Their ordered pairs, 9,900 previews, are more than the previews
-# cache keeps in both workers together: a preview case that sends each in turn never hits it.
+# Presets the merges pick from: their ordered pairs give each request of a case a merge of its own.
 SPREAD = 100
 
 
@@ -163,11 +162,10 @@ def cases(data: dict[str, Any]) -> list[Case]:
     ids = data["ids"]
 
     def preview(pair: tuple[int, int]) -> str:  # what a strategy radio asks for
-        return "/tasks/new/?" + urllib.parse.urlencode(
+        return "/tasks/preview/?" + urllib.parse.urlencode(
             [("selector_present", "1"), ("use_presets", "on")]
             + [("presets", preset_id) for preset_id in pair]
             + [("preset_search", ""), ("merge_strategy", "union"), ("runtime", "sglang"), ("gpus", "1")]
-            + [("action", "preview")]
         )
 
     previewing = {**browser, "HX-Request": "true", "HX-Target": "merge-preview"}
@@ -191,7 +189,7 @@ def cases(data: dict[str, Any]) -> list[Case]:
             bodies=[json.dumps({"preset_ids": [first, second]}) for first in ids for second in ids if first != second],
         ),
         Case("GET merge-preview fragment", preview((ids[0], ids[1])), headers=previewing),
-        # The same fragment, each request another pair of presets: the previews cache never has it.
+        # The same fragment, each request another pair of presets.
         Case(
             "GET merge-preview, each a new merge",
             preview((ids[0], ids[1])),

@@ -1,42 +1,35 @@
 """The tasks REST API under /api/tasks/: same authentication, error shape and slash rule as presets.
 
-Input is validated by TaskForm, the same form the pages use, so a rule lives in one place.
+TaskSerializer validates and renders; the model checks a task whole and creates it from presets
+(``Task.objects.create_from_presets``), as the pages do.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import CharField, TextField
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, invalid
-from presets.fields import GridField
-from presets.merging import MergeStrategy
-from presets.models import ParameterPreset
+from autotuner.http import ApiError
+from autotuner.pagination import PAGINATION_HEADERS, HeaderPagination
 from presets.serializers import ErrorSerializer
-from presets.validators import InvalidParameters, Problem, describe_type, normalize_parameters, parse_id
+from presets.validators import parse_id
 from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
-from tasks.forms import TaskForm
-from tasks.models import ExperimentStatus, Task, TransitionRefused, merge_presets
+from tasks.models import ExperimentStatus, Task, TransitionRefused
+from tasks.serializers import WHOLE_TASK_RULES, TaskSerializer
 
-FORM_FIELDS = TaskForm._meta.fields
 PLAN_PAGE_SIZE = 100
 MAX_PLAN_PAGE_SIZE = 1000
-READ_ONLY = ["id", "status", "applied_presets", "parameters_edited", "combinations", "runnable", "skipped", "warnings"]
-RUN_FIELDS = ["preset_versions", "status_changed_at", "status_history", "started_at", "finished_at", "error"]
+MAX_PLAN_PAGE = 10**9
 RUN_ACTIONS = {
     "start": lifecycle.start,
     "cancel": lifecycle.cancel,
@@ -45,117 +38,139 @@ RUN_ACTIONS = {
 }
 
 
-class TaskSerializer(serializers.ModelSerializer):
-    """The task's shape, for the schema; validation is TaskForm's."""
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error answers in the one shape; every operation may answer 401 (no or a bad token) and 429
+    (over the throttle's rate)."""
+    return {code: OpenApiResponse(ErrorSerializer) for code in sorted({*codes, 401, 429})}
 
-    combinations = serializers.IntegerField(read_only=True)
-    runnable = serializers.IntegerField(read_only=True, help_text="Combinations the engine constraints let run.")
-    skipped = serializers.DictField(
-        child=serializers.IntegerField(), read_only=True, help_text="Why the others are skipped, with how many."
-    )
-    warnings = serializers.ListField(child=serializers.DictField(), read_only=True)
-    parameters = serializers.DictField(
-        child=serializers.ListField(child=serializers.JSONField()), required=False, help_text="The grid to explore."
-    )
-    concurrency_levels = serializers.ListField(child=serializers.IntegerField(), required=False)
-    merge_strategy = serializers.ChoiceField(
-        choices=[strategy.value for strategy in MergeStrategy],
-        allow_null=True,
-        required=False,
-        help_text="How `presets` are merged (default union); null when the grid was typed by hand.",
-    )
-    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
-    presets = serializers.ListField(
-        child=serializers.IntegerField(), write_only=True, required=False, help_text="Preset ids, merged in order."
-    )
-    error = serializers.CharField(
-        read_only=True, allow_null=True, help_text="Why the last run failed or stopped, in one sentence."
+
+def _one_of(values: Any) -> dict[str, str]:
+    return {"invalid_choice": f"expected one of {', '.join(values)}, got '{{input}}'"}
+
+
+class PlanQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PLAN_PAGE, default=1, help_text="1-based page number.")
+    page_size = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_PLAN_PAGE_SIZE,
+        default=PLAN_PAGE_SIZE,
+        help_text=f"Default {PLAN_PAGE_SIZE}, at most {MAX_PLAN_PAGE_SIZE}.",
     )
 
-    class Meta:
-        model = Task
-        fields = [
-            *READ_ONLY,
-            *FORM_FIELDS,
-            "presets",
-            "merge_strategy",
-            "created_by",
-            "created_at",
-            "updated_at",
-            *RUN_FIELDS,
-        ]
-        read_only_fields = [*READ_ONLY, "created_at", "updated_at", *RUN_FIELDS]
+
+class QueryChoiceField(serializers.ChoiceField):
+    """A choice in the query string, where an empty value is a wrong one (DRF would read it as absent)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        return dictionary.get(self.field_name, empty)
 
 
-ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409)}
-
-
-def represent(task: Task) -> dict[str, Any]:
-    data = {field: getattr(task, field) for field in ("id", *FORM_FIELDS)}
-    data.update(
-        status=task.status,
-        applied_presets=task.applied_presets,
-        preset_versions=task.preset_versions,
-        merge_strategy=task.merge_strategy or None,
-        parameters_edited=task.parameters_edited,
-        combinations=task.combinations,
-        runnable=task.plan_summary.runnable,
-        skipped=task.plan_summary.skipped,
-        warnings=[finding.as_dict() for finding in task.engine_warnings],
-        created_by=task.created_by.username if task.created_by else None,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        seed=task.seed,
-        status_changed_at=task.status_changed_at,
-        status_history=task.status_history,
-        started_at=task.started_at,
-        finished_at=task.finished_at,
-        error=task.error or None,
+class ExperimentsQuerySerializer(serializers.Serializer):
+    sort = QueryChoiceField(
+        choices=list(run_results.SORTS),
+        default="number",
+        error_messages=_one_of(run_results.SORTS),
+        help_text="Default number; score sorts best first.",
     )
-    return data
+    status = QueryChoiceField(
+        choices=ExperimentStatus.values, required=False, error_messages=_one_of(ExperimentStatus.values)
+    )
 
 
-def _page_number(request: Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    value = parse_id(raw)
-    if value is None or value > maximum:
-        raise invalid([Problem(name, f"expected a whole number from 1 up to {maximum:,}, got {raw[:20]!r}")])
-    return value
+def _query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return query.validated_data
 
 
-def _form_data(task: Task | None, payload: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """TaskForm's data: the payload over the stored task (PATCH) or over the defaults (POST, PUT)."""
-    if partial and task is not None:
-        data = {field: getattr(task, field) for field in FORM_FIELDS}
-    else:
-        blank = TaskForm()
-        data = {field: blank[field].initial for field in FORM_FIELDS}
-    data.update({field: payload[field] for field in FORM_FIELDS if field in payload})
-    return {field: value for field, value in data.items() if value is not None}
+class ExperimentRecordSerializer(serializers.Serializer):
+    """One experiment with its outcome (``tasks.results.record``)."""
+
+    number = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ExperimentStatus.values)
+    parameters = serializers.DictField(help_text="Each flag and the one value this experiment uses.")
+    command = serializers.CharField(help_text="The launch command as the worker ran it.")
+    deploy_command = serializers.CharField(help_text="The engine's own launcher on the plan's port.")
+    score = serializers.FloatField(allow_null=True)
+    scored_level = serializers.IntegerField(allow_null=True)
+    throughput_tokens_per_s = serializers.FloatField(allow_null=True)
+    latency_p50_s = serializers.FloatField(allow_null=True)
+    slo_violation = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    step = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    levels = serializers.ListField(child=serializers.DictField(), help_text="The benchmark at each level.")
+    log_tail = serializers.CharField(allow_blank=True)
+
+
+PLAN = inline_serializer(
+    "Plan",
+    {
+        "combinations": serializers.IntegerField(),
+        "runnable": serializers.IntegerField(),
+        "skipped": serializers.DictField(child=serializers.IntegerField()),
+        "page": serializers.IntegerField(),
+        "experiments": inline_serializer(
+            "PlannedExperiment",
+            {
+                "number": serializers.IntegerField(),
+                "parameters": serializers.DictField(help_text="Each flag and its one value."),
+                "command": serializers.CharField(help_text="The engine's launch command."),
+            },
+            many=True,
+        ),
+    },
+)
+RESULTS = inline_serializer(
+    "Results",
+    {
+        "task": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "objective": serializers.CharField(),
+        "higher_is_better": serializers.BooleanField(),
+        "slos": serializers.DictField(child=serializers.FloatField()),
+        "best": ExperimentRecordSerializer(allow_null=True),
+        "pareto_front": serializers.ListField(child=serializers.IntegerField()),
+        "experiments": ExperimentRecordSerializer(many=True),
+    },
+)
+RUN_RESPONSES = _errors(403, 404, 409)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List tasks", responses={200: TaskSerializer(many=True), 401: ERRORS[401]}),
-    retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **ERRORS}),
+    list=extend_schema(
+        summary="List tasks, newest first",
+        parameters=PAGINATION_HEADERS,
+        responses={200: TaskSerializer(many=True), **_errors(400)},
+    ),
+    retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **_errors(404)}),
     create=extend_schema(
         summary="Create a task from a grid, from presets (merged in order), or both",
-        request=TaskSerializer,
-        responses={201: TaskSerializer, **ERRORS},
+        description="`parameters` given with `presets` replace the merged flags they name." + WHOLE_TASK_RULES,
+        responses={201: TaskSerializer, **_errors(400, 413, 415)},
     ),
-    update=extend_schema(summary="Replace a task", request=TaskSerializer, responses={200: TaskSerializer, **ERRORS}),
+    update=extend_schema(
+        summary="Replace a task",
+        description="Fields not sent are set back to their defaults." + WHOLE_TASK_RULES,
+        responses={200: TaskSerializer, **_errors(400, 403, 404, 409, 413, 415)},
+    ),
     partial_update=extend_schema(
-        summary="Change some fields of a task", request=TaskSerializer, responses={200: TaskSerializer, **ERRORS}
+        summary="Change some fields of a task",
+        description=WHOLE_TASK_RULES.strip(),
+        responses={200: TaskSerializer, **_errors(400, 403, 404, 409, 413, 415)},
     ),
-    destroy=extend_schema(summary="Delete a task", responses={204: None, **ERRORS}),
+    destroy=extend_schema(summary="Delete a task", responses={204: None, **_errors(403, 404, 409)}),
 )
-class TaskViewSet(viewsets.GenericViewSet):
+class TaskViewSet(viewsets.ModelViewSet):
     queryset = Task.objects.select_related("created_by")
     serializer_class = TaskSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = TaskFilter
+    pagination_class = HeaderPagination
     lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_object(self) -> Task:
         raw = self.kwargs["pk"]
@@ -171,36 +186,28 @@ class TaskViewSet(viewsets.GenericViewSet):
         if task.is_locked:
             raise ApiError(status.HTTP_409_CONFLICT, f"The task is {task.status}; it cannot be changed until it stops.")
 
-    def list(self, request: Request) -> Response:
-        tasks = self.filter_queryset(self.get_queryset())[:1000]
-        return Response([represent(task) for task in tasks])
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        task = self.get_object()
+        self._changeable(task)
+        serializer = self.get_serializer(task, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
 
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(represent(self.get_object()))
-
-    def create(self, request: Request) -> Response:
-        task = self._save(None, request.data, partial=False)
-        return Response(represent(task), status=status.HTTP_201_CREATED)
-
-    def update(self, request: Request, pk: str) -> Response:
-        return Response(represent(self._save(self.get_object(), request.data, partial=False)))
-
-    def partial_update(self, request: Request, pk: str) -> Response:
-        return Response(represent(self._save(self.get_object(), request.data, partial=True)))
+    def perform_destroy(self, instance: Task) -> None:
+        self._changeable(instance)
+        instance.delete()
 
     @extend_schema(
         summary="The experiments the task plans: each runnable combination and its launch command, paginated",
-        parameters=[
-            OpenApiParameter("page", int, description="1-based page number."),
-            OpenApiParameter("page_size", int, description=f"Default {PLAN_PAGE_SIZE}, at most {MAX_PLAN_PAGE_SIZE}."),
-        ],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        parameters=[PlanQuerySerializer, *PAGINATION_HEADERS],
+        responses={200: PLAN, **_errors(400, 404)},
     )
     @action(detail=True, methods=["get"])
     def plan(self, request: Request, pk: str) -> Response:
         task = self.get_object()
-        page = _page_number(request, "page", 1, 10**9)
-        page_size = _page_number(request, "page_size", PLAN_PAGE_SIZE, MAX_PLAN_PAGE_SIZE)
+        query = _query(PlanQuerySerializer, request)
+        page, page_size = query["page"], query["page_size"]
         summary = task.plan_summary
         start = (page - 1) * page_size
         rows = [
@@ -209,9 +216,10 @@ class TaskViewSet(viewsets.GenericViewSet):
         ]
         headers = {"X-Total-Count": str(summary.runnable)}
         if start + page_size < summary.runnable:
-            query = request.query_params.copy()
-            query["page"] = str(page + 1)
-            headers["Link"] = f'<{request.build_absolute_uri(f"{request.path}?{query.urlencode()}")}>; rel="next"'
+            following = request.query_params.copy()
+            following.pop("page", None)
+            following["page"] = str(page + 1)
+            headers["Link"] = f'<{request.build_absolute_uri(f"{request.path}?{following.urlencode()}")}>; rel="next"'
         body = {
             "combinations": summary.total,
             "runnable": summary.runnable,
@@ -230,12 +238,13 @@ class TaskViewSet(viewsets.GenericViewSet):
         except TransitionRefused as refusal:
             raise ApiError(status.HTTP_409_CONFLICT, str(refusal)) from None
         task = self.get_queryset().get(pk=task.pk)
-        return Response(represent(task), status=status.HTTP_200_OK if name == "cancel" else status.HTTP_202_ACCEPTED)
+        answer = status.HTTP_200_OK if name == "cancel" else status.HTTP_202_ACCEPTED
+        return Response(self.get_serializer(task).data, status=answer)
 
     @extend_schema(
         summary="Start a draft task: plan its experiments and queue them for the workers",
         request=None,
-        responses={202: TaskSerializer, **ERRORS},
+        responses={202: TaskSerializer, **RUN_RESPONSES},
     )
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
@@ -244,7 +253,7 @@ class TaskViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Cancel a queued or running task; a running engine is stopped within seconds",
         request=None,
-        responses={200: TaskSerializer, **ERRORS},
+        responses={200: TaskSerializer, **RUN_RESPONSES},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
@@ -253,7 +262,7 @@ class TaskViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Run a finished task again from a clean slate (its experiments are deleted)",
         request=None,
-        responses={202: TaskSerializer, **ERRORS},
+        responses={202: TaskSerializer, **RUN_RESPONSES},
     )
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
@@ -262,164 +271,32 @@ class TaskViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Continue a cancelled or failed task without repeating finished experiments",
         request=None,
-        responses={202: TaskSerializer, **ERRORS},
+        responses={202: TaskSerializer, **RUN_RESPONSES},
     )
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
         return self._run_action("resume")
 
     @extend_schema(
-        summary="The task's experiments with their outcome",
-        parameters=[
-            OpenApiParameter(
-                "sort", str, enum=[*run_results.SORTS], description="Default number; score sorts best first."
-            ),
-            OpenApiParameter("status", str, enum=ExperimentStatus.values),
-        ],
-        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        summary="The task's experiments with their outcome: a list",
+        parameters=[ExperimentsQuerySerializer],
+        responses={200: ExperimentRecordSerializer(many=True), **_errors(400, 404)},
     )
     @action(detail=True, methods=["get"])
     def experiments(self, request: Request, pk: str) -> Response:
         task = self.get_object()
-        sort = request.query_params.get("sort", "number")
-        wanted = request.query_params.get("status")
-        problems = []
-        if sort not in run_results.SORTS:
-            problems.append(Problem("sort", f"expected one of {', '.join(run_results.SORTS)}, got {sort[:40]!r}"))
-        if wanted is not None and wanted not in ExperimentStatus.values:
-            problems.append(
-                Problem("status", f"expected one of {', '.join(ExperimentStatus.values)}, got {wanted[:40]!r}")
-            )
-        if problems:
-            raise invalid(problems)
+        query = _query(ExperimentsQuerySerializer, request)
         experiments = task.experiments.all()
-        if wanted:
-            experiments = experiments.filter(status=wanted)
-        rows = run_results.sort_experiments(task, list(experiments), sort)
+        if query.get("status"):
+            experiments = experiments.filter(status=query["status"])
+        rows = run_results.sort_experiments(task, list(experiments), query["sort"])
         return Response([run_results.record(experiment) for experiment in rows])
 
     @extend_schema(
         summary="The run's results: the best configuration, the Pareto front and every experiment",
-        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        responses={200: RESULTS, **_errors(404)},
     )
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         return Response(run_results.results(task, list(task.experiments.all())))
-
-    def destroy(self, request: Request, pk: str) -> Response:
-        task = self.get_object()
-        self._changeable(task)
-        task.delete()
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _save(self, task: Task | None, payload: Any, *, partial: bool) -> Task:
-        if not isinstance(payload, dict):
-            raise invalid([Problem("", "expected a JSON object describing the task")])
-        if task is not None:
-            self._changeable(task)
-        problems: list[Problem] = []
-        merged, snapshot, strategy = _merge_from_payload(payload, problems)
-        if merged is not None:
-            overrides: dict[str, Any] = {}
-            if payload.get("parameters") is not None:
-                try:
-                    overrides = normalize_parameters(payload["parameters"])
-                except InvalidParameters as error:
-                    problems += [problem.under("parameters") for problem in error.problems]
-            payload = {**payload, "parameters": {**merged.parameters, **overrides}}
-        problems += _type_problems(payload, merged is None)
-        if problems:
-            raise invalid(problems)
-
-        form = TaskForm(_form_data(task, payload, partial=partial), instance=task)
-        if not form.is_valid():
-            raise invalid(_form_problems(form))
-        with transaction.atomic():
-            saved = form.save(commit=False)
-            if merged is not None:
-                saved.use_merge(snapshot, strategy)
-                saved.parameters_edited = json.dumps(saved.parameters, sort_keys=True) != json.dumps(
-                    merged.parameters, sort_keys=True
-                )
-            elif "parameters" in payload and not partial:
-                saved.applied_presets, saved.merge_strategy, saved.parameters_edited = [], "", False
-            elif "parameters" in payload and saved.applied_presets:
-                saved.parameters_edited = True
-            if task is None:
-                saved.created_by = self.request.user
-            saved.save()
-        return saved
-
-
-def _merge_from_payload(payload: dict[str, Any], problems: list[Problem]) -> tuple[Any, list[dict], str]:
-    """Merge ``presets`` (ids, in order) by ``merge_strategy`` when the payload names them."""
-    ids = payload.get("presets")
-    if ids is None:
-        return None, [], ""
-    if not isinstance(ids, list) or not ids:
-        problems.append(Problem("presets", "expected a non-empty list of preset ids, in merge order"))
-        return None, [], ""
-    bad = [index for index, preset_id in enumerate(ids) if type(preset_id) is not int or not 0 < preset_id < 2**63]
-    if bad:
-        problems += [
-            Problem(f"presets[{index}]", f"expected a preset id, got {json.dumps(ids[index])[:40]}") for index in bad
-        ]
-        return None, [], ""
-    try:
-        strategy = MergeStrategy(payload.get("merge_strategy") or MergeStrategy.UNION)
-    except ValueError:
-        problems.append(
-            Problem("merge_strategy", "expected one of " + ", ".join(strategy.value for strategy in MergeStrategy))
-        )
-        return None, [], ""
-    existing = set(ParameterPreset.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    first_at: dict[int, int] = {}
-    for index, preset_id in enumerate(ids):
-        if preset_id in first_at:
-            problems.append(
-                Problem(f"presets[{index}]", f"preset {preset_id} is repeated (first at index {first_at[preset_id]})")
-            )
-        elif preset_id not in existing:
-            problems.append(Problem(f"presets[{index}]", f"no preset with id {preset_id}"))
-        first_at.setdefault(preset_id, index)
-    if problems:
-        return None, [], ""
-    try:
-        runtime = payload.get("runtime") or ""
-        result, snapshot = merge_presets(ids, strategy, runtime if isinstance(runtime, str) else "")
-    except ValidationError as error:
-        problems += [Problem("presets", message) for message in error.messages]
-        return None, [], ""
-    return result, snapshot, strategy.value
-
-
-_TEXT_FIELDS = [
-    field.name
-    for field in Task._meta.fields
-    if isinstance(field, CharField | TextField) and not isinstance(field, GridField)
-]
-
-
-def _type_problems(payload: dict[str, Any], check_parameters: bool) -> list[Problem]:
-    """What the form would accept by coercion but JSON should not: a list where text is expected,
-    and the parameters' problems with their full paths (``parameters.tp-size[1]``)."""
-    problems = [
-        Problem(field, f"expected a string, got {describe_type(payload[field])}")
-        for field in _TEXT_FIELDS
-        if field in FORM_FIELDS and payload.get(field) is not None and not isinstance(payload[field], str)
-    ]
-    if check_parameters and payload.get("parameters") is not None:
-        try:
-            normalize_parameters(payload["parameters"])
-        except InvalidParameters as error:
-            problems += [problem.under("parameters") for problem in error.problems]
-    return problems
-
-
-def _form_problems(form: TaskForm) -> list[Problem]:
-    problems = []
-    for field, errors in form.errors.items():
-        for message in errors:
-            problems.append(Problem("" if field == "__all__" else field, message))
-    return problems

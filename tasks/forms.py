@@ -1,24 +1,23 @@
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.urls import reverse
 
 from engines.catalogue import for_engine
 from engines.checks import check_for_runtime, same_flag
 from engines.plan import rules_for, summarize
+from engines.registry import engine, is_engine
 from presets.forms import ParametersField
-from presets.merging import MergeResult, MergeStrategy, PresetInput
-from presets.models import ParameterPreset
-from presets.validators import parse_id
-from tasks.models import LARGE_GRID, Task, clean_concurrency_levels, merge_presets
+from presets.merging import MergeResult, MergeStrategy
+from presets.models import ParameterPreset, PresetsNotFound
+from presets.validators import MAX_MERGE_PRESETS, parse_id, preset_id_problems
+from tasks.models import LARGE_GRID, Task
+from tasks.validators import clean_concurrency_levels
 
-MAX_SELECTED_PRESETS = 50
+Merged = tuple[MergeResult | None, list[dict[str, Any]]]
 
 
 class ConcurrencyLevelsField(forms.CharField):
@@ -109,59 +108,82 @@ class TaskForm(forms.ModelForm):
         )
 
 
-@dataclass
-class PresetSelection:
-    """The preset selector's state: which presets, in the order picked (the merge order), and how."""
+class PresetIdsField(forms.Field):
+    """The selected presets' ids in merge order: one ``presets`` per chip, or ``?presets=3,1`` in a
+    link. Whole numbers become ints; anything else is kept as typed for clean_presets to name."""
 
-    enabled: bool = False
-    ids: list[int] = field(default_factory=list)
-    strategy: MergeStrategy = MergeStrategy.UNION
-    runtime: str = ""
-    search: str = ""
-    gpus: int = 1
-    post_to: str = ""  # where the preview's buttons post: the task form's own URL
-    _inputs: tuple[tuple[int, ...], dict[int, PresetInput]] | None = field(default=None, repr=False, compare=False)
-    _merged: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
-    problems: list[str] = field(default_factory=list)
+    widget = forms.MultipleHiddenInput
 
-    @classmethod
-    def from_data(cls, data: QueryDict, post_to: str = "") -> PresetSelection:
-        """Read from a form post (``presets`` repeated, in order) or a link (``?presets=3,1``)."""
-        problems: list[str] = []
-        raw_ids: list[str] = []
-        for item in data.getlist("presets"):
-            raw_ids += [part.strip() for part in item.split(",") if part.strip()]
-        ids: list[int] = []
-        for raw in raw_ids:
-            preset_id = parse_id(raw)
-            if preset_id is None:
-                problems.append(f"“{raw[:20]}” is not a preset id.")
-            elif preset_id not in ids:
-                ids.append(preset_id)
-        if len(ids) > MAX_SELECTED_PRESETS:
-            problems.append(f"At most {MAX_SELECTED_PRESETS} presets can be merged at once.")
-            ids = ids[:MAX_SELECTED_PRESETS]
-        try:
-            # Links say ?strategy=last_wins; the form posts merge_strategy.
-            strategy = MergeStrategy(data.get("merge_strategy") or data.get("strategy") or MergeStrategy.UNION)
-        except ValueError:
-            problems.append("Unknown merge strategy; using union.")
-            strategy = MergeStrategy.UNION
+    def to_python(self, value: Any) -> list[int | str]:
+        items = value if isinstance(value, list | tuple) else [value] if value else []
+        parts = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+        return [int(part) if part.isascii() and part.isdigit() and len(part) <= 20 else part for part in parts]
+
+
+class PresetSelectionForm(forms.Form):
+    """The preset selector: which presets, in the order picked (the merge order), and how.
+
+    Lenient, as a selector should be: what cannot be used is left out and said in ``problems``
+    (shown in the merge preview), and the rest still merges. Chip actions (``add:3``,
+    ``remove:3``, ``left:3``, ``right:3``) change the selection through ``apply``.
+    """
+
+    use_presets = forms.BooleanField(required=False)
+    selector_present = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    presets = PresetIdsField(required=False)
+    merge_strategy = forms.CharField(required=False)
+    preset_search = forms.CharField(required=False, strip=False)
+    runtime = forms.CharField(required=False)
+    gpus = forms.CharField(required=False)
+
+    def __init__(self, data: QueryDict, *, post_to: str = "") -> None:
+        if "merge_strategy" not in data and "strategy" in data:  # links say ?strategy=last_wins
+            data = data.copy()
+            data["merge_strategy"] = data["strategy"]
+        super().__init__(data)
+        self.post_to = post_to  # where the preview's Apply button posts: the task form's own URL
+        self.problems: list[str] = []
+        self._merged: tuple[tuple[Any, ...], Merged] | None = None
+        self.full_clean()
+        cleaned = self.cleaned_data
+        self.ids: list[int] = cleaned["presets"]
+        self.strategy: MergeStrategy = cleaned["merge_strategy"]
+        self.runtime: str = cleaned["runtime"]
+        self.search: str = cleaned["preset_search"]
+        self.gpus: int = cleaned["gpus"]
         # The form says whether the selector is switched on; a link (?presets=3,1) switches it on.
-        ticked = data.get("use_presets") in ("on", "true", "1")
-        enabled = ticked if "selector_present" in data else bool(ids)
-        gpus = parse_id(str(data.get("gpus") or "1")) or 1
-        search = data.get("preset_search", "")[:100]
-        return cls(
-            enabled=enabled,
-            ids=ids,
-            strategy=strategy,
-            runtime=data.get("runtime", ""),
-            search=search,
-            gpus=min(gpus, 1024),
-            post_to=post_to,
-            problems=problems,
-        )
+        self.enabled: bool = cleaned["use_presets"] if cleaned["selector_present"] else bool(self.ids)
+
+    def clean_presets(self) -> list[int]:
+        ids: list[Any] = []
+        for preset_id in self.cleaned_data["presets"]:
+            if preset_id not in ids:  # a repeat adds nothing to the selection
+                ids.append(preset_id)
+        problems = preset_id_problems(ids) if ids else []
+        if problems and not problems[0].path:  # too many: say so, and keep the first ones
+            self.problems.append(f"{problems[0].message[0].upper()}{problems[0].message[1:]}.")
+            ids = ids[:MAX_MERGE_PRESETS]
+            problems = preset_id_problems(ids)
+        wrong = {int(problem.path.strip("[]")) for problem in problems}
+        self.problems += [f"“{str(ids[index])[:20]}” is not a preset id." for index in sorted(wrong)]
+        return [preset_id for index, preset_id in enumerate(ids) if index not in wrong]
+
+    def clean_merge_strategy(self) -> MergeStrategy:
+        try:
+            return MergeStrategy(self.cleaned_data["merge_strategy"] or MergeStrategy.UNION)
+        except ValueError:
+            self.problems.append("Unknown merge strategy; using union.")
+            return MergeStrategy.UNION
+
+    def clean_runtime(self) -> str:
+        runtime = self.cleaned_data["runtime"]
+        return runtime if is_engine(runtime) else ""
+
+    def clean_preset_search(self) -> str:
+        return self.cleaned_data["preset_search"][:100]
+
+    def clean_gpus(self) -> int:
+        return min(parse_id(self.cleaned_data["gpus"] or "1") or 1, 1024)
 
     def apply(self, action: str) -> None:
         """A chip action from the selector: ``add:3``, ``remove:3``, ``left:3``, ``right:3``."""
@@ -169,7 +191,7 @@ class PresetSelection:
         preset_id = parse_id(raw)
         if preset_id is None:
             return
-        if verb == "add" and preset_id not in self.ids and len(self.ids) < MAX_SELECTED_PRESETS:
+        if verb == "add" and preset_id not in self.ids and len(self.ids) < MAX_MERGE_PRESETS:
             self.ids.append(preset_id)
             self.enabled = True
         elif preset_id in self.ids:
@@ -181,71 +203,38 @@ class PresetSelection:
             elif verb == "right" and index < len(self.ids) - 1:
                 self.ids[index + 1], self.ids[index] = self.ids[index], self.ids[index + 1]
 
-    def merged(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
-        """The merge of the selection, or None when nothing usable is selected (problems say why).
-
-        Remembered for the selection it was made for: a view and its template both ask."""
+    def merged(self) -> Merged:
+        """The merge of the selection and its provenance, or None when nothing usable is selected
+        (``problems`` says why). Made once per selection: a view and its template both ask."""
         state = (self.enabled, tuple(self.ids), self.strategy, self.runtime)
         if self._merged is None or self._merged[0] != state:
-            self._merged = (state, self._merge())
+            result = self._merge()
+            self._merged = ((self.enabled, tuple(self.ids), self.strategy, self.runtime), result)
         return self._merged[1]
 
-    def inputs(self) -> dict[int, PresetInput]:
-        """The selected presets' merge inputs (name and grid as stored now) by id, read once."""
-        ids = tuple(self.ids) if self.enabled else ()
-        if self._inputs is None or self._inputs[0] != ids:
-            self._inputs = (ids, ParameterPreset.objects.merge_inputs(ids))
-        return self._inputs[1]
-
-    def preview_key(self) -> str:
-        """A digest of everything the merge preview is made from: this selection (its problems
-        so far included), the selected presets as stored now, and the engine catalogue the
-        checks use. Equal keys, equal previews; a preset edited since changes the key."""
-        catalogue = for_engine(self.runtime) if self.runtime else None
-        material = (
-            self.enabled,
-            self.ids,
-            str(self.strategy),
-            self.runtime,
-            self.gpus,
-            self.post_to,
-            self.problems,
-            sorted((pk, found.name, found.parameters) for pk, found in self.inputs().items()),
-            catalogue and (catalogue.engine, catalogue.version, catalogue.source),
-        )
-        # repr tells 1, 1.0 and True apart, as the merge does; a dict's repr keeps its order.
-        return hashlib.blake2b(repr(material).encode(), digest_size=20).hexdigest()
-
-    def _merge(self) -> tuple[MergeResult | None, list[dict[str, Any]]]:
+    def _merge(self) -> Merged:
         if not self.enabled or not self.ids:
             return None, []
-        found = self.inputs()
-        missing = [preset_id for preset_id in self.ids if preset_id not in found]
-        if missing:
-            self.problems.append(f"Preset {', '.join(map(str, missing))} no longer exists and was left out.")
-            self.ids = [preset_id for preset_id in self.ids if preset_id in found]
-            if not self.ids:
-                return None, []
         try:
-            return merge_presets(self.ids, self.strategy, self.runtime, inputs=found)
-        except ValidationError as error:
-            self.problems += error.messages
-            return None, []
+            return ParameterPreset.objects.merge(self.ids, strategy=self.strategy, runtime=self.runtime)
+        except PresetsNotFound as error:
+            gone = [pk for _, pk in error.missing]
+            self.problems.append(f"Preset {', '.join(map(str, gone))} no longer exists and was left out.")
+            self.ids = [pk for pk in self.ids if pk not in gone]
+        return self._merge() if self.ids else (None, [])
 
     def preview_context(self) -> dict[str, Any]:
         """What the merge preview shows: the merge, its conflicts and the plan it makes."""
         result, _ = self.merged()
+        summary = None
+        if result:
+            aliases = same_flag(list(result.parameters), for_engine(self.runtime))
+            summary = summarize(result.parameters, rules_for(self.runtime, self.gpus), aliases)
         return {
             "selection": self,
             "result": result,
             "findings": check_for_runtime(result.parameters, self.runtime) if result else [],
-            "summary": summarize(
-                result.parameters,
-                rules_for(self.runtime, self.gpus),
-                same_flag(list(result.parameters), for_engine(self.runtime)),
-            )
-            if result
-            else None,
+            "summary": summary,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
             "post_to": self.post_to,
@@ -265,6 +254,7 @@ class PresetSelection:
             "chips": [chosen[preset_id] for preset_id in self.ids if preset_id in chosen],
             "available": list(available.order_by("-is_system", "name_key")[:100]),
             "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
+            "runtime_label": engine(self.runtime).label if self.runtime else "",
         }
 
 

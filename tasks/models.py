@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from engines.catalogue import for_engine
-from engines.checks import Finding, check_for_runtime, merge_for_engine, same_flag
+from engines.checks import Finding, check_for_runtime, same_flag
 from engines.plan import (
     MAX_GRID_EXPERIMENTS,
     PlanSummary,
@@ -23,13 +24,13 @@ from engines.plan import (
     summarize,
 )
 from presets.fields import GridField
-from presets.merging import MergeStrategy, PresetInput, count_combinations
+from presets.merging import MergeStrategy, count_combinations
 from presets.models import ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import clean_parameters
+from tasks.validators import clean_concurrency_levels
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
-MAX_CONCURRENCY_LEVELS = 20
 LARGE_GRID = 500  # the preview warns above this many combinations
 
 
@@ -92,29 +93,24 @@ class Objective(models.TextChoices):
 
 
 class TaskQuerySet(NamedQuerySet):
-    pass
-
-
-def merge_presets(
-    preset_ids: Sequence[int], strategy: str, runtime: str = "", *, inputs: Mapping[int, PresetInput] | None = None
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Merge the presets with these ids in this order; returns the result and the provenance snapshot.
-
-    With a runtime, flags that are one flag for that engine (aliases) merge as one. Raises
-    ValidationError naming missing or repeated ids. ``inputs`` are the presets' merge inputs when
-    the caller has read them already (``ParameterPreset.objects.merge_inputs``).
-    """
-    ids = list(preset_ids)
-    repeated = sorted({preset_id for preset_id in ids if ids.count(preset_id) > 1})
-    if repeated:
-        raise ValidationError(f"Preset {', '.join(map(str, repeated))} is selected more than once.")
-    found = ParameterPreset.objects.merge_inputs(ids) if inputs is None else inputs
-    missing = [preset_id for preset_id in ids if preset_id not in found]
-    if missing:
-        raise ValidationError(f"No preset with id {', '.join(map(str, missing))}.")
-    result = merge_for_engine([found[preset_id] for preset_id in ids], strategy, for_engine(runtime))
-    snapshot = [{"id": preset_id, "name": found[preset_id].name} for preset_id in ids]
-    return result, snapshot
+    def create_from_presets(
+        self,
+        *,
+        presets: Sequence[int],
+        strategy: MergeStrategy | str,
+        parameters: Mapping[str, Any] | None = None,
+        whole_grid: bool = False,
+        by: Any,
+        **fields: Any,
+    ) -> Task:
+        """A new task from these presets merged in order and the user's hand edits (``use_presets``),
+        checked whole and saved; the New task page and the API create through this. Raises
+        ValidationError, or PresetsNotFound for ids that name no preset."""
+        task = self.model(created_by=by if by and by.is_authenticated else None, **fields)
+        task.use_presets(presets, strategy=strategy, parameters=parameters, whole_grid=whole_grid)
+        task.full_clean()
+        task.save()
+        return task
 
 
 class Task(UniquelyNamed):
@@ -196,10 +192,7 @@ class Task(UniquelyNamed):
     objects = TaskQuerySet.as_manager()
 
     noun = "task"
-    checked_fields = {
-        "parameters": clean_parameters,
-        "concurrency_levels": lambda value: clean_concurrency_levels(value),
-    }
+    checked_fields = {"parameters": clean_parameters, "concurrency_levels": clean_concurrency_levels}
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -362,11 +355,32 @@ class Task(UniquelyNamed):
             entries.append({**entry, "version": pinned, "changed": changed})
         return entries
 
-    def use_merge(self, snapshot: list[dict[str, Any]], strategy: str) -> None:
-        """Record a fresh merge of presets as this task's provenance; their versions are pinned at save."""
-        self.applied_presets = snapshot
-        self.merge_strategy = strategy
-        self.preset_versions = {}
+    def use_presets(
+        self,
+        presets: Sequence[int],
+        *,
+        strategy: MergeStrategy | str,
+        parameters: Mapping[str, Any] | None = None,
+        whole_grid: bool = False,
+    ) -> None:
+        """Merge the presets in order (for this engine) into the grid and record where it came from.
+        ``parameters``, the user's edits, go over the merge flag by flag, or are the grid as left in
+        the page's editor (``whole_grid``). No presets: the grid is ``parameters``, no provenance."""
+        ids = list(presets)
+        if not ids:
+            self.parameters, self.applied_presets, self.merge_strategy = dict(parameters or {}), [], ""
+            self.preset_versions, self.parameters_edited = {}, False
+            return
+        result, snapshot = ParameterPreset.objects.merge(ids, strategy=strategy, runtime=self.runtime)
+        if parameters is None:
+            grid = dict(result.parameters)
+        elif whole_grid:
+            grid = dict(parameters)
+        else:
+            grid = {**result.parameters, **parameters}
+        self.parameters = grid
+        self.applied_presets, self.merge_strategy, self.preset_versions = snapshot, MergeStrategy(strategy).value, {}
+        self.parameters_edited = json.dumps(grid, sort_keys=True) != json.dumps(result.parameters, sort_keys=True)
 
     def _pin_preset_versions(self) -> None:
         # Each applied preset keeps the version it had when merged: a later edit of it never changes
@@ -392,17 +406,14 @@ class Task(UniquelyNamed):
         return copy
 
     def save_grid_as_preset(self, *, by: Any) -> ParameterPreset:
-        preset = ParameterPreset(
+        return _user_preset(
             name=ParameterPreset.objects.free_name(self.name, suffix="grid"),
             description=f"The parameter grid of task “{self.name}”.",
-            category="custom",
             runtime=self.runtime,
             parameters=self.parameters,
             metadata={"source_task": self.pk},
-            created_by=by if by and by.is_authenticated else None,
+            by=by,
         )
-        preset.save()
-        return preset
 
 
 def _refusal(current: str, wanted: str) -> str:
@@ -473,36 +484,17 @@ class Experiment(models.Model):
 
     def save_as_preset(self, *, by: Any) -> ParameterPreset:
         """A user preset with exactly this experiment's values, linked back to its task."""
-        preset = ParameterPreset(
+        return _user_preset(
             name=ParameterPreset.objects.free_name(f"{self.task.name} #{self.number}", suffix="config"),
             description=f"The configuration of experiment {self.number} of task “{self.task.name}”.",
-            category="custom",
             runtime=self.task.runtime,
             parameters={flag: [value] for flag, value in self.parameters.items()},
             metadata={"source_task": self.task_id, "source_experiment": self.number, "score": self.score},
-            created_by=by if by and by.is_authenticated else None,
+            by=by,
         )
-        preset.save()
-        return preset
 
 
-def clean_concurrency_levels(value: Any) -> list[int]:
-    """A list of 1 to 20 distinct positive integers (a comma-separated string is accepted too)."""
-    if isinstance(value, str):
-        parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
-        try:
-            value = [int(part) for part in parts]
-        except ValueError:
-            raise ValidationError("Give whole numbers separated by commas, e.g. 1, 8, 32.") from None
-    if not isinstance(value, list) or not value:
-        raise ValidationError("Give at least one concurrency level, e.g. 1, 8, 32.")
-    if len(value) > MAX_CONCURRENCY_LEVELS:
-        raise ValidationError(f"At most {MAX_CONCURRENCY_LEVELS} concurrency levels.")
-    problems = [
-        f"[{index}]: {level!r} is not a whole number from 1 to 100000"
-        for index, level in enumerate(value)
-        if type(level) is not int or not 1 <= level <= 100_000
-    ]
-    if problems:
-        raise ValidationError(problems)
-    return sorted(set(value))
+def _user_preset(*, by: Any, **fields: Any) -> ParameterPreset:
+    preset = ParameterPreset(category="custom", created_by=by if by and by.is_authenticated else None, **fields)
+    preset.save()
+    return preset

@@ -11,6 +11,7 @@ app_name = "tasks"
 urlpatterns = [
     path("", views.task_list, name="list"),
     path("new/", views.task_new, name="new"),
+    path("preview/", views.task_merge_preview, name="preview"),
     path("<int:pk>/", views.task_detail, name="detail"),
     path("<int:pk>/edit/", views.task_edit, name="edit"),
     path("<int:pk>/duplicate/", views.task_duplicate, name="duplicate"),

@@ -1,9 +1,9 @@
 """Task pages. The New/Edit form is one view: every button posts to it with an ``action``.
 
 Without JavaScript each action re-renders the whole page; with htmx the selector actions
-swap only ``#preset-selector`` (a new strategy only ``#merge-preview``, the live preview) and
-"Apply" only ``#parameters-editor``, so a change of presets never touches what the user typed
-in the editor.
+swap only ``#preset-selector`` and "Apply" only ``#parameters-editor``, so a change of presets
+never touches what the user typed in the editor. A new strategy asks the merge preview's own
+view (``task_merge_preview``) for ``#merge-preview``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ import itertools
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import caches
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -30,13 +29,14 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_tasks_db.models import DBTaskResult
 
 from autotuner.pages import filtered_page, template_for
+from engines.registry import is_engine
 from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
-from presets.models import ParameterPreset
+from presets.models import ParameterPreset, PresetsNotFound
 from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
-from tasks.forms import PresetSelection, TaskForm
+from tasks.forms import PresetSelectionForm, TaskForm
 from tasks.models import RUNNING_EXPERIMENT, Experiment, Task, TaskStatus, TransitionRefused
 from tasks.plots import pareto_front, scatter_svg
 
@@ -131,37 +131,33 @@ def _changeable_task(request: HttpRequest, pk: int) -> Task:
     return task
 
 
-def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelection:
+def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelectionForm:
     # Opening the edit page shows the task's own presets; a link (?presets=) or the selector
-    # itself (a preview, ?selector_present=1, maybe with no preset left) says otherwise.
+    # itself (?selector_present=1, maybe with no preset left) says otherwise.
     if request.method == "GET" and task is not None and not {"presets", "selector_present"} & request.GET.keys():
         data = QueryDict(mutable=True)
         data.setlist("presets", [str(entry["id"]) for entry in task.applied_presets])
         data["merge_strategy"] = task.merge_strategy or "union"
         data["runtime"] = task.runtime
-        return PresetSelection.from_data(data, post_to=request.path)
+        return PresetSelectionForm(data, post_to=request.path)
     source = request.POST if request.method == "POST" else request.GET
-    return PresetSelection.from_data(source, post_to=request.path)
+    return PresetSelectionForm(source, post_to=request.path)
 
 
 def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     selection = _initial_selection(request, task)
-    action = request.POST.get("action", "save") if request.method == "POST" else request.GET.get("action", "")
-    if request.htmx and request.htmx.target == "merge-preview":
-        action = "preview"  # only the preview fits where this answer goes, whatever else was sent
-    if request.htmx and action == "preview":  # a new strategy: only the merge changed
-        return _merge_preview(selection)
     if request.method == "GET":
         initial: dict[str, Any] = {}
         if task is None:
             chosen = ParameterPreset.objects.filter(pk__in=selection.ids).exclude(runtime="").first()
             initial["runtime"] = request.GET.get("runtime") or (chosen.runtime if chosen else "")
-            selection.runtime = initial["runtime"]
+            selection.runtime = initial["runtime"] if is_engine(initial["runtime"]) else ""
             result, _ = selection.merged()
             if result and result.parameters:  # arriving from "Use in a new task": start from the merge
                 initial["parameters"] = format_grid(result.parameters)
         return _render_form(request, TaskForm(initial=initial, instance=task), selection, task)
 
+    action = request.POST.get("action", "save")
     if action.startswith(SELECTOR_ACTIONS):
         selection.apply(action)
         if request.htmx:
@@ -183,48 +179,44 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     stored = Task.objects.get(pk=task.pk) if task else None  # the form writes onto `task` itself
     form = TaskForm(data, instance=task)
     if form.is_valid():
-        with transaction.atomic():
-            saved = form.save(commit=False)
-            result, snapshot = selection.merged()
-            if stored is not None and _same_selection(stored, selection):
-                # The presets the task was built from, untouched: keep its snapshot, even of a preset
-                # deleted since; only a changed grid marks it edited.
-                saved.applied_presets, saved.merge_strategy = stored.applied_presets, stored.merge_strategy
-                changed = _as_json(saved.parameters) != _as_json(stored.parameters)
-                saved.parameters_edited = stored.parameters_edited or changed
-            elif result is not None:
-                saved.use_merge(snapshot, selection.strategy)
-                saved.parameters_edited = _as_json(saved.parameters) != _as_json(result.parameters)
-            else:
-                saved.applied_presets, saved.merge_strategy, saved.parameters_edited = [], "", False
-            if task is None:
-                saved.created_by = request.user
-            saved.save()
-        messages.success(request, f"{'Saved' if task else 'Created'} task “{saved.name}”.")
-        return redirect(saved)
+        try:
+            saved = _save(request, form, selection, stored)
+        except ValidationError as error:  # a name taken or a preset deleted since the form was checked
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"{'Saved' if task else 'Created'} task “{saved.name}”.")
+            return redirect(saved)
     return _render_form(request, form, selection, task, status=INVALID)
 
 
-def _merge_preview(selection: PresetSelection) -> HttpResponse:
-    """The merge preview fragment alone. The strategy radios ask for it with a GET (a read: no
-    CSRF token to check, no form body), sending only the selector and the engine and GPUs.
+def _save(request: HttpRequest, form: TaskForm, selection: PresetSelectionForm, stored: Task | None) -> Task:
+    """The task as the form says, built from the selected presets (those that still exist) with the
+    editor's grid as the user left it."""
+    selection.merged()  # leaves out presets deleted since the page was drawn
+    ids = selection.ids if selection.enabled else []
+    grid = form.cleaned_data["parameters"]
+    try:
+        if stored is None:
+            fields = {name: value for name, value in form.cleaned_data.items() if name != "parameters"}
+            return Task.objects.create_from_presets(
+                presets=ids, strategy=selection.strategy, parameters=grid, whole_grid=True, by=request.user, **fields
+            )
+        with transaction.atomic():
+            saved = form.save(commit=False)
+            if _same_selection(stored, selection):
+                # The presets the task was built from, untouched: keep its snapshot, even of a preset
+                # deleted since; only a changed grid marks it edited.
+                saved.applied_presets, saved.merge_strategy = stored.applied_presets, stored.merge_strategy
+                saved.parameters_edited = stored.parameters_edited or _as_json(grid) != _as_json(stored.parameters)
+            else:
+                saved.use_presets(ids, strategy=selection.strategy, parameters=grid, whole_grid=True)
+            saved.save()
+            return saved
+    except PresetsNotFound as error:
+        raise ValidationError(str(error)) from None
 
-    It is made from the selection and the presets as stored, nothing of the user's: rendered
-    without the request (no CSRF token or nonce can get in) and kept in the "previews" cache
-    under a digest of its inputs, so asking again for the same merge (switching strategies
-    back, or several people previewing the same presets) skips the merge, the engine checks
-    and the template, most of the request's time. An edited preset changes the digest.
-    """
-    previews = caches["previews"]
-    key = selection.preview_key()
-    html = previews.get(key)
-    if html is None:
-        html = render_to_string("tasks/task_form.html#merge-preview", selection.preview_context())
-        previews.set(key, html)
-    return HttpResponse(html)
 
-
-def _same_selection(stored: Task, selection: PresetSelection) -> bool:
+def _same_selection(stored: Task, selection: PresetSelectionForm) -> bool:
     """Whether the form still holds the task's presets (those not deleted since) and strategy."""
     if not stored.applied_presets or not selection.enabled or selection.strategy != stored.merge_strategy:
         return False
@@ -236,10 +228,35 @@ def _as_json(grid: dict[str, Any]) -> str:
     return json.dumps(grid, sort_keys=True)
 
 
+@login_required
+@require_safe
+def task_merge_preview(request: HttpRequest) -> HttpResponse:
+    """The merge preview alone, for the selector's strategy radios: made from the selector's fields
+    and the engine and GPUs in the query. It reads and never writes, and always answers the
+    fragment, problems shown in it (a preset deleted meanwhile, an id that is not one)."""
+    selection = PresetSelectionForm(request.GET, post_to=_form_url(request))
+    return render(request, "tasks/task_form.html#merge-preview", selection.preview_context())
+
+
+def _form_url(request: HttpRequest) -> str:
+    """The task form the preview is shown in (htmx sends the page's URL), for its Apply button:
+    only the New or an Edit form, never a URL a request could choose freely."""
+    if request.htmx and request.htmx.current_url_abs_path:
+        path = urlsplit(request.htmx.current_url_abs_path).path
+        try:
+            match = resolve(path)
+        except Resolver404:
+            match = None
+        if match and match.view_name in ("tasks:new", "tasks:edit"):
+            return path
+    return reverse("tasks:new")
+
+
 def _render_form(
-    request: HttpRequest, form: TaskForm, selection: PresetSelection, task: Task | None, status: int = 200
+    request: HttpRequest, form: TaskForm, selection: PresetSelectionForm, task: Task | None, status: int = 200
 ) -> HttpResponse:
-    selection.runtime = selection.runtime or (form["runtime"].value() or "")
+    typed = form["runtime"].value()
+    selection.runtime = selection.runtime or (typed if is_engine(typed) else "")
     context = {
         **selection.context(),
         "form": form,

@@ -8,7 +8,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 
 from presets.merging import MergeStrategy
-from tasks.models import Task, TaskStatus, merge_presets
+from presets.models import PresetsNotFound
+from tasks.models import Task, TaskStatus
 from tests.factories import make_preset, make_task
 
 pytestmark = pytest.mark.django_db
@@ -227,31 +228,84 @@ def test_the_creator_and_staff_may_change_a_task_nobody_else(user, other_user, s
     assert not task.can_change(AnonymousUser())
 
 
-# Merging presets into a task
+# Creating a task from presets
 
 
-def test_merge_presets_follows_the_order_given_and_snapshots_it(system_presets):
+BASE = {"name": "Llama sweep", "model": "meta-llama/Llama-3.1-8B-Instruct", "runtime": "sglang"}
+
+
+def test_create_from_presets_follows_the_order_given_and_records_where_the_grid_came_from(user, system_presets):
     high, memory = system_presets["High Throughput"], system_presets["Memory Efficient"]
 
-    result, snapshot = merge_presets([high.pk, memory.pk], MergeStrategy.LAST_WINS)
+    first = Task.objects.create_from_presets(
+        presets=[high.pk, memory.pk], strategy=MergeStrategy.LAST_WINS, by=user, **BASE
+    )
+    second = Task.objects.create_from_presets(
+        presets=[memory.pk, high.pk], strategy="last_wins", by=user, **{**BASE, "name": "Other order"}
+    )
 
-    assert result.parameters["tp-size"] == [1]
-    assert snapshot == [{"id": high.pk, "name": "High Throughput"}, {"id": memory.pk, "name": "Memory Efficient"}]
-    result, snapshot = merge_presets([memory.pk, high.pk], MergeStrategy.LAST_WINS)
-    assert result.parameters["tp-size"] == [2, 4]
-    assert [entry["name"] for entry in snapshot] == ["Memory Efficient", "High Throughput"]
+    assert first.parameters["tp-size"] == [1]
+    assert second.parameters["tp-size"] == [2, 4]
+    first.refresh_from_db()
+    assert first.applied_presets == [
+        {"id": high.pk, "name": "High Throughput"},
+        {"id": memory.pk, "name": "Memory Efficient"},
+    ]
+    assert (first.merge_strategy, first.parameters_edited, first.created_by) == ("last_wins", False, user)
+    assert first.preset_versions == {str(high.pk): high.current_version, str(memory.pk): memory.current_version}
+    assert [entry["name"] for entry in second.applied_presets] == ["Memory Efficient", "High Throughput"]
 
 
-def test_merge_presets_names_a_missing_or_repeated_id(system_presets):
+def test_hand_edits_go_over_the_merge_flag_by_flag_and_mark_the_grid_edited(user, system_presets):
     high = system_presets["High Throughput"]
 
-    with pytest.raises(ValidationError) as missing:
-        merge_presets([high.pk, 999], MergeStrategy.UNION)
-    with pytest.raises(ValidationError) as repeated:
-        merge_presets([high.pk, high.pk], MergeStrategy.UNION)
+    task = Task.objects.create_from_presets(
+        presets=[high.pk], strategy="union", parameters={"tp-size": [8]}, by=user, **BASE
+    )
 
-    assert missing.value.messages == ["No preset with id 999."]
-    assert repeated.value.messages == [f"Preset {high.pk} is selected more than once."]
+    assert task.parameters == {**high.parameters, "tp-size": [8]}
+    assert task.parameters_edited is True
+
+
+def test_the_grid_as_left_in_the_editor_is_the_grid_even_without_a_merged_flag(user, system_presets):
+    high = system_presets["High Throughput"]
+
+    task = Task.objects.create_from_presets(
+        presets=[high.pk], strategy="union", parameters={"tp-size": [1]}, whole_grid=True, by=user, **BASE
+    )
+
+    assert task.parameters == {"tp-size": [1]}
+    assert [entry["id"] for entry in task.applied_presets] == [high.pk]
+    assert task.parameters_edited is True
+
+
+def test_without_presets_the_grid_is_the_parameters_and_no_provenance(user):
+    task = Task.objects.create_from_presets(presets=[], strategy="union", parameters={"tp-size": [1]}, by=user, **BASE)
+
+    assert (task.parameters, task.applied_presets, task.merge_strategy) == ({"tp-size": [1]}, [], "")
+    assert task.parameters_edited is False
+
+
+def test_create_from_presets_names_a_missing_preset_and_saves_nothing(user, system_presets):
+    high = system_presets["High Throughput"]
+
+    with pytest.raises(PresetsNotFound) as missing:
+        Task.objects.create_from_presets(presets=[high.pk, 999], strategy="union", by=user, **BASE)
+
+    assert missing.value.missing == [(1, 999)]
+    assert not Task.objects.exists()
+
+
+def test_create_from_presets_checks_the_task_whole(user, system_presets):
+    high = system_presets["High Throughput"]
+
+    with pytest.raises(ValidationError) as refused:
+        Task.objects.create_from_presets(
+            presets=[high.pk], strategy="union", by=user, **{**BASE, "optimization_strategy": "random"}
+        )
+
+    assert list(refused.value.message_dict) == ["max_experiments"]
+    assert not Task.objects.exists()
 
 
 # Duplicating

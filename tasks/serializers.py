@@ -1,0 +1,313 @@
+"""The tasks API's shapes: they validate what comes in and write what goes out.
+
+Fields check with the validators the pages use (``presets.validators`` for the name, the grid and
+the preset ids; ``tasks.validators`` for the concurrency levels), and a task is checked whole by
+the model (``Task.full_clean``: ``Task.clean``'s engine and grid-size rules, the unique name).
+Creating goes through ``Task.objects.create_from_presets``, as the New task page does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.fields import empty, get_error_detail
+from rest_framework.settings import api_settings
+
+from presets.merging import MergeStrategy
+from presets.models import PresetsNotFound
+from presets.serializers import STORABLE_TEXT, FindingSerializer, GridField, NameField, PresetIdsField, refuse
+from presets.validators import Problem, describe_type, preset_id_problems
+from tasks.models import Task
+from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
+
+INT64 = 2**63
+NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+# What a replacement (PUT) sets back to the default when it does not send it.
+RESET_BY_PUT = [
+    "description",
+    "engine_version",
+    "gpus",
+    "optimization_strategy",
+    "objective",
+    "max_experiments",
+    "seed",
+    "experiment_timeout",
+    "concurrency_levels",
+    "input_tokens",
+    "output_tokens",
+    "requests_per_level",
+    "max_seconds_per_level",
+    "slo_ttft_p90_ms",
+    "slo_tpot_p90_ms",
+    "slo_e2e_p99_s",
+    "slo_min_success_rate",
+]
+
+# What the model accepts beyond what a field's schema can say: the API's schema text names them.
+WHOLE_TASK_RULES = (
+    " Refused with 400 although each field is well-formed: values the task's engine refuses "
+    "(its catalogue, /api/engines/; at `parameters`), a grid search over more runnable combinations "
+    "than it may run (at `optimization_strategy`), random or bayesian search without "
+    "`max_experiments`, and a name another task has, compared without case or surrounding spaces."
+)
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: DRF would turn a number into its digits, which the schema does not allow."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """The text fields' schema says what their validators refuse: NUL (it cannot be stored) and,
+    where a value is required, text that is only spaces (it is trimmed)."""
+
+    target_class = StrictCharField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, "pattern": STORABLE_TEXT if self.target.allow_blank else NOT_BLANK}
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number that is whole: not a string of digits, not a boolean."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A finite JSON number: not a string, not a boolean, not NaN or infinity."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
+        "minItems": 1,
+        "maxItems": MAX_CONCURRENCY_LEVELS,
+        "description": "Concurrent requests per benchmark level; stored sorted, each once.",
+    }
+)
+class ConcurrencyLevelsField(serializers.Field):
+    """Checked by ``tasks.validators.clean_concurrency_levels``, as the form's field is."""
+
+    def to_internal_value(self, data: Any) -> list[int]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError(f"expected a list of whole numbers, got {describe_type(data)}")
+        try:
+            return clean_concurrency_levels(data)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MergeStrategyField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text", "How `presets` are merged (default union); null when the grid was typed by hand."
+        )
+        super().__init__(choices=[strategy.value for strategy in MergeStrategy], allow_null=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        return value or None
+
+
+@extend_schema_field({"type": "string", "nullable": True})
+class BlankAsNullField(serializers.CharField):
+    def to_representation(self, value: Any) -> str | None:
+        return value or None
+
+
+class AppliedPresetSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(help_text="Its name when merged.")
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    at = serializers.DateTimeField()
+    note = serializers.CharField(allow_blank=True)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as the API shows it, and what a create or a change may send."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
+    }
+    default_error_messages = {"invalid": "expected a JSON object describing the task"}
+
+    name = NameField(help_text="Unique, compared without case or surrounding spaces.")
+    parameters = GridField(required=False)
+    concurrency_levels = ConcurrencyLevelsField(required=False)
+    seed = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=-INT64,
+        max_value=INT64 - 1,
+        help_text=Task._meta.get_field("seed").help_text,
+    )
+    presets = PresetIdsField(required=False, write_only=True)
+    merge_strategy = MergeStrategyField(required=False)
+    combinations = serializers.IntegerField(read_only=True, help_text="Combinations of the grid.")
+    runnable = serializers.IntegerField(
+        source="plan_summary.runnable", read_only=True, help_text="Combinations the engine constraints let run."
+    )
+    skipped = serializers.DictField(
+        source="plan_summary.skipped",
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="Why the others are skipped, with how many.",
+    )
+    warnings = FindingSerializer(source="engine_warnings", many=True, read_only=True)
+    applied_presets = AppliedPresetSerializer(many=True, read_only=True, help_text="The presets merged, in order.")
+    preset_versions = serializers.DictField(
+        child=serializers.IntegerField(), read_only=True, help_text="The version of each applied preset when merged."
+    )
+    status_history = StatusChangeSerializer(many=True, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+    error = BlankAsNullField(read_only=True, help_text="Why the last run failed or stopped, in one sentence.")
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "status",
+            "applied_presets",
+            "parameters_edited",
+            "combinations",
+            "runnable",
+            "skipped",
+            "warnings",
+            "name",
+            "description",
+            "model",
+            "runtime",
+            "engine_version",
+            "gpus",
+            "parameters",
+            "optimization_strategy",
+            "objective",
+            "max_experiments",
+            "seed",
+            "experiment_timeout",
+            "concurrency_levels",
+            "input_tokens",
+            "output_tokens",
+            "requests_per_level",
+            "max_seconds_per_level",
+            "slo_ttft_p90_ms",
+            "slo_tpot_p90_ms",
+            "slo_e2e_p99_s",
+            "slo_min_success_rate",
+            "presets",
+            "merge_strategy",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "preset_versions",
+            "status_changed_at",
+            "status_history",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        read_only_fields = ["status", "parameters_edited", "status_changed_at", "started_at", "finished_at"]
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if not isinstance(data, dict):  # a list, a string, a number, null: not a task
+            raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [self.error_messages["invalid"]]})
+        return super().run_validation(data)
+
+    def validate_presets(self, value: Any) -> list[int]:
+        refuse(preset_id_problems(value))
+        return list(value)
+
+    def to_internal_value(self, data: dict[str, Any]) -> Any:
+        """The fields' problems, and a whole task (create, replace) without a grid or presets: all at once."""
+        errors: dict[str, Any] = {}
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            errors, attrs = dict(error.detail), None  # type: ignore[arg-type]  # a serializer's detail is a dict
+        whole = self.instance is None or not self.partial
+        if whole and data.get("parameters") is None and data.get("presets") is None:
+            errors.setdefault("parameters", ["give the grid, presets to merge, or both"])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def create(self, validated: dict[str, Any]) -> Task:
+        presets, strategy, parameters = _merge_input(validated)
+        user = self.context["request"].user
+        with _model_errors():
+            return Task.objects.create_from_presets(
+                presets=presets or [], strategy=strategy, parameters=parameters, by=user, **validated
+            )
+
+    def update(self, task: Task, validated: dict[str, Any]) -> Task:
+        presets, strategy, parameters = _merge_input(validated)
+        if not self.partial:  # a replacement: what it does not send is the default again
+            for name in RESET_BY_PUT:
+                if name not in validated:
+                    setattr(task, name, Task._meta.get_field(name).get_default())
+        for name, value in validated.items():
+            setattr(task, name, value)
+        with _model_errors():
+            if presets is not None:
+                task.use_presets(presets, strategy=strategy, parameters=parameters)
+            elif parameters is not None and not self.partial:
+                task.use_presets([], strategy=strategy, parameters=parameters)
+            elif parameters is not None:
+                task.parameters = parameters
+                task.parameters_edited = task.parameters_edited or bool(task.applied_presets)
+            task.full_clean()
+            task.save()
+        return task
+
+
+def _merge_input(validated: dict[str, Any]) -> tuple[list[int] | None, MergeStrategy, Any]:
+    presets = validated.pop("presets", None)
+    strategy = MergeStrategy(validated.pop("merge_strategy", None) or MergeStrategy.UNION)
+    return presets, strategy, validated.pop("parameters", None)
+
+
+@contextmanager
+def _model_errors() -> Iterator[None]:
+    """The model's ValidationError as the API's 400, every message under its field; ids that name
+    no preset under ``presets[i]``."""
+    try:
+        yield
+    except PresetsNotFound as error:
+        refuse([Problem(f"[{index}]", f"no preset with id {pk}") for index, pk in error.missing], "presets")
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(get_error_detail(error)) from None
