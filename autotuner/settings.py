@@ -11,6 +11,7 @@ import shlex
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -91,7 +92,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 ROOT_URLCONF = "autotuner.urls"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
@@ -114,8 +115,8 @@ WSGI_APPLICATION = "autotuner.wsgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'autotuner.sqlite3'}",
-        # Reusing a connection saves opening it and, on SQLite, re-reading the schema: a third
-        # of a small API request's time. Health checks drop one the server has closed.
+        # Reusing a connection saves opening it and, on SQLite, re-reading the schema, on every
+        # request. Health checks drop one the server has closed.
         conn_max_age=int(env_str("DATABASE_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
@@ -151,7 +152,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     # Token first: its WWW-Authenticate header turns anonymous requests into 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiTokenAuthentication",
