@@ -1,0 +1,43 @@
+"""An accessibility smoke check of the task pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.html import accessibility_problems
+from tests.tasks.pages.helpers import (
+    LIST,
+    NEW,
+    chips,
+    edit_url,
+    with_presets,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+# Accessibility smoke check
+
+
+@pytest.mark.parametrize("url", ["new", "edit", "list", "detail", "delete"])
+def test_task_pages_label_every_control_and_have_one_heading(signed_in, built_from_presets, url):
+    address = {
+        "new": NEW,
+        "edit": edit_url(built_from_presets),
+        "list": LIST,
+        "detail": built_from_presets.get_absolute_url(),
+        "delete": f"/tasks/{built_from_presets.pk}/delete/",
+    }[url]
+
+    response = signed_in.get(address)
+
+    assert response.status_code == 200
+    assert accessibility_problems(response.content) == []
+
+
+def test_the_form_with_chips_preview_and_errors_stays_accessible(signed_in, high, memory):
+    response = signed_in.post(NEW, with_presets([high, memory], "save", name="", parameters="{"))
+
+    assert response.status_code == 422
+    assert chips(response) == ["High Throughput", "Memory Efficient"]
+    assert accessibility_problems(response.content) == []
