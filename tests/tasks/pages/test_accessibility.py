@@ -12,6 +12,11 @@ from tests.tasks.pages.helpers import (
     edit_url,
     with_presets,
 )
+from tests.tasks.pages.run_helpers import (
+    action_url,
+    page,
+    progress_url,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +46,28 @@ def test_the_form_with_chips_preview_and_errors_stays_accessible(signed_in, high
     assert response.status_code == 422
     assert chips(response) == ["High Throughput", "Memory Efficient"]
     assert accessibility_problems(response.content) == []
+
+
+@pytest.mark.parametrize("url", ["detail", "results", "restart", "progress"])
+def test_run_pages_label_every_control_and_have_one_heading(signed_in, finished, url):
+    address = {
+        "detail": finished.get_absolute_url(),
+        "results": f"/tasks/{finished.pk}/results/",
+        "restart": action_url(finished, "restart"),
+        "progress": progress_url(finished),
+    }[url]
+
+    response = signed_in.get(address)
+
+    assert response.status_code == 200
+    problems = accessibility_problems(response.content)
+    if url == "progress":  # a fragment: its heading is the page's
+        problems.remove("expected exactly one <h1>, found 0")
+    assert problems == []
+
+
+def test_a_running_task_page_stays_accessible(signed_in, running):
+    response = signed_in.get(running.get_absolute_url())
+
+    assert accessibility_problems(response.content) == []
+    assert page(response).find("progress").attrs["aria-label"] == "Experiments finished"
