@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -24,7 +24,7 @@ from presets import serializers
 from presets.api_base import ID_PARAMETER, WRITE_ERRORS, errors
 from presets.api_exchange import PresetExchangeMixin
 from presets.api_history import PresetHistoryMixin
-from presets.filters import PresetFilter
+from presets.filters import MAX_SEARCH_LENGTH, PresetFilter
 from presets.models import ParameterPreset, PresetsNotFound
 from presets.validators import Problem
 
@@ -39,7 +39,16 @@ LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")
     list=extend_schema(
         summary="List presets",
         description="A JSON array, one page of it: the total and the next and previous pages are in headers.",
-        parameters=PAGINATION_HEADERS,
+        parameters=[
+            *PAGINATION_HEADERS,
+            # What PresetFilter's form accepts: text without NUL; a search of at most 200 characters.
+            OpenApiParameter(
+                "search",
+                {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": serializers.STORABLE_TEXT},
+                description="Case-insensitive, in name and description.",
+            ),
+            OpenApiParameter("category", {"type": "string", "pattern": serializers.STORABLE_TEXT}),
+        ],
         responses={200: serializers.PresetSerializer(many=True), **errors(400)},
     ),
     retrieve=extend_schema(

@@ -4,13 +4,14 @@ presets.exchange's, read and written there for the pages too."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -31,7 +32,7 @@ from presets.exchange import (
     preset_download,
 )
 from presets.models import NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
-from presets.validators import Problem, parse_id
+from presets.validators import Problem
 
 
 def history_flag(request: Request) -> bool:
@@ -43,12 +44,14 @@ def history_flag(request: Request) -> bool:
     return value
 
 
+# Ids below 10**18 (all a database will give out), separated by commas, spaces around them allowed.
+ID_LIST = re.compile(r"^( *[1-9][0-9]{0,17} *(, *[1-9][0-9]{0,17} *)*,? *)?$")
+
+
 def id_list(raw: str) -> list[int]:
-    parts = [part.strip() for part in raw.split(",") if part.strip()]
-    ids = [parse_id(part) for part in parts]
-    if not parts or None in ids:
+    if not ID_LIST.fullmatch(raw):
         raise invalid([Problem("ids", f"expected comma-separated preset ids, got {raw[:40]!r}")])
-    return list(dict.fromkeys(ids))  # type: ignore[arg-type]
+    return list(dict.fromkeys(int(part) for part in raw.split(",") if part.strip()))
 
 
 def import_document(request: Request) -> Any:
@@ -76,10 +79,18 @@ class PresetExchangeMixin(PresetViewSetBase):
         parameters=[OpenApiParameter("on_conflict", str, enum=[c.value for c in OnConflict])],
         request={
             "multipart/form-data": serializers.ImportUploadSerializer,
-            "application/json": serializers.ExportDocumentSerializer,
+            "application/json": serializers.ImportDocumentSerializer,
         },
         responses={
-            201: serializers.PresetSerializer(many=True),
+            201: OpenApiResponse(
+                {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/Preset"},
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Preset"}},
+                    ]
+                },
+                description="The preset of a one-preset document; a list of them for a bundle.",
+            ),
             **errors(
                 400,
                 409,
@@ -96,6 +107,7 @@ class PresetExchangeMixin(PresetViewSetBase):
         url_path="import",
         parser_classes=[JSONBodyParser, MultiPartParser, FormParser],
         filter_backends=[],
+        pagination_class=None,
     )
     def import_presets(self, request: Request) -> Response:
         on_conflict = request.query_params.get("on_conflict", OnConflict.FAIL)
@@ -150,7 +162,7 @@ class PresetExchangeMixin(PresetViewSetBase):
             OpenApiParameter(
                 "ids",
                 str,
-                pattern=r"^\s*[0-9]+\s*(,\s*[0-9]+\s*)*,?\s*$",
+                pattern=ID_LIST.pattern,
                 description="Comma-separated ids; overrides the filters.",
             ),
             HISTORY_PARAMETER,

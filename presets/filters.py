@@ -30,15 +30,15 @@ class PresetFilter(django_filters.FilterSet):
     )
     # A choice rather than BooleanFilter, whose select widget reads any other value as "not given":
     # is_system=maybe is refused, as runtime=oracle is.
-    is_system = django_filters.TypedChoiceFilter(
-        field_name="is_system",
+    is_system = django_filters.ChoiceFilter(
         choices=[("true", "System presets only"), ("false", "User presets only")],
-        coerce=lambda value: value == "true",
+        method="filter_is_system",
         help_text="`true`: only system presets; `false`: only user presets.",
     )
     search = django_filters.CharFilter(
         method="filter_search",
         max_length=MAX_SEARCH_LENGTH,
+        strip=False,  # the limit counts the text as sent (the API's schema says so); filter_search trims
         help_text="Case-insensitive, in name and description.",
     )
     ordering = StableOrderingFilter(
@@ -58,6 +58,9 @@ class PresetFilter(django_filters.FilterSet):
         if value == "any":
             return queryset.filter(runtime="")
         return queryset.filter(Q(runtime=value) | Q(runtime=""))
+
+    def filter_is_system(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(is_system=value == "true")
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()

@@ -11,17 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 from rest_framework.settings import api_settings
 
+from presets.exchange import FORMAT_VERSION, MAX_USERNAME_LENGTH, MAX_VERSION
 from presets.merging import MergeStrategy
 from presets.models import MAX_NOTE_LENGTH, ParameterPreset, PresetRevision, RevisionEvent, engine_errors
 from presets.validators import (
-    FLAG_NAME_PATTERN,
     MAX_FLAG_LENGTH,
     MAX_MERGE_PRESETS,
+    MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
@@ -41,39 +44,74 @@ from presets.validators import (
 
 CHANGE_NOTE_HELP = f"Why it changed, kept on the new version (optional, at most {MAX_NOTE_LENGTH} characters)."
 MAX_ID = 2**63 - 1
-# Text the database can store: no NUL (PostgreSQL's jsonb refuses it; lone surrogates cannot
-# travel in UTF-8 JSON at all).
-STORABLE_TEXT = r"^[^\u0000]*$"
-NAME_PATTERN = r"^[^\u0000-\u001f\u007f]*[^\u0000-\u0020\u007f][^\u0000-\u001f\u007f]*$"
 RUNTIME_HELP = "The engine these flags are for; null (or empty) means any engine."
 
+# The schemas below say exactly what presets.validators accepts, so that a client generated from
+# the OpenAPI document (or a fuzzer) sends nothing the API refuses, and the reverse.
+NUL = "\\u0000"
+CONTROL = "\\u0000-\\u001f\\u007f"
+STORABLE_TEXT = f"^[^{NUL}]*$"  # PostgreSQL's jsonb refuses NUL
+
+
+def trimmed_text(first: str, others: str, *, required: bool) -> str:
+    """A pattern for text that is trimmed (surrounding spaces dropped), then holds only characters
+    from ``others``, starting and ending with one from ``first``."""
+    inner = f"[{first}]([{others}]*[{first}])?"
+    return f"^\\s*{inner}\\s*$" if required else f"^\\s*({inner})?\\s*$"
+
+
+NAME_PATTERN = trimmed_text(f"^{CONTROL}\\s", f"^{CONTROL}", required=True)
+# Integers are stored within 64 bits; a number written with a fraction or an exponent (1.5, 1e300)
+# is a float and may be larger. JSON Schema cannot tell 1e300 from the integer 10**300, so the
+# schema allows any number and says so.
+NUMBER: dict[str, Any] = {
+    "type": "number",
+    "description": "Integers must fit in 64 bits; numbers with a fraction or an exponent may be larger.",
+}
 SCALAR_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "maxLength": MAX_STRING_LENGTH, "pattern": STORABLE_TEXT},
-        {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
-        {"type": "number"},
+        NUMBER,
         {"type": "boolean"},
     ]
 }
+FLAG_PATTERN = f"^(--)?[a-z0-9][a-z0-9._-]{{0,{MAX_FLAG_LENGTH - 1}}}$"  # validators.normalize_flag, FLAG_NAME
 GRID_SCHEMA: dict[str, Any] = {
     "type": "object",
     "minProperties": 1,
     "maxProperties": MAX_PARAMETERS,
-    "propertyNames": {"pattern": FLAG_NAME_PATTERN, "maxLength": MAX_FLAG_LENGTH + 2},
+    "propertyNames": {"pattern": FLAG_PATTERN},
     "additionalProperties": {
         "anyOf": [{"type": "array", "minItems": 1, "maxItems": MAX_VALUES, "items": SCALAR_SCHEMA}, SCALAR_SCHEMA]
     },
     "description": (
         "Each flag mapped to the list of values to try (a single value is a list of one). Flags are "
         'written as the engine spells them; a leading "--" is dropped and "_" becomes "-", so '
-        '"--tp_size" is "tp-size" and may not be given next to it. Values repeat at most once '
+        '"--tp_size" is "tp-size" and may not be given next to it. A value given twice is kept once '
         "(1 and 1.0 are one value). A preset for one engine must use values that engine accepts "
         "(its catalogue, /api/engines/): others answer 400 at `parameters.<flag>[i]`."
     ),
 }
 GRID_OUT_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "propertyNames": {"pattern": "^[a-z0-9][a-z0-9.-]*$"},
     "additionalProperties": {"type": "array", "items": SCALAR_SCHEMA},
+}
+JSON_VALUE = "JSONValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value the database can store: no NUL in text, integers within 64 bits.",
+    "anyOf": [
+        {"type": "string", "pattern": STORABLE_TEXT},
+        NUMBER,
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": f"#/components/schemas/{JSON_VALUE}"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE_TEXT},
+            "additionalProperties": {"$ref": f"#/components/schemas/{JSON_VALUE}"},
+        },
+    ],
 }
 
 
@@ -100,6 +138,7 @@ class CheckedField(serializers.Field):
 
     default_error_messages = {"required": "this field is required"}
     check: Callable[[Any], tuple[Any, list[Problem]]]
+    max_length: int | None = None  # of the text as sent, spaces included (the schema's maxLength)
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         if data is empty or (data is None and self.allow_null):
@@ -107,6 +146,9 @@ class CheckedField(serializers.Field):
         return False, data
 
     def to_internal_value(self, data: Any) -> Any:
+        limit = self.max_length
+        if limit is not None and isinstance(data, str) and len(data) > limit:
+            refuse([Problem("", f"at most {limit} characters are allowed, got {len(data)}")])
         value, problems = type(self).check(data)
         refuse(problems)
         return value
@@ -122,29 +164,27 @@ class NameField(CheckedField):
     check = staticmethod(name_problems)
 
 
-def _nullable_text(limit: int | None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "nullable": True, "pattern": STORABLE_TEXT}
-    if limit:
-        schema["maxLength"] = limit
-    return schema
-
-
-@extend_schema_field(_nullable_text(None))
+@extend_schema_field({"type": "string", "nullable": True, "pattern": STORABLE_TEXT})
 class DescriptionField(CheckedField):
     check = staticmethod(lambda value: text_problems(value, limit=None))
 
 
-@extend_schema_field(_nullable_text(100))
+@extend_schema_field({"type": "string", "nullable": True, "maxLength": 100, "pattern": STORABLE_TEXT})
 class CategoryField(CheckedField):
     check = staticmethod(lambda value: text_problems(value, limit=100))
+    max_length = 100
 
 
-@extend_schema_field(_nullable_text(MAX_NOTE_LENGTH))
+# Trimmed first, then at most MAX_NOTE_LENGTH characters: spaces around a note do not count.
+NOTE_PATTERN = f"^\\s*([^{NUL}\\s]([^{NUL}]{{0,{MAX_NOTE_LENGTH - 2}}}[^{NUL}\\s])?)?\\s*$"
+
+
+@extend_schema_field({"type": "string", "nullable": True, "pattern": NOTE_PATTERN})
 class ChangeNoteField(CheckedField):
     check = staticmethod(lambda value: note_problems(value, limit=MAX_NOTE_LENGTH))
 
 
-@extend_schema_field({**GRID_SCHEMA, "writeOnly": False})
+@extend_schema_field(GRID_SCHEMA)
 class GridField(CheckedField):
     """The parameters grid, normalised by ``validators.normalize_parameters``."""
 
@@ -160,17 +200,28 @@ def _metadata(data: Any) -> tuple[Any, list[Problem]]:
     return data or {}, metadata_problems(data)
 
 
-@extend_schema_field(
-    {
-        "type": "object",
-        "nullable": True,
-        "additionalProperties": True,
-        "description": f"Free-form: author, tags, recommended_for, … (nested at most 10 levels, "
-        f"{MAX_METADATA_SIZE // 1024} KiB of text, no NUL).",
-    }
-)
 class MetadataField(CheckedField):
     check = staticmethod(_metadata)
+
+
+class MetadataFieldSchema(OpenApiSerializerFieldExtension):
+    """Metadata's schema: an object of any JSON values (one recursive component)."""
+
+    target_class = MetadataField
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        value = ResolvedComponent(
+            name=JSON_VALUE, type=ResolvedComponent.SCHEMA, object=JSON_VALUE, schema=JSON_VALUE_SCHEMA
+        )
+        auto_schema.registry.register_on_missing(value)
+        return {
+            "type": "object",
+            "nullable": True,
+            "propertyNames": {"pattern": STORABLE_TEXT},
+            "additionalProperties": value.ref,
+            "description": f"Free-form: author, tags, recommended_for, … At most {MAX_METADATA_DEPTH} levels deep "
+            f"and {MAX_METADATA_SIZE // 1024} KiB of text.",
+        }
 
 
 class RuntimeField(serializers.ChoiceField):
@@ -352,31 +403,62 @@ class MergeResultSerializer(serializers.Serializer):
 
 
 class PresetContentSerializer(serializers.Serializer):
+    """A preset's content as exported, and as a version keeps it."""
+
     name = serializers.CharField()
-    description = serializers.CharField(required=False)
-    category = serializers.CharField(required=False)
-    runtime = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField()
+    category = serializers.CharField()
+    runtime = serializers.CharField(allow_blank=True, help_text='"" for any engine.')
     parameters = GridOutField()
-    metadata = serializers.DictField(required=False)
+    metadata = serializers.DictField()
+
+
+class ImportedContentSerializer(serializers.Serializer):
+    """A preset in an import document: read as a create's body is (unknown fields are ignored)."""
+
+    name = NameField()
+    description = DescriptionField(required=False)
+    category = CategoryField(required=False)
+    runtime = RuntimeField(required=False)
+    parameters = GridField()
+    metadata = MetadataField(required=False)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "nullable": True,
+        "pattern": f"^[^{CONTROL}]{{0,{MAX_USERNAME_LENGTH}}}$",
+        "description": "A username; credited only if such a user exists here.",
+    }
+)
+class UsernameField(serializers.Field):
+    pass
 
 
 class HistoryEntrySerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, help_text="Strictly increasing, oldest first.")
+    version = serializers.IntegerField(
+        min_value=1, max_value=MAX_VERSION, help_text="Strictly increasing, oldest first."
+    )
     event = serializers.ChoiceField(
-        choices=RevisionEvent.choices, required=False, help_text='By default "created" first, "edited" after.'
+        choices=RevisionEvent.choices,
+        required=False,
+        allow_null=True,
+        help_text='By default "created" first, "edited" after.',
     )
-    note = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=MAX_NOTE_LENGTH)
-    created_by = serializers.CharField(
-        required=False, allow_null=True, help_text="A username; credited only if such a user exists here."
+    note = ChangeNoteField(required=False)
+    created_by = UsernameField(required=False)
+    created_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="ISO 8601; UTC if no offset; null if unknown."
     )
-    created_at = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO 8601; UTC if no offset.")
-    content = PresetContentSerializer()
+    content = ImportedContentSerializer()
 
 
-class ExportedPresetSerializer(PresetContentSerializer):
+class ImportedPresetSerializer(ImportedContentSerializer):
     history = HistoryEntrySerializer(
         many=True,
         required=False,
+        allow_null=True,
         help_text=(
             "Its versions (export with ?history=true). On import a new preset gets them as they were; "
             "a replaced one keeps its own history and gains one version."
@@ -384,10 +466,40 @@ class ExportedPresetSerializer(PresetContentSerializer):
     )
 
 
-class ExportDocumentSerializer(serializers.Serializer):
-    version = serializers.CharField()
-    preset = ExportedPresetSerializer(required=False)
-    presets = ExportedPresetSerializer(many=True, required=False)
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": "^1(\\.[\\s\\S]*)?$"},
+            {"type": "number", "minimum": 1, "exclusiveMaximum": 2},
+        ],
+        "description": f'The format\'s version: this server writes "{FORMAT_VERSION}" and reads any 1.x.',
+    }
+)
+class VersionField(serializers.Field):
+    pass
+
+
+class ImportDocumentSerializer(serializers.Serializer):
+    """An import document, as presets.exchange.parse_document reads it (export writes it)."""
+
+    version = VersionField()
+    preset = ImportedPresetSerializer(required=False)
+    presets = ImportedPresetSerializer(
+        many=True,
+        required=False,
+        allow_empty=False,
+        help_text="Several presets; each name once (ignoring case), or the document answers 400.",
+    )
+
+
+class ImportDocumentSchema(OpenApiSerializerExtension):
+    """One preset or several: exactly one of ``preset`` and ``presets``."""
+
+    target_class = ImportDocumentSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "required": ["version"], "oneOf": [{"required": ["preset"]}, {"required": ["presets"]}]}
 
 
 class ImportUploadSerializer(serializers.Serializer):

@@ -30,8 +30,6 @@ MAX_METADATA_SIZE = 64 * 1024
 MAX_MERGE_PRESETS = 50
 
 FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")  # used with fullmatch: "$" would let a trailing newline in
-# A flag as a client may spell it (normalize_flag makes it FLAG_NAME), for the API's schema.
-FLAG_NAME_PATTERN = r"^(--)?[a-z0-9][a-z0-9._-]*$"
 # PostgreSQL's jsonb refuses NUL and lone surrogates; SQLite would store them. Refuse both everywhere.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -171,6 +171,7 @@ def test_the_list_orders(api, ordered_presets, ordering, expected):
     [
         pytest.param("ordering=bogus", "ordering", id="ordering"),
         pytest.param("runtime=tensorrt", "runtime", id="runtime"),
+        pytest.param("is_system=maybe", "is_system", id="is-system"),
         pytest.param("search=" + "x" * 201, "search", id="search-too-long"),
         pytest.param("page=0", "page", id="page-zero"),
         pytest.param("page=abc", "page", id="page-text"),
