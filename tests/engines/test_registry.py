@@ -119,3 +119,14 @@ def test_the_standin_engine_runs_as_a_module_of_the_app():
     )
 
     assert "python -m engines.standin serve M" in shown.stdout
+
+
+def test_the_engines_app_imports_neither_presets_nor_tasks():
+    """presets and tasks read the registry; an import back would make the one list depend on its users."""
+    modules = ["engines.registry", "engines.catalogue", "engines.checks", "engines.plan", "engines.parsers"]
+    code = f"import sys; {'; '.join(f'import {name}' for name in modules)}; print(sorted(sys.modules))"
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=30, check=True
+    )
+
+    assert not [name for name in shown.stdout.split("'") if name.split(".")[0] in ("presets", "tasks")]
