@@ -108,7 +108,7 @@ def test_the_standin_launchers_run_the_standin_module_in_each_engines_style():
     } == settings.STANDIN_LAUNCHERS
 
 
-def test_the_standin_engine_runs_as_a_module_of_the_app():
+def test_the_standin_runs_as_a_module_of_the_app():
     shown = subprocess.run(
         [sys.executable, "-m", "engines.standin", "--help"],
         cwd=settings.BASE_DIR,
