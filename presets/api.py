@@ -23,6 +23,7 @@ from engines.checks import check_grid
 from presets import serializers
 from presets.api_base import ID_PARAMETER, WRITE_ERRORS, errors
 from presets.api_exchange import PresetExchangeMixin
+from presets.api_fields import STORABLE_TEXT
 from presets.api_history import PresetHistoryMixin
 from presets.filters import MAX_SEARCH_LENGTH, PresetFilter
 from presets.models import ParameterPreset, PresetsNotFound
@@ -44,10 +45,10 @@ LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")
             # What PresetFilter's form accepts: text without NUL; a search of at most 200 characters.
             OpenApiParameter(
                 "search",
-                {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": serializers.STORABLE_TEXT},
+                {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": STORABLE_TEXT},
                 description="Case-insensitive, in name and description.",
             ),
-            OpenApiParameter("category", {"type": "string", "pattern": serializers.STORABLE_TEXT}),
+            OpenApiParameter("category", {"type": "string", "pattern": STORABLE_TEXT}),
         ],
         responses={200: serializers.PresetSerializer(many=True), **errors(400)},
     ),

@@ -324,7 +324,7 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
             fields[field] = value
 
     if "runtime" in data:
-        runtime = data["runtime"] or ""
+        runtime = "" if data["runtime"] is None else data["runtime"]
         if runtime in ("", *RUNTIMES):
             fields["runtime"] = runtime
         else:

@@ -3,7 +3,9 @@
 The schema is the one ``/api/schema/`` serves; requests go straight to the WSGI app, as a
 logged-in user (a session cookie and its CSRF token), inside the test database's transaction. For each operation a
 fixed number of generated requests (deterministic: the same ones every run) must never get a
-5xx, and every response must match the schema's description of it.
+5xx, and every response must match the schema's description of it. The presets operations pass
+every check schemathesis has: valid requests accepted, invalid ones refused, no status code or
+header the schema does not name.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.utils.crypto import get_random_string
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import positive_data_acceptance, response_schema_conformance
 
 from autotuner.wsgi import application
-from tests.factories import make_preset
+from tests.factories import make_preset, make_token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -39,16 +40,19 @@ def connection_kept_open():
 
 
 @pytest.fixture
-def logged_in(user, client, connection_kept_open) -> dict[str, dict[str, str]]:
-    """The cookies and headers of a logged-in browser: a session and a CSRF token (Django accepts the
-    cookie's secret itself in the header)."""
+def logged_in(user, connection_kept_open) -> dict[str, dict[str, str]]:
+    """The headers of an API client: a token (schemathesis checks that a request without it is refused)."""
     make_preset(name="Fuzz target", created_by=user)  # something for the id paths to find
-    client.force_login(user)
-    csrf = get_random_string(32)
-    return {
-        "cookies": {"sessionid": client.cookies["sessionid"].value, "csrftoken": csrf},
-        "headers": {"X-CSRFToken": csrf},
-    }
+    return {"headers": {"Authorization": f"Token {make_token_key(user)}"}}
+
+
+# What the schema cannot say, so that a check would flag it (each is described in the schema): an
+# uploaded file must hold a preset document, which OpenAPI cannot require of multipart data; a
+# preset id written 3.0 is refused, but JSON Schema counts 3.0 as the integer 3.
+CANNOT_SAY = {
+    "POST /api/presets/import/": [positive_data_acceptance],
+    "POST /api/presets/merge/": [positive_data_acceptance],
+}
 
 
 @schema.parametrize()
@@ -60,4 +64,7 @@ def logged_in(user, client, connection_kept_open) -> dict[str, dict[str, str]]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
 )
 def test_api_never_fails_and_answers_as_documented(case, logged_in):
-    case.call_and_validate(**logged_in, checks=[not_a_server_error, response_schema_conformance])
+    if case.operation.path.startswith("/api/presets"):
+        case.call_and_validate(**logged_in, excluded_checks=CANNOT_SAY.get(case.operation.label, []))
+    else:
+        case.call_and_validate(**logged_in, checks=[not_a_server_error, response_schema_conformance])
