@@ -675,3 +675,12 @@ def test_an_unchanged_export_imported_with_fail_answers_409(api, system_presets)
     exported = api.get(f"/api/presets/{system_presets['Balanced'].pk}/export").content
 
     assert import_file(api, exported).status_code == 409
+
+
+@pytest.mark.parametrize("runtime", [{}, [], 0, False], ids=["object", "list", "zero", "false"])
+def test_an_import_with_a_runtime_that_is_not_text_answers_400(api, runtime):
+    response = import_body(api, document(runtime=runtime))
+
+    assert response.status_code == 400
+    assert error_paths(response) == ["preset.runtime"]
+    assert not ParameterPreset.objects.filter(name="Imported").exists()

@@ -394,6 +394,12 @@ def test_the_browsable_list_shows_the_presets_and_its_filter_form(api, mixed_pre
     assert "vLLM Paged" in names(api.get("/api/presets/?runtime=vllm"))
 
 
+def test_the_browsable_api_shows_the_json_indented(api, mixed_presets):
+    browsable = api.get("/api/presets/?runtime=vllm", headers={"Accept": "text/html"})
+
+    assert browsable.context["content"].startswith('[\n  {\n    "id": ')
+
+
 def test_the_list_asks_anonymous_clients_to_sign_in(system_presets):
     response = APIClient().get("/api/presets/")
 

@@ -96,3 +96,36 @@ def test_the_docs_page_loads_only_local_static_files(api):
         assert url.startswith("/static/") or url == "/api/docs/?script=", url
     assert not re.search(r"\bsrc=[\"']?(https?:)?//", html)
     assert not re.search(r"\bhref=[\"']?(https?:)?//", html)
+
+
+def test_the_schema_describes_the_parameters_grid_as_the_validator_checks_it(schema):
+    grid = schema["components"]["schemas"]["PresetRequest"]["properties"]["parameters"]
+    values = grid["additionalProperties"]["anyOf"][0]
+
+    assert (grid["type"], grid["minProperties"], grid["maxProperties"]) == ("object", 1, 200)
+    assert re.fullmatch(grid["propertyNames"]["pattern"].strip("^$"), "--tp_size")
+    assert not re.fullmatch(grid["propertyNames"]["pattern"].strip("^$"), "TP-SIZE")
+    assert (values["type"], values["minItems"], values["maxItems"]) == ("array", 1, 1000)
+    assert {option.get("type") for option in values["items"]["anyOf"]} == {"string", "number", "boolean"}
+
+
+def test_the_list_is_documented_as_an_array_with_its_total_and_links_in_headers(schema):
+    answer = schema["paths"]["/api/presets/"]["get"]["responses"]["200"]
+    body = answer["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+
+    assert body["type"] == "array"
+    assert {"X-Total-Count", "Link"} <= set(answer["headers"])
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "codes"),
+    [
+        ("/api/presets/", "post", {"201", "400", "401", "403", "409", "413", "415", "429"}),
+        ("/api/presets/{id}/", "patch", {"200", "400", "401", "403", "404", "409", "412", "413", "415", "429"}),
+        ("/api/presets/merge/", "post", {"200", "400", "401", "403", "404", "413", "415", "429"}),
+    ],
+)
+def test_each_operation_documents_every_status_it_answers(schema, path, method, codes):
+    assert set(schema["paths"][path][method]["responses"]) == codes
