@@ -90,7 +90,8 @@ class PresetViewSet(PresetHistoryMixin, PresetExchangeMixin):
         return ParameterPreset.objects.only(*LISTED_FIELDS)
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # Rows as dicts: the serializer reads them as it reads presets, without building a model each.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).values(*LISTED_FIELDS))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def retrieve(self, request: Request, pk: str) -> Response:

@@ -52,6 +52,9 @@ class PresetSerializer(ObjectSerializer, serializers.ModelSerializer):
     category = CategoryField(required=False, default="")
     runtime = RuntimeField(required=False, default="")
     is_system = serializers.BooleanField(read_only=True)
+    # Left as datetimes for the renderer, which writes them as ISO 8601 in UTC with a Z (autotuner.http).
+    created_at = serializers.DateTimeField(read_only=True, format=None)
+    updated_at = serializers.DateTimeField(read_only=True, format=None)
     parameters = GridField()
     metadata = MetadataField(required=False, default=dict)
     version = serializers.IntegerField(
