@@ -10,7 +10,13 @@ import itertools
 from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.fields import empty
@@ -19,12 +25,13 @@ from rest_framework.response import Response
 
 from autotuner.http import ApiError
 from autotuner.pagination import PAGINATION_HEADERS, HeaderPagination
+from engines.registry import engine_names
 from presets.serializers import ErrorSerializer
 from presets.validators import parse_id
 from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
-from tasks.models import ExperimentStatus, Task, TransitionRefused
+from tasks.models import ExperimentStatus, Task, TaskStatus, TransitionRefused
 from tasks.serializers import WHOLE_TASK_RULES, TaskSerializer
 
 PLAN_PAGE_SIZE = 100
@@ -142,14 +149,24 @@ RUN_RESPONSES = _errors(403, 404, 409)
 @extend_schema_view(
     list=extend_schema(
         summary="List tasks, newest first",
-        parameters=PAGINATION_HEADERS,
+        parameters=[
+            # An empty value is no filter (the list page's form sends one for "any").
+            OpenApiParameter("status", str, enum=["", *TaskStatus.values], description="Tasks in this status."),
+            OpenApiParameter("runtime", str, enum=["", *engine_names()], description="Tasks for this engine."),
+            OpenApiParameter(
+                "search",
+                {"type": "string", "maxLength": 200, "pattern": r"^[^\u0000]*$"},
+                description="Tasks whose name, model or description holds this text, in any case.",
+            ),
+            *PAGINATION_HEADERS,
+        ],
         responses={200: TaskSerializer(many=True), **_errors(400)},
     ),
     retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **_errors(404)}),
     create=extend_schema(
         summary="Create a task from a grid, from presets (merged in order), or both",
         description="`parameters` given with `presets` replace the merged flags they name." + WHOLE_TASK_RULES,
-        responses={201: TaskSerializer, **_errors(400, 413, 415)},
+        responses={201: TaskSerializer, **_errors(400, 404, 409, 413, 415)},
     ),
     update=extend_schema(
         summary="Replace a task",
@@ -203,7 +220,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         parameters=[PlanQuerySerializer, *PAGINATION_HEADERS],
         responses={200: PLAN, **_errors(400, 404)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def plan(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         query = _query(PlanQuerySerializer, request)
@@ -282,7 +299,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         parameters=[ExperimentsQuerySerializer],
         responses={200: ExperimentRecordSerializer(many=True), **_errors(400, 404)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def experiments(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         query = _query(ExperimentsQuerySerializer, request)
@@ -296,7 +313,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         summary="The run's results: the best configuration, the Pareto front and every experiment",
         responses={200: RESULTS, **_errors(404)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def results(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         return Response(run_results.results(task, list(task.experiments.all())))

@@ -15,20 +15,22 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.fields import empty, get_error_detail
 from rest_framework.settings import api_settings
 
+from autotuner.http import ApiError
 from presets.merging import MergeStrategy
 from presets.models import PresetsNotFound
-from presets.serializers import STORABLE_TEXT, FindingSerializer, GridField, NameField, PresetIdsField, refuse
+from presets.serializers import FindingSerializer, GridField, NameField, PresetIdsField, refuse
 from presets.validators import Problem, describe_type, preset_id_problems
-from tasks.models import Task
+from tasks.models import OptimizationStrategy, Task
 from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
 
 INT64 = 2**63
+STORABLE = r"^[^\u0000]+$"
 NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
 # What a replacement (PUT) sets back to the default when it does not send it.
 RESET_BY_PUT = [
@@ -56,8 +58,14 @@ WHOLE_TASK_RULES = (
     " Refused with 400 although each field is well-formed: values the task's engine refuses "
     "(its catalogue, /api/engines/; at `parameters`), a grid search over more runnable combinations "
     "than it may run (at `optimization_strategy`), random or bayesian search without "
-    "`max_experiments`, and a name another task has, compared without case or surrounding spaces."
+    "`max_experiments`. A name another task has, compared without case or surrounding spaces, is 409; "
+    "preset ids that name no preset are 404, each at `presets[i]`."
 )
+
+
+def _integral(value: Any) -> Any:
+    """JSON's 3.0 is the integer 3 (JSON Schema says so too)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class StrictCharField(serializers.CharField):
@@ -77,7 +85,8 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> Any:
         schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
-        return {**schema, "pattern": STORABLE_TEXT if self.target.allow_blank else NOT_BLANK}
+        # Blank text is its own alternative in the schema (spectacular adds it): the pattern is for the rest.
+        return {**schema, "pattern": STORABLE if self.target.allow_blank else NOT_BLANK}
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -116,7 +125,7 @@ class ConcurrencyLevelsField(serializers.Field):
         if not isinstance(data, list):
             raise serializers.ValidationError(f"expected a list of whole numbers, got {describe_type(data)}")
         try:
-            return clean_concurrency_levels(data)
+            return clean_concurrency_levels([_integral(level) for level in data])
         except DjangoValidationError as error:
             raise serializers.ValidationError(error.messages) from None
 
@@ -249,6 +258,8 @@ class TaskSerializer(serializers.ModelSerializer):
         return super().run_validation(data)
 
     def validate_presets(self, value: Any) -> list[int]:
+        if isinstance(value, list):
+            value = [_integral(item) for item in value]
         refuse(preset_id_problems(value))
         return list(value)
 
@@ -267,6 +278,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated: dict[str, Any]) -> Task:
+        _name_free(validated["name"], None)
         presets, strategy, parameters = _merge_input(validated)
         user = self.context["request"].user
         with _model_errors():
@@ -275,6 +287,8 @@ class TaskSerializer(serializers.ModelSerializer):
             )
 
     def update(self, task: Task, validated: dict[str, Any]) -> Task:
+        if "name" in validated:
+            _name_free(validated["name"], task)
         presets, strategy, parameters = _merge_input(validated)
         if not self.partial:  # a replacement: what it does not send is the default again
             for name in RESET_BY_PUT:
@@ -295,6 +309,34 @@ class TaskSerializer(serializers.ModelSerializer):
         return task
 
 
+class TaskSerializerSchema(OpenApiSerializerExtension):
+    """What a whole task (create, replace) needs beyond each field's shape, where the schema can say it:
+    a grid, presets to merge, or both; and max_experiments for a sampled search."""
+
+    target_class = TaskSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request" and not getattr(self.target, "partial", False):
+            schema["anyOf"] = [{"required": ["parameters"]}, {"required": ["presets"]}]
+            # Task.clean: random and bayesian search need to know how many experiments to run.
+            sampled = [OptimizationStrategy.RANDOM.value, OptimizationStrategy.BAYESIAN.value]
+            schema["if"] = {
+                "properties": {"optimization_strategy": {"enum": sampled}},
+                "required": ["optimization_strategy"],
+            }
+            schema["then"] = {"properties": {"max_experiments": {"type": "integer"}}, "required": ["max_experiments"]}
+        return schema
+
+
+def _name_free(name: str, task: Task | None) -> None:
+    """A name another task has is a conflict (409), as for presets; the model checks it again on save."""
+    taken = Task.objects.named(name).exclude(pk=task.pk if task else None).first()
+    if taken is not None:
+        message = f'A task named "{taken.name}" already exists.'
+        raise ApiError(status.HTTP_409_CONFLICT, message, [Problem("name", message)])
+
+
 def _merge_input(validated: dict[str, Any]) -> tuple[list[int] | None, MergeStrategy, Any]:
     presets = validated.pop("presets", None)
     strategy = MergeStrategy(validated.pop("merge_strategy", None) or MergeStrategy.UNION)
@@ -304,10 +346,12 @@ def _merge_input(validated: dict[str, Any]) -> tuple[list[int] | None, MergeStra
 @contextmanager
 def _model_errors() -> Iterator[None]:
     """The model's ValidationError as the API's 400, every message under its field; ids that name
-    no preset under ``presets[i]``."""
+    no preset a 404 naming each at ``presets[i]``."""
     try:
         yield
-    except PresetsNotFound as error:
-        refuse([Problem(f"[{index}]", f"no preset with id {pk}") for index, pk in error.missing], "presets")
+    except PresetsNotFound as error:  # 404, as the merge API answers for the same ids
+        problems = [Problem(f"presets[{index}]", f"no preset with id {pk}") for index, pk in error.missing]
+        detail = str(problems[0]) if len(problems) == 1 else f"{len(problems)} presets not found; see errors"
+        raise ApiError(status.HTTP_404_NOT_FOUND, detail, problems) from None
     except DjangoValidationError as error:
         raise serializers.ValidationError(get_error_detail(error)) from None

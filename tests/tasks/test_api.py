@@ -685,7 +685,7 @@ def test_a_bad_value_in_parameters_alone_names_its_place(api):
 def test_an_unknown_preset_id_is_named_by_its_place_in_the_list(api, high):
     response = api.post(LIST, {**BASE, "presets": [high.pk, 999]}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 404  # as the merge API answers for the same ids
     assert error_paths(response) == ["presets[1]"]
     assert Task.objects.count() == 0
 
@@ -694,7 +694,7 @@ def test_an_unknown_or_repeated_preset_id_is_refused(api, high):
     unknown = api.post(LIST, {**BASE, "presets": [high.pk, 999]}, format="json")
     repeated = api.post(LIST, {**BASE, "presets": [high.pk, high.pk]}, format="json")
 
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404
     assert "999" in unknown.json()["detail"]
     assert repeated.status_code == 400
     assert str(high.pk) in repeated.json()["detail"]
@@ -715,7 +715,7 @@ def test_a_name_another_task_has_in_any_case_is_refused(api):
 
     response = api.post(LIST, {**BASE, "name": " LLAMA SWEEP ", "parameters": {"tp-size": [1]}}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 409  # a conflict, as for presets
     assert response.json()["errors"] == [{"path": "name", "message": 'A task named "Llama sweep" already exists.'}]
     assert Task.objects.count() == 1
 
