@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
@@ -28,7 +27,7 @@ class HeaderPagination(BasePagination):
     max_page_size = 10_000
     max_page = 1_000_000  # keeps the offset inside the database's 64-bit integers
 
-    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> list[Any]:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
         self.page = self._number(request, self.page_query_param, 1, self.max_page)
         self.size = self._number(request, self.page_size_query_param, self.page_size, self.max_page_size)

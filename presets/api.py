@@ -103,7 +103,7 @@ class PresetViewSet(PresetHistoryMixin, PresetExchangeMixin):
         fields = dict(serializer.validated_data)
         note = fields.pop("change_note", "")
         self.check_name_free(fields["name"])
-        preset = ParameterPreset(**fields, created_by=request.user)
+        preset = ParameterPreset(**fields, created_by_id=request.user.pk)
         try:
             preset.save(by=request.user, note=note)
         except IntegrityError:  # a concurrent create took the name between check and insert
@@ -182,6 +182,7 @@ class PresetViewSet(PresetHistoryMixin, PresetExchangeMixin):
                 [Problem(f"preset_ids[{index}]", f"no preset with id {pk}") for index, pk in error.missing],
             ) from None
         answer = result.as_dict()
-        if runtime:  # with an engine named, what it would say of the merged grid
-            answer["warnings"] = [finding.as_dict() for finding in check_grid(result.parameters, for_engine(runtime))]
+        catalogue = for_engine(runtime) if runtime else None
+        if catalogue is not None:  # with an engine named, what it would say of the merged grid
+            answer["warnings"] = [finding.as_dict() for finding in check_grid(result.parameters, catalogue)]
         return Response(answer)

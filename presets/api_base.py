@@ -109,7 +109,7 @@ class PresetViewSetBase(viewsets.GenericViewSet):
 
     def respond(self, preset: ParameterPreset, status_code: int = 200, warned: bool = False) -> Response:
         """The preset with its ETag; after a write, what its engine warns of (unknown flags), if anything."""
-        representation = serializers.PresetSerializer(preset).data
+        representation: dict[str, Any] = dict(serializers.PresetSerializer(preset).data)
         headers = {"ETag": etag_of(representation)}
         if warned and (found := preset.engine_warnings):
             representation = {**representation, "warnings": [finding.as_dict() for finding in found]}

@@ -247,7 +247,7 @@ class RuntimeField(serializers.ChoiceField):
             return True, ""
         return super().validate_empty_values(data)
 
-    def to_representation(self, value: Any) -> str | None:
+    def to_representation(self, value: Any) -> Any:
         return value or None
 
 

@@ -171,7 +171,7 @@ class PresetHistoryMixin(PresetViewSetBase):
     def trash(self, request: Request) -> Response:
         trashed = ParameterPreset.everything.filter(deleted_at__isnull=False).select_related("deleted_by")
         if not request.user.is_staff:
-            trashed = trashed.filter(created_by=request.user)
+            trashed = trashed.filter(created_by_id=request.user.pk)
         return Response(serializers.TrashedPresetSerializer(trashed.order_by("-deleted_at", "-pk"), many=True).data)
 
     @extend_schema(

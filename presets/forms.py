@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 from django.urls import reverse
 
 from engines.checks import check_for_runtime
@@ -106,7 +107,7 @@ class PresetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         # The admin's read-only view of a system preset builds this form with no fields.
         if "runtime" in self.fields:
-            self.fields["runtime"].choices = [("", "Any engine"), *Runtime.choices]
+            cast(forms.ChoiceField, self.fields["runtime"]).choices = [("", "Any engine"), *Runtime.choices]
         if "parameters" in self.fields:
             # The live check: on a pause in typing, the editor's text goes to the preview view.
             self.fields["parameters"].widget.attrs.update(
@@ -123,15 +124,16 @@ class PresetForm(forms.ModelForm):
             self.initial["version"] = self.instance.updated_at.isoformat()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         # Checked when the form was sent with the version it opened (the pages always send it).
         if self.instance.pk and "version" in self.data:
             stored = type(self.instance).objects.filter(pk=self.instance.pk)
             current = stored.values_list("updated_at", flat=True).first()
             if current is not None and cleaned.get("version") != current.isoformat():
                 # Show the current version in the re-rendered form: saving again is a deliberate overwrite.
-                self.data = self.data.copy()
-                self.data["version"] = current.isoformat()
+                data = cast(QueryDict, self.data).copy()
+                data["version"] = current.isoformat()
+                self.data = data
                 raise ValidationError(
                     "Someone else saved this preset since you opened it. Nothing was saved; your text is kept "
                     "below. Open the preset in another tab to compare, or save again to replace their version "

@@ -257,7 +257,7 @@ class ParameterPreset(UniquelyNamed):
         for field, value in content.items():
             setattr(self, field, value)
         self.save(by=by, note=note or f"Restored version {version}.", event=RevisionEvent.RESTORED)
-        return self.revisions.order_by("-version").first()
+        return self.revisions.latest("version")
 
     def trash(self, *, by: Any) -> None:
         """Move to the trash: gone from every list, its name free, restorable for TRASH_DAYS days."""

@@ -98,8 +98,13 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
+    """Every API error (autotuner.http); for the schema only."""
+
     detail = serializers.CharField()
-    errors = ProblemSerializer(many=True, required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "errors" is a Serializer property: a class body cannot declare a field of that name.
+        return {**super().get_fields(), "errors": ProblemSerializer(many=True, required=False)}
 
 
 class MergeRequestSerializer(ObjectSerializer):

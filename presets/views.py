@@ -162,7 +162,7 @@ def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
         name = preset.name
         preset.trash(by=request.user)
         messages.success(request, f"Deleted preset “{name}”.")  # the confirmation said where it goes
-        if request.htmx:
+        if request.htmx:  # type: ignore[attr-defined]
             return HttpResponseClientRedirect(reverse("presets:list"))
         return redirect("presets:list")
     return render(request, "presets/preset_confirm_delete.html", {"preset": preset})
@@ -391,7 +391,7 @@ def _trash_page(
         .order_by("-deleted_at", "-pk")
     )
     if not request.user.is_staff:
-        trashed = trashed.filter(created_by=request.user)
+        trashed = trashed.filter(created_by_id=request.user.pk)
     context = {
         "trashed": trashed,
         "refused": refused,
