@@ -51,7 +51,7 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorSerializer) for code in sorted({*codes, 401, 429})}
 
 
-def _one_of(values: Any) -> dict[str, str]:
+def _one_of(values: Any) -> dict[str, Any]:
     return {"invalid_choice": f"expected one of {', '.join(values)}, got '{{input}}'"}
 
 

@@ -139,7 +139,7 @@ class PresetSelectionForm(forms.Form):
     def __init__(self, data: QueryDict, *, post_to: str = "") -> None:
         if "merge_strategy" not in data and "strategy" in data:  # links say ?strategy=last_wins
             data = data.copy()
-            data["merge_strategy"] = data["strategy"]
+            data["merge_strategy"] = data.get("strategy", "")
         super().__init__(data)
         self.post_to = post_to  # where the preview's Apply button posts: the task form's own URL
         self.problems: list[str] = []
@@ -148,9 +148,9 @@ class PresetSelectionForm(forms.Form):
         cleaned = self.cleaned_data
         self.ids: list[int] = cleaned["presets"]
         self.strategy: MergeStrategy = cleaned["merge_strategy"]
-        self.runtime: str = cleaned["runtime"]
+        self.engine: str = cleaned["runtime"]  # the engine the merge is for: "" is none
         self.search: str = cleaned["preset_search"]
-        self.gpus: int = cleaned["gpus"]
+        self.gpu_count: int = cleaned["gpus"]
         # The form says whether the selector is switched on; a link (?presets=3,1) switches it on.
         self.enabled: bool = cleaned["use_presets"] if cleaned["selector_present"] else bool(self.ids)
 
@@ -206,17 +206,17 @@ class PresetSelectionForm(forms.Form):
     def merged(self) -> Merged:
         """The merge of the selection and its provenance, or None when nothing usable is selected
         (``problems`` says why). Made once per selection: a view and its template both ask."""
-        state = (self.enabled, tuple(self.ids), self.strategy, self.runtime)
+        state = (self.enabled, tuple(self.ids), self.strategy, self.engine)
         if self._merged is None or self._merged[0] != state:
             result = self._merge()
-            self._merged = ((self.enabled, tuple(self.ids), self.strategy, self.runtime), result)
+            self._merged = ((self.enabled, tuple(self.ids), self.strategy, self.engine), result)
         return self._merged[1]
 
     def _merge(self) -> Merged:
         if not self.enabled or not self.ids:
             return None, []
         try:
-            return ParameterPreset.objects.merge(self.ids, strategy=self.strategy, runtime=self.runtime)
+            return ParameterPreset.objects.merge(self.ids, strategy=self.strategy, runtime=self.engine)
         except PresetsNotFound as error:
             gone = [pk for _, pk in error.missing]
             self.problems.append(f"Preset {', '.join(map(str, gone))} no longer exists and was left out.")
@@ -228,12 +228,12 @@ class PresetSelectionForm(forms.Form):
         result, _ = self.merged()
         summary = None
         if result:
-            aliases = same_flag(list(result.parameters), for_engine(self.runtime))
-            summary = summarize(result.parameters, rules_for(self.runtime, self.gpus), aliases)
+            aliases = same_flag(list(result.parameters), for_engine(self.engine))
+            summary = summarize(result.parameters, rules_for(self.engine, self.gpu_count), aliases)
         return {
             "selection": self,
             "result": result,
-            "findings": check_for_runtime(result.parameters, self.runtime) if result else [],
+            "findings": check_for_runtime(result.parameters, self.engine) if result else [],
             "summary": summary,
             "preview_rows": _preview_rows(result) if result else [],
             "large_grid": LARGE_GRID,
@@ -245,8 +245,8 @@ class PresetSelectionForm(forms.Form):
         preview = self.preview_context()
         chosen = ParameterPreset.objects.in_bulk(self.ids)
         available = ParameterPreset.objects.all()
-        if self.runtime:
-            available = available.for_runtime(self.runtime)
+        if self.engine:
+            available = available.for_runtime(self.engine)
         if self.search:
             available = available.filter(name__icontains=self.search)
         return {
@@ -254,7 +254,7 @@ class PresetSelectionForm(forms.Form):
             "chips": [chosen[preset_id] for preset_id in self.ids if preset_id in chosen],
             "available": list(available.order_by("-is_system", "name_key")[:100]),
             "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
-            "runtime_label": engine(self.runtime).label if self.runtime else "",
+            "runtime_label": engine(self.engine).label if self.engine else "",
         }
 
 

@@ -106,7 +106,7 @@ class TaskQuerySet(NamedQuerySet):
         """A new task from these presets merged in order and the user's hand edits (``use_presets``),
         checked whole and saved; the New task page and the API create through this. Raises
         ValidationError, or PresetsNotFound for ids that name no preset."""
-        task = self.model(created_by=by if by and by.is_authenticated else None, **fields)
+        task = Task(created_by=by if by and by.is_authenticated else None, **fields)
         task.use_presets(presets, strategy=strategy, parameters=parameters, whole_grid=whole_grid)
         task.full_clean()
         task.save()
@@ -329,8 +329,8 @@ class Task(UniquelyNamed):
         """A grid search told to run fewer experiments than the grid has runnable combinations."""
         return (
             self.optimization_strategy == OptimizationStrategy.GRID
-            and bool(self.max_experiments)
-            and self.max_experiments < self.plan_summary.runnable
+            and self.max_experiments is not None
+            and 0 < self.max_experiments < self.plan_summary.runnable
         )
 
     def can_change(self, user: Any) -> bool:

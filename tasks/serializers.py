@@ -140,13 +140,13 @@ class MergeStrategyField(serializers.ChoiceField):
         )
         super().__init__(choices=[strategy.value for strategy in MergeStrategy], allow_null=True, **kwargs)
 
-    def to_representation(self, value: Any) -> str | None:
+    def to_representation(self, value: Any) -> Any:  # None for "": not set
         return value or None
 
 
 @extend_schema_field({"type": "string", "nullable": True})
 class BlankAsNullField(serializers.CharField):
-    def to_representation(self, value: Any) -> str | None:
+    def to_representation(self, value: Any) -> Any:
         return value or None
 
 
@@ -292,8 +292,9 @@ class TaskSerializer(serializers.ModelSerializer):
         presets, strategy, parameters = _merge_input(validated)
         if not self.partial:  # a replacement: what it does not send is the default again
             for name in RESET_BY_PUT:
-                if name not in validated:
-                    setattr(task, name, Task._meta.get_field(name).get_default())
+                field = Task._meta.get_field(name)
+                if name not in validated and isinstance(field, models.Field):
+                    setattr(task, name, field.get_default())
         for name, value in validated.items():
             setattr(task, name, value)
         with _model_errors():

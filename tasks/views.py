@@ -26,6 +26,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 from django_tasks_db.models import DBTaskResult
 
 from autotuner.pages import filtered_page, template_for
@@ -40,6 +41,11 @@ from tasks.forms import PresetSelectionForm, TaskForm
 from tasks.models import RUNNING_EXPERIMENT, Experiment, Task, TaskStatus, TransitionRefused
 from tasks.plots import pareto_front, scatter_svg
 
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails  # set by django_htmx's middleware
+
+
 PLAN_ROWS_SHOWN = 50
 INVALID = 422
 SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh", "preview")
@@ -48,7 +54,7 @@ SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh", "preview")
 @login_required
 @require_safe
 @vary_on_headers("HX-Request")
-def task_list(request: HttpRequest) -> HttpResponse:
+def task_list(request: HtmxHttpRequest) -> HttpResponse:
     listing = filtered_page(request, TaskFilter, Task.objects.select_related("created_by"))
     context = {**listing, "statuses": TaskStatus.choices}
     return render(request, template_for(request, "tasks/task_list.html", "task-table"), context)
@@ -56,7 +62,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_safe
-def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def task_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task.objects.select_related("created_by"), pk=pk)
     context = {
         "task": task,
@@ -73,7 +79,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_safe
-def task_plan_json(request: HttpRequest, pk: int) -> HttpResponse:
+def task_plan_json(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
     summary = task.plan_summary
     document = {
@@ -93,7 +99,7 @@ def task_plan_json(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_safe
-def task_plan_shell(request: HttpRequest, pk: int) -> HttpResponse:
+def task_plan_shell(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
     lines = [
         "#!/bin/sh",
@@ -108,13 +114,13 @@ def task_plan_shell(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def task_new(request: HttpRequest) -> HttpResponse:
+def task_new(request: HtmxHttpRequest) -> HttpResponse:
     return _task_form(request, None)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def task_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = _changeable_task(request, pk)
     if task.is_locked:
         messages.error(request, f"“{task.name}” is {task.get_status_display().lower()}; it cannot be edited now.")
@@ -124,14 +130,14 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _task_form(request, task)
 
 
-def _changeable_task(request: HttpRequest, pk: int) -> Task:
+def _changeable_task(request: HtmxHttpRequest, pk: int) -> Task:
     task = get_object_or_404(Task, pk=pk)
     if not task.can_change(request.user):
         raise PermissionDenied("Only the task's creator or staff can change it.")
     return task
 
 
-def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelectionForm:
+def _initial_selection(request: HtmxHttpRequest, task: Task | None) -> PresetSelectionForm:
     # Opening the edit page shows the task's own presets; a link (?presets=) or the selector
     # itself (?selector_present=1, maybe with no preset left) says otherwise.
     if request.method == "GET" and task is not None and not {"presets", "selector_present"} & request.GET.keys():
@@ -144,14 +150,14 @@ def _initial_selection(request: HttpRequest, task: Task | None) -> PresetSelecti
     return PresetSelectionForm(source, post_to=request.path)
 
 
-def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
+def _task_form(request: HtmxHttpRequest, task: Task | None) -> HttpResponse:
     selection = _initial_selection(request, task)
     if request.method == "GET":
         initial: dict[str, Any] = {}
         if task is None:
             chosen = ParameterPreset.objects.filter(pk__in=selection.ids).exclude(runtime="").first()
             initial["runtime"] = request.GET.get("runtime") or (chosen.runtime if chosen else "")
-            selection.runtime = initial["runtime"] if is_engine(initial["runtime"]) else ""
+            selection.engine = initial["runtime"] if is_engine(initial["runtime"]) else ""
             result, _ = selection.merged()
             if result and result.parameters:  # arriving from "Use in a new task": start from the merge
                 initial["parameters"] = format_grid(result.parameters)
@@ -189,7 +195,7 @@ def _task_form(request: HttpRequest, task: Task | None) -> HttpResponse:
     return _render_form(request, form, selection, task, status=INVALID)
 
 
-def _save(request: HttpRequest, form: TaskForm, selection: PresetSelectionForm, stored: Task | None) -> Task:
+def _save(request: HtmxHttpRequest, form: TaskForm, selection: PresetSelectionForm, stored: Task | None) -> Task:
     """The task as the form says, built from the selected presets (those that still exist) with the
     editor's grid as the user left it."""
     selection.merged()  # leaves out presets deleted since the page was drawn
@@ -230,7 +236,7 @@ def _as_json(grid: dict[str, Any]) -> str:
 
 @login_required
 @require_safe
-def task_merge_preview(request: HttpRequest) -> HttpResponse:
+def task_merge_preview(request: HtmxHttpRequest) -> HttpResponse:
     """The merge preview alone, for the selector's strategy radios: made from the selector's fields
     and the engine and GPUs in the query. It reads and never writes, and always answers the
     fragment, problems shown in it (a preset deleted meanwhile, an id that is not one)."""
@@ -238,7 +244,7 @@ def task_merge_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/task_form.html#merge-preview", selection.preview_context())
 
 
-def _form_url(request: HttpRequest) -> str:
+def _form_url(request: HtmxHttpRequest) -> str:
     """The task form the preview is shown in (htmx sends the page's URL), for its Apply button:
     only the New or an Edit form, never a URL a request could choose freely."""
     if request.htmx and request.htmx.current_url_abs_path:
@@ -253,10 +259,10 @@ def _form_url(request: HttpRequest) -> str:
 
 
 def _render_form(
-    request: HttpRequest, form: TaskForm, selection: PresetSelectionForm, task: Task | None, status: int = 200
+    request: HtmxHttpRequest, form: TaskForm, selection: PresetSelectionForm, task: Task | None, status: int = 200
 ) -> HttpResponse:
     typed = form["runtime"].value()
-    selection.runtime = selection.runtime or (typed if is_engine(typed) else "")
+    selection.engine = selection.engine or (typed if is_engine(typed) else "")
     context = {
         **selection.context(),
         "form": form,
@@ -268,7 +274,7 @@ def _render_form(
 
 @login_required
 @require_POST
-def task_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+def task_duplicate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     copy = get_object_or_404(Task, pk=pk).duplicate(by=request.user)
     messages.success(request, f"Created “{copy.name}”, a draft copy.")
     return redirect(copy)
@@ -276,7 +282,7 @@ def task_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def task_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = _changeable_task(request, pk)
     if task.is_locked:
         messages.error(request, f"“{task.name}” is {task.get_status_display().lower()}; cancel it before deleting.")
@@ -293,7 +299,7 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def task_save_grid(request: HttpRequest, pk: int) -> HttpResponse:
+def task_save_grid(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     preset = get_object_or_404(Task, pk=pk).save_grid_as_preset(by=request.user)
     messages.success(request, f"Saved the grid as the preset “{preset.name}”.")
     return redirect(preset)
@@ -313,7 +319,7 @@ STALE_QUEUE_SECONDS = 30  # a job waiting longer than this suggests no worker is
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def task_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def task_run_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
     """Start, cancel, restart or resume. Restart asks first: a plain GET shows a confirmation page
     (htmx asks with hx-confirm and posts directly)."""
     task = get_object_or_404(Task, pk=pk)
@@ -338,7 +344,7 @@ def task_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return redirect(task)
 
 
-def _run_context(request: HttpRequest, task: Task) -> dict[str, Any]:
+def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
     """What the run panel shows: progress, the experiments table (sorted as asked) and the results."""
     # Polled every second while running: the engines' logs and per-level figures are read only for
     # the rows shown, never for the whole (possibly long) run.
@@ -374,7 +380,7 @@ def _queue_is_stale() -> bool:
 
 @login_required
 @require_safe
-def task_progress(request: HttpRequest, pk: int) -> HttpResponse:
+def task_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The run panel alone, polled by the task page while the task is queued or running."""
     task = get_object_or_404(Task, pk=pk)
     response = render(request, "tasks/_run.html", _run_context(request, task))
@@ -390,14 +396,14 @@ def _still_stopping(task: Task) -> bool:
 
 @login_required
 @require_safe
-def task_results(request: HttpRequest, pk: int) -> HttpResponse:
+def task_results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task.objects.select_related("created_by"), pk=pk)
     return render(request, "tasks/task_results.html", _run_context(request, task))
 
 
 @login_required
 @require_safe
-def task_results_download(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+def task_results_download(request: HtmxHttpRequest, pk: int, kind: str) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
     experiments = list(task.experiments.all())
     name = f"results-{slugify(task.name) or task.pk}"
@@ -405,12 +411,12 @@ def task_results_download(request: HttpRequest, pk: int, kind: str) -> HttpRespo
         response = HttpResponse(run_results.results_csv(task, experiments), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
-    return download_response(run_results.results_json(task, experiments), f"{name}.json")
+    return download_response(run_results.results_json(task, experiments).encode(), f"{name}.json")
 
 
 @login_required
 @require_POST
-def experiment_save_preset(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+def experiment_save_preset(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     experiment = get_object_or_404(Experiment.objects.select_related("task"), task_id=pk, number=number)
     preset = experiment.save_as_preset(by=request.user)
     messages.success(request, f"Saved experiment {number}'s configuration as the preset “{preset.name}”.")
