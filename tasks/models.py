@@ -240,8 +240,7 @@ class Task(UniquelyNamed):
 
     @cached_property
     def plan_summary(self) -> PlanSummary:
-        """Total and runnable combinations, with why the others are skipped (read once per instance:
-        list pages and the API ask for it several times; a saved edit is read back fresh)."""
+        """Total and runnable combinations, with why the others are skipped; read once per instance."""
         return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
 
     def _same_flag(self) -> dict[str, str]:
@@ -345,8 +344,7 @@ class Task(UniquelyNamed):
         return [{**entry, "preset": current.get(entry["id"])} for entry in self.applied_presets]
 
     def pinned_presets(self) -> list[dict[str, Any]]:
-        """applied_presets_now with the version each preset had when merged (None for tasks older than
-        versions) and whether it has changed since."""
+        """applied_presets_now with each preset's version when merged (or None) and whether it changed since."""
         entries = []
         for entry in self.applied_presets_now():
             pinned = self.preset_versions.get(str(entry["id"]))
