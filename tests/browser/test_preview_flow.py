@@ -30,11 +30,11 @@ def test_a_new_strategy_swaps_the_preview_and_leaves_the_preset_list_alone(page:
     expect(preview_values(page, "tp-size")).to_have_text(["1 Memory Efficient"])
     expect(combinations(page)).to_have_text("2 combinations")
     expect(page.locator("ul.preset-options")).to_have_attribute("data-untouched", "yes")
-    # A read: a GET of the selector, the engine and the GPUs, not the whole form.
+    # A read of the preview's own view: a GET of the selector, the engine and the GPUs, not the whole form.
     [request] = sent
     query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
     assert (request.method, request.headers["hx-target"]) == ("GET", "merge-preview")
-    assert query["action"] == ["preview"]
+    assert urlsplit(request.url).path == "/tasks/preview/"
     assert query["merge_strategy"] == ["last_wins"]
     assert {"presets", "use_presets", "selector_present", "runtime", "gpus"} <= query.keys()
     assert "name" not in query
