@@ -124,8 +124,8 @@ class PresetSelectionForm(forms.Form):
     """The preset selector: which presets, in the order picked (the merge order), and how.
 
     Lenient, as a selector should be: what cannot be used is left out and said in ``problems``
-    (shown in the merge preview), and the rest still merges. Chip actions (``add:3``,
-    ``remove:3``, ``left:3``, ``right:3``) change the selection through ``apply``.
+    (shown in the merge preview), and the rest still merges. The chip action sent (``add:3``,
+    ``remove:3``, ``left:3``, ``right:3``) changes the selection through ``apply``.
     """
 
     use_presets = forms.BooleanField(required=False)
@@ -135,6 +135,7 @@ class PresetSelectionForm(forms.Form):
     preset_search = forms.CharField(required=False, strip=False)
     runtime = forms.CharField(required=False)
     gpus = forms.CharField(required=False)
+    action = forms.CharField(required=False)
 
     def __init__(self, data: QueryDict, *, post_to: str = "") -> None:
         if "merge_strategy" not in data and "strategy" in data:  # links say ?strategy=last_wins
@@ -185,10 +186,15 @@ class PresetSelectionForm(forms.Form):
     def clean_gpus(self) -> int:
         return min(parse_id(self.cleaned_data["gpus"] or "1") or 1, 1024)
 
-    def apply(self, action: str) -> None:
-        """A chip action from the selector: ``add:3``, ``remove:3``, ``left:3``, ``right:3``."""
-        verb, _, raw = action.partition(":")
-        preset_id = parse_id(raw)
+    def clean_action(self) -> tuple[str, int | None]:
+        """A chip action, ``add:3``, ``remove:3``, ``left:3`` or ``right:3``: the verb and the preset id
+        (None for an action naming none: ``refresh``, or a form button such as ``save``)."""
+        verb, _, raw = self.cleaned_data["action"].partition(":")
+        return verb, parse_id(raw)
+
+    def apply(self) -> None:
+        """Change the selection as the chip action sent says."""
+        verb, preset_id = self.cleaned_data["action"]
         if preset_id is None:
             return
         if verb == "add" and preset_id not in self.ids and len(self.ids) < MAX_MERGE_PRESETS:

@@ -165,7 +165,7 @@ def _task_form(request: HtmxHttpRequest, task: Task | None) -> HttpResponse:
 
     action = request.POST.get("action", "save")
     if action.startswith(SELECTOR_ACTIONS):
-        selection.apply(action)
+        selection.apply()
         if request.htmx:
             return render(request, "tasks/task_form.html#preset-selector", selection.context())
         return _render_form(request, TaskForm(initial=request.POST.dict(), instance=task), selection, task)
