@@ -258,8 +258,7 @@ class RuntimeField(serializers.ChoiceField):
         "minItems": 1,
         "maxItems": MAX_MERGE_PRESETS,
         "uniqueItems": True,
-        "description": "Merged in this order. Ids are written as whole numbers: 3, not 3.0 (which JSON Schema "
-        "also counts as an integer).",
+        "description": "Merged in this order.",
     }
 )
 class PresetIdsField(serializers.Field):
@@ -273,6 +272,8 @@ class PresetIdsField(serializers.Field):
         return False, data
 
     def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, list):  # JSON's 3.0 is the integer 3 (JSON Schema says so too), as for tasks
+            return [int(item) if isinstance(item, float) and item.is_integer() else item for item in data]
         return data
 
     def to_representation(self, value: Any) -> Any:

@@ -46,13 +46,9 @@ def logged_in(user, connection_kept_open) -> dict[str, dict[str, str]]:
     return {"headers": {"Authorization": f"Token {make_token_key(user)}"}}
 
 
-# What the schema cannot say, so that a check would flag it (each is described in the schema): an
-# uploaded file must hold a preset document, which OpenAPI cannot require of multipart data; a
-# preset id written 3.0 is refused, but JSON Schema counts 3.0 as the integer 3.
-CANNOT_SAY = {
-    "POST /api/presets/import/": [positive_data_acceptance],
-    "POST /api/presets/merge/": [positive_data_acceptance],
-}
+# What the schema cannot say, so that a check would flag it (described in the schema): an uploaded
+# file must hold a preset document, which OpenAPI cannot require of multipart data.
+CANNOT_SAY = {"POST /api/presets/import/": [positive_data_acceptance]}
 
 
 @schema.parametrize()
