@@ -22,9 +22,10 @@ from rest_framework.fields import empty, get_error_detail
 from rest_framework.settings import api_settings
 
 from autotuner.http import ApiError
+from presets.api_fields import GridField, NameField, PresetIdsField, refuse
 from presets.merging import MergeStrategy
 from presets.models import PresetsNotFound
-from presets.serializers import FindingSerializer, GridField, NameField, PresetIdsField, refuse
+from presets.serializers import FindingSerializer
 from presets.validators import Problem, describe_type, preset_id_problems
 from tasks.models import OptimizationStrategy, Task
 from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
@@ -258,9 +259,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return super().run_validation(data)
 
     def validate_presets(self, value: Any) -> list[int]:
-        if isinstance(value, list):
-            value = [_integral(item) for item in value]
-        refuse(preset_id_problems(value))
+        refuse(preset_id_problems(value))  # PresetIdsField reads 3.0 as 3 already
         return list(value)
 
     def to_internal_value(self, data: dict[str, Any]) -> Any:
