@@ -3,8 +3,8 @@ content (as the model, the forms and import do), reports every problem at its JS
 declares the schema of exactly what it accepts.
 
 A problem at ``tp-size[1]`` in the parameters is ``parameters.tp-size[1]`` in the error body
-(autotuner.http). Where the schema cannot say it all (two spellings of one flag, values an
-engine refuses), its description does.
+(autotuner.http). Where the schema cannot say it all (values an engine refuses), its
+description does.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ GRID_SCHEMA: dict[str, Any] = {
     "description": (
         "Each flag mapped to the list of values to try (a single value is a list of one). Flags are "
         'written as the engine spells them; a leading "--" is dropped and "_" becomes "-", so '
-        '"--tp_size" is "tp-size" and may not be given next to it. A value given twice is kept once '
+        '"--tp_size" is "tp-size"; given next to it, the two are one flag with both lists of values, in '
+        "order (at most the maximum of values together). A value given twice is kept once "
         "(1 and 1.0 are one value). A preset for one engine must use values that engine accepts "
         "(its catalogue, /api/engines/): others answer 400 at `parameters.<flag>[i]`."
     ),

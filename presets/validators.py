@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from engines.registry import engine_names, quoted_names
-from presets.merging import Grid, Scalar, identity
+from presets.merging import Grid, identity
 
 MAX_PARAMETERS = 200
 MAX_VALUES = 1000
@@ -163,6 +163,7 @@ def normalize_parameters(raw: object) -> Grid:
 
     grid: Grid = {}
     spelled: dict[str, str] = {}
+    seen_by_flag: dict[str, set[object]] = {}
     for key, raw_values in raw.items():
         if not isinstance(key, str):
             problems.append(Problem(repr(key), "flag names must be strings"))
@@ -181,10 +182,11 @@ def normalize_parameters(raw: object) -> Grid:
                 )
             )
             continue
-        if flag in spelled:
-            problems.append(Problem(where, f'the same flag as "{spelled[flag]}"; give it once'))
-            continue
-        spelled[flag] = key
+        # Two spellings of one flag (``tp_size`` and ``--tp-size``) are that flag once, with their
+        # values in the order given, as the engine's own parser would read them: an API schema
+        # cannot say that keys must differ once normalised, so refusing them would refuse data
+        # the schema calls valid.
+        spelled.setdefault(flag, key)
 
         if not isinstance(raw_values, list | tuple):
             if isinstance(raw_values, Mapping) or raw_values is None:
@@ -194,12 +196,13 @@ def normalize_parameters(raw: object) -> Grid:
         if not raw_values:
             problems.append(Problem(where, "an empty list is not allowed; give at least one value"))
             continue
-        if len(raw_values) > MAX_VALUES:
-            problems.append(Problem(where, f"at most {MAX_VALUES} values are allowed, got {len(raw_values)}"))
+        values = grid.setdefault(flag, [])
+        if len(values) + len(raw_values) > MAX_VALUES:
+            given = len(raw_values) if values == [] else f"{len(values)} + {len(raw_values)}"
+            problems.append(Problem(where, f"at most {MAX_VALUES} values are allowed, got {given}"))
             continue
 
-        values: list[Scalar] = []
-        seen: set[object] = set()
+        seen = seen_by_flag.setdefault(flag, set())
         for index, value in enumerate(raw_values):
             problem = _scalar_problem(value)
             if problem:
@@ -209,7 +212,6 @@ def normalize_parameters(raw: object) -> Grid:
             if key_ not in seen:  # the first spelling of a value wins: [1, 1.0] -> [1]
                 seen.add(key_)
                 values.append(value)
-        grid[flag] = values
 
     if problems:
         raise InvalidParameters(problems)

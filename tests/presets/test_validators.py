@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from presets.validators import (
     MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE,
+    MAX_VALUES,
     InvalidParameters,
     Problem,
     clean_parameters,
@@ -205,8 +206,15 @@ def test_flag_names_must_be_strings():
         pytest.param("tp-size", "--tp-size", id="with-and-without-dashes"),
     ],
 )
-def test_two_keys_for_the_same_flag_are_refused(first, second):
-    assert problems_of({first: [1], second: [2]}) == [f'{second}: the same flag as "{first}"; give it once']
+def test_two_spellings_of_one_flag_are_that_flag_once_with_their_values_in_order(first, second):
+    assert normalize_parameters({first: [1, 2], second: [2, 3]}) == {"tp-size": [1, 2, 3]}
+
+
+def test_two_spellings_of_one_flag_together_hold_at_most_the_values_one_may():
+    half = MAX_VALUES // 2 + 1
+    assert problems_of({"tp-size": list(range(half)), "tp_size": list(range(half, 2 * half))}) == [
+        f"tp_size: at most {MAX_VALUES} values are allowed, got {half} + {half}"
+    ]
 
 
 def test_an_empty_list_of_values_is_refused():
@@ -270,7 +278,6 @@ def test_every_problem_is_reported_at_once():
         f"Bad: {BAD_FLAG_NAME}",
         "tp-size[1]: null is not allowed",
         "tp-size[2]: NaN is not allowed",
-        'tp_size: the same flag as "tp-size"; give it once',
         "mem-fraction: an empty list is not allowed; give at least one value",
         "policy: an object is not allowed; each value must be a string, number or boolean",
     ]
