@@ -355,8 +355,8 @@ async def verify(session: Session, tally: Tally) -> list[str]:
             break
         page += 1
     problems = []
-    # The total a list reports is kept between writes (autotuner.readcache; drive asked for it
-    # before the run): after them, every worker must report the presets there are.
+    # Every worker asked for the total before the run (drive): after the writes, each must report
+    # the presets there are, so that nothing a worker kept can hide a write.
     for _ in range(6):  # a few asks, to reach every worker
         answer = await session.request("GET", TOTAL_OF_OURS)
         reported = answer.headers.get("x-total-count")
