@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +59,12 @@ def main() -> None:
     database = Path(connection.settings_dict["NAME"])
 
     def size_mb() -> float:
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            cursor.execute("VACUUM")
+        """The file's size once compacted: Django's connection is closed first, and SQLite itself
+        checkpoints the write-ahead log and vacuums the file."""
+        connection.close()
+        with closing(sqlite3.connect(database)) as compacting:
+            compacting.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            compacting.execute("VACUUM")
         return database.stat().st_size / 1024 / 1024
 
     def grid(edit: int) -> dict[str, list[Any]]:
