@@ -95,7 +95,11 @@ def run_experiment(experiment: Experiment) -> Experiment:
     Experiment.objects.filter(pk=experiment.pk).update(command=command)
     outcome: dict[str, Any] = {}
     monitor = Monitor(experiment, timeout_s=task.experiment_timeout)
-    engine = EngineProcess(shlex.split(command), env=_engine_env(task))
+    words = shlex.split(command)
+    # The stand-in is a module of this project (python -m engines.standin): it starts from the
+    # project's folder, wherever the worker was started. A real engine keeps the worker's folder.
+    standin = settings.STANDIN_ENGINE in words
+    engine = EngineProcess(words, env=_engine_env(task), cwd=settings.BASE_DIR if standin else None)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _check_gpus(task)

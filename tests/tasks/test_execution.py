@@ -74,6 +74,17 @@ def test_a_good_combination_succeeds_with_its_levels_score_and_log():
     assert_engine_gone(experiment)
 
 
+def test_the_standin_engine_starts_from_the_project_wherever_the_worker_was_started(tmp_path, monkeypatch):
+    # python -m engines.standin finds the module only from the project's folder.
+    monkeypatch.chdir(tmp_path)
+    experiment = claimed({"tp-size": [1]})
+
+    run_experiment(experiment)
+
+    experiment.refresh_from_db()
+    assert (experiment.status, experiment.error) == (ExperimentStatus.SUCCEEDED, ""), experiment.log_tail
+
+
 def test_a_combination_that_runs_out_of_memory_fails_with_the_engines_reason():
     experiment = claimed({"mem-fraction-static": [0.97]})
 
