@@ -20,6 +20,33 @@ from tasks.validators import clean_concurrency_levels
 Merged = tuple[MergeResult | None, list[dict[str, Any]]]
 
 
+# What a person sets on a task, in the form's order: the New task page's fields and the fields the
+# tasks API writes (tasks.serializers).
+TASK_SETTINGS = [
+    "name",
+    "description",
+    "model",
+    "runtime",
+    "engine_version",
+    "gpus",
+    "parameters",
+    "optimization_strategy",
+    "objective",
+    "max_experiments",
+    "seed",
+    "experiment_timeout",
+    "concurrency_levels",
+    "input_tokens",
+    "output_tokens",
+    "requests_per_level",
+    "max_seconds_per_level",
+    "slo_ttft_p90_ms",
+    "slo_tpot_p90_ms",
+    "slo_e2e_p99_s",
+    "slo_min_success_rate",
+]
+
+
 class ConcurrencyLevelsField(forms.CharField):
     """Concurrency levels typed as ``1, 8, 32``; a JSON list from the API is accepted too."""
 
@@ -46,29 +73,7 @@ class TaskForm(forms.ModelForm):
 
     class Meta:
         model = Task
-        fields = [
-            "name",
-            "description",
-            "model",
-            "runtime",
-            "engine_version",
-            "gpus",
-            "parameters",
-            "optimization_strategy",
-            "objective",
-            "max_experiments",
-            "seed",
-            "experiment_timeout",
-            "concurrency_levels",
-            "input_tokens",
-            "output_tokens",
-            "requests_per_level",
-            "max_seconds_per_level",
-            "slo_ttft_p90_ms",
-            "slo_tpot_p90_ms",
-            "slo_e2e_p99_s",
-            "slo_min_success_rate",
-        ]
+        fields = TASK_SETTINGS
         labels = {
             "model": "Model",
             "gpus": "GPUs per experiment",

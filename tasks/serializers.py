@@ -27,6 +27,7 @@ from presets.merging import MergeStrategy
 from presets.models import PresetsNotFound
 from presets.serializers import FindingSerializer
 from presets.validators import Problem, describe_type, preset_id_problems
+from tasks.forms import TASK_SETTINGS
 from tasks.models import OptimizationStrategy, Task
 from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
 
@@ -34,25 +35,7 @@ INT64 = 2**63
 STORABLE = r"^[^\u0000]+$"
 NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
 # What a replacement (PUT) sets back to the default when it does not send it.
-RESET_BY_PUT = [
-    "description",
-    "engine_version",
-    "gpus",
-    "optimization_strategy",
-    "objective",
-    "max_experiments",
-    "seed",
-    "experiment_timeout",
-    "concurrency_levels",
-    "input_tokens",
-    "output_tokens",
-    "requests_per_level",
-    "max_seconds_per_level",
-    "slo_ttft_p90_ms",
-    "slo_tpot_p90_ms",
-    "slo_e2e_p99_s",
-    "slo_min_success_rate",
-]
+RESET_BY_PUT = [name for name in TASK_SETTINGS if name not in ("name", "model", "runtime", "parameters")]
 
 # What the model accepts beyond what a field's schema can say: the API's schema text names them.
 WHOLE_TASK_RULES = (
@@ -218,27 +201,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "runnable",
             "skipped",
             "warnings",
-            "name",
-            "description",
-            "model",
-            "runtime",
-            "engine_version",
-            "gpus",
-            "parameters",
-            "optimization_strategy",
-            "objective",
-            "max_experiments",
-            "seed",
-            "experiment_timeout",
-            "concurrency_levels",
-            "input_tokens",
-            "output_tokens",
-            "requests_per_level",
-            "max_seconds_per_level",
-            "slo_ttft_p90_ms",
-            "slo_tpot_p90_ms",
-            "slo_e2e_p99_s",
-            "slo_min_success_rate",
+            *TASK_SETTINGS,
             "presets",
             "merge_strategy",
             "created_by",
