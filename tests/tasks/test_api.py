@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from presets.models import ParameterPreset
 from tasks.models import Task, TaskStatus
 from tests.factories import make_task, make_token_key
 
@@ -94,16 +93,6 @@ def assert_error_shape(response) -> None:
     assert set(body) <= {"detail", "errors"}
     for error in body.get("errors", []):
         assert set(error) == {"path", "message"}
-
-
-@pytest.fixture
-def high(system_presets) -> ParameterPreset:
-    return system_presets["High Throughput"]
-
-
-@pytest.fixture
-def memory(system_presets) -> ParameterPreset:
-    return system_presets["Memory Efficient"]
 
 
 @pytest.fixture

@@ -4,31 +4,19 @@ the database); the status a client can never write; the actions in the OpenAPI s
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 import pytest
 import yaml
 from django.core.management import call_command
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from tasks import lifecycle
 from tasks.models import Experiment, ExperimentStatus, Objective, Task, TaskStatus
 from tests.factories import make_task
+from tests.tasks.runs import GRID, PLAN_ORDER, VIOLATION, in_status, make_experiment, measured
 
 pytestmark = pytest.mark.django_db
 
-GRID = {"tp-size": [1, 2], "schedule-policy": ["fcfs", "lpm"]}
-PLAN_ORDER = [
-    {"tp-size": 1, "schedule-policy": "fcfs"},
-    {"tp-size": 1, "schedule-policy": "lpm"},
-    {"tp-size": 2, "schedule-policy": "fcfs"},
-    {"tp-size": 2, "schedule-policy": "lpm"},
-]
-EARLIER = timezone.now() - timedelta(hours=1)
-VIOLATION = "violates SLO (p90 TTFT 412 ms > 300 ms)"
 RECORD_FIELDS = {
     "number",
     "status",
@@ -72,35 +60,6 @@ def statuses(task: Task) -> list[str]:
 
 def numbers(response) -> list[int]:
     return [record["number"] for record in response.json()]
-
-
-def make_experiment(task: Task, number: int, status: str = ExperimentStatus.SUCCEEDED, **fields: Any) -> Experiment:
-    """One experiment of a run, as a worker would have left it."""
-    finished = status in (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED, ExperimentStatus.CANCELLED)
-    values: dict[str, Any] = {
-        "task": task,
-        "number": number,
-        "status": status,
-        "parameters": PLAN_ORDER[(number - 1) % len(PLAN_ORDER)],
-        "command": f"python -m sglang.launch_server --model-path {task.model} --port {41000 + number}",  # as run
-        "started_at": None if status == ExperimentStatus.PENDING else EARLIER,
-        "finished_at": EARLIER + timedelta(minutes=number) if finished else None,
-    }
-    values.update(fields)
-    return Experiment.objects.create(**values)
-
-
-def measured(task: Task, number: int, throughput: float, latency: float, **fields: Any) -> Experiment:
-    score = throughput if task.objective == Objective.MAXIMIZE_THROUGHPUT else latency
-    values = {"score": score, "throughput": throughput, "latency": latency, "scored_level": 32}
-    values.update(fields)
-    return make_experiment(task, number, levels=[{"concurrency": 32, "success_rate": 1.0}], **values)
-
-
-def in_status(task: Task, status: str) -> Task:
-    Task.objects.filter(pk=task.pk).update(status=status, started_at=EARLIER)
-    task.refresh_from_db()
-    return task
 
 
 @pytest.fixture
@@ -324,7 +283,15 @@ def test_experiments_lists_every_record_in_number_order(api, finished):
     assert "--tp-size 1 --schedule-policy fcfs" in first["deploy_command"]
     assert "--port 41001" not in first["deploy_command"]
     assert (first["score"], first["throughput_tokens_per_s"], first["latency_p50_s"]) == (300.0, 300.0, 2.0)
-    assert first["levels"] == [{"concurrency": 32, "success_rate": 1.0}]
+    assert first["levels"] == [
+        {
+            "concurrency": 32,
+            "ttft_ms": {"p90": 120.0},
+            "tpot_ms": {"p90": 15.0},
+            "e2e_s": {"p99": 4.5},
+            "success_rate": 1.0,
+        }
+    ]
     assert first["duration_s"] == 60.0
     assert first["slo_violation"] is None
     assert (records[1]["score"], records[1]["slo_violation"]) == (None, VIOLATION)

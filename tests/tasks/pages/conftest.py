@@ -5,27 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from presets.models import ParameterPreset
 from tasks import lifecycle
 from tasks.models import Experiment, ExperimentStatus, Task, TaskStatus
 from tests.factories import make_task
 from tests.tasks.pages.helpers import HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS
-from tests.tasks.pages.run_helpers import EARLIER, GRID, VIOLATION, in_status, make_experiment, measured
-
-
-@pytest.fixture
-def high(system_presets) -> ParameterPreset:
-    return system_presets["High Throughput"]
-
-
-@pytest.fixture
-def memory(system_presets) -> ParameterPreset:
-    return system_presets["Memory Efficient"]
-
-
-@pytest.fixture
-def latency(system_presets) -> ParameterPreset:
-    return system_presets["Low Latency"]
+from tests.tasks.runs import EARLIER, GRID, VIOLATION, in_status, make_experiment, measured
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tests.tasks.pages.helpers import (
     edit_url,
     with_presets,
 )
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     action_url,
     page,
     progress_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from presets.models import ParameterPreset
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     flashed_after,
 )
 

@@ -6,7 +6,7 @@ import pytest
 
 from tasks import lifecycle
 from tasks.models import Task, TaskStatus
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     action_url,
     flashed_after,
     in_status,

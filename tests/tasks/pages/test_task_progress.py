@@ -14,7 +14,7 @@ from tasks import lifecycle
 from tasks.models import Experiment, ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.html import Element
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     EARLIER,
     HTMX,
     action_url,

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tasks.models import Experiment, ExperimentStatus, Objective, Task, TaskStatus
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     HTMX,
     PLAN_ORDER,
     VIOLATION,

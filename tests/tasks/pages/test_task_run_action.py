@@ -9,7 +9,7 @@ from django_tasks_db.models import DBTaskResult
 from tasks import lifecycle
 from tasks.models import Experiment, ExperimentStatus, TaskStatus
 from tests.factories import make_task
-from tests.tasks.pages.run_helpers import (
+from tests.tasks.runs import (
     HTMX,
     PLAN_ORDER,
     action_url,

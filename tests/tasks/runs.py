@@ -1,4 +1,4 @@
-"""What the run page tests read and write: a run's experiments as a worker leaves them, the run panel."""
+"""What the run tests (pages and API) read and write: a run's experiments as a worker leaves them, the run panel."""
 
 from __future__ import annotations
 
