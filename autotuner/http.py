@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, renderers, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.utils import encoders
@@ -77,6 +78,30 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
     if problems:
         body["errors"] = [{"path": problem.path, "message": problem.message} for problem in problems]
     return body
+
+
+class ProblemSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text='Where, as a JSON path (e.g. "parameters.tp-size[1]"); "" for the whole.')
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every API error (``error_body``); for the schema only."""
+
+    detail = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "errors" is a Serializer property: a class body cannot declare a field of that name.
+        return {**super().get_fields(), "errors": ProblemSerializer(many=True, required=False)}
+
+
+def error_responses(*codes: int, why: Mapping[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    """An operation's error answers for its schema, each in the one error shape: 401 and 429 always
+    (signing in, the throttles), then ``codes``; ``why`` describes them."""
+    why = why or {}
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=why.get(code, "")) for code in sorted({401, 429, *codes})
+    }
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

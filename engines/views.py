@@ -15,7 +15,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError
+from autotuner.http import ApiError, error_responses
 from autotuner.pages import template_for
 from engines import registry
 from engines.catalogue import Catalogue, Flag, engines, for_engine
@@ -78,7 +78,8 @@ class EngineViewSet(viewsets.ViewSet):
                     "flags": serializers.IntegerField(help_text="How many flags are known."),
                 },
                 many=True,
-            )
+            ),
+            **error_responses(),
         },
     )
     def list(self, request: Request) -> Response:
@@ -95,7 +96,7 @@ class EngineViewSet(viewsets.ViewSet):
         summary="One engine's flags: name, aliases, kind, choices, bounds, default, help",
         operation_id="engines_flags",
         parameters=[OpenApiParameter("search", str, description="Part of a flag's name, alias or help.")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **error_responses(404, why={404: "No catalogue for that engine."})},
     )
     def retrieve(self, request: Request, runtime: str) -> Response:
         catalogue = for_engine(runtime) if runtime in engines() else None

@@ -34,6 +34,7 @@ NAME_TAKEN = "The name is taken (names ignore case and spaces)."
 # What a listed preset needs: the serializer's fields, nothing else.
 LISTED = ("id", "name", "description", "category", "runtime", "is_system", "parameters", "metadata")
 LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")
+ORDERINGS = [value for value, _ in PresetFilter.base_filters["ordering"].extra["choices"]]
 
 
 @extend_schema_view(
@@ -49,6 +50,14 @@ LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")
                 description="Case-insensitive, in name and description.",
             ),
             OpenApiParameter("category", {"type": "string", "pattern": STORABLE_TEXT}),
+            # Comma-separated; an empty item (``ordering=``) asks for the default order.
+            OpenApiParameter(
+                "ordering",
+                {"type": "array", "items": {"type": "string", "enum": [*ORDERINGS, ""]}},
+                style="form",
+                explode=False,
+                description="Fields to order by, `-` for descending, comma-separated; ties keep the default order.",
+            ),
         ],
         responses={200: serializers.PresetSerializer(many=True), **errors(400)},
     ),

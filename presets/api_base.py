@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
-from autotuner.http import ApiError, JSONBodyParser
+from autotuner.http import ApiError, JSONBodyParser, error_responses
 from presets import serializers
 from presets.models import SYSTEM_READ_ONLY, ParameterPreset
 from presets.validators import Problem, parse_id
@@ -32,13 +32,10 @@ _WHY = {
 
 
 def errors(*codes: int, **described: str) -> dict[int, OpenApiResponse]:
-    """The error answers of an operation: 401, 403 and 429 always (signing in, a session's CSRF
-    check, the throttles), then ``codes``; ``described`` words one more precisely (``e404="..."``)."""
-    answers = {}
-    for code in sorted({401, 403, 429, *codes}):
-        why = described.get(f"e{code}", _WHY[code])
-        answers[code] = OpenApiResponse(serializers.ErrorSerializer, description=why)
-    return answers
+    """The error answers of a presets operation: 401, 403 and 429 always (signing in, a session's
+    CSRF check, the throttles), then ``codes``; ``described`` words one more precisely (``e404="..."``)."""
+    why = {**_WHY, **{int(key[1:]): text for key, text in described.items()}}
+    return error_responses(403, *codes, why=why)
 
 
 WRITE_ERRORS = (400, 413, 415)  # what any request with a JSON body may answer

@@ -92,21 +92,6 @@ class PresetSerializer(ObjectSerializer, serializers.ModelSerializer):
         return attrs
 
 
-class ProblemSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text='Where, as a JSON path (e.g. "parameters.tp-size[1]"); "" for the whole.')
-    message = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every API error (autotuner.http); for the schema only."""
-
-    detail = serializers.CharField()
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        # "errors" is a Serializer property: a class body cannot declare a field of that name.
-        return {**super().get_fields(), "errors": ProblemSerializer(many=True, required=False)}
-
-
 class MergeRequestSerializer(ObjectSerializer):
     preset_ids = PresetIdsField()
     merge_strategy = serializers.ChoiceField(

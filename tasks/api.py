@@ -12,7 +12,6 @@ from typing import Any
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -23,10 +22,9 @@ from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autotuner.http import ApiError
+from autotuner.http import ApiError, error_responses
 from autotuner.pagination import PAGINATION_HEADERS, HeaderPagination
 from engines.registry import engine_names
-from presets.serializers import ErrorSerializer
 from presets.validators import parse_id
 from tasks import lifecycle
 from tasks import results as run_results
@@ -43,12 +41,6 @@ RUN_ACTIONS = {
     "restart": lifecycle.restart,
     "resume": lifecycle.resume,
 }
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Error answers in the one shape; every operation may answer 401 (no or a bad token) and 429
-    (over the throttle's rate)."""
-    return {code: OpenApiResponse(ErrorSerializer) for code in sorted({*codes, 401, 429})}
 
 
 def _one_of(values: Any) -> dict[str, Any]:
@@ -143,7 +135,7 @@ RESULTS = inline_serializer(
         "experiments": ExperimentRecordSerializer(many=True),
     },
 )
-RUN_RESPONSES = _errors(403, 404, 409)
+RUN_RESPONSES = error_responses(403, 404, 409)
 
 
 @extend_schema_view(
@@ -160,25 +152,25 @@ RUN_RESPONSES = _errors(403, 404, 409)
             ),
             *PAGINATION_HEADERS,
         ],
-        responses={200: TaskSerializer(many=True), **_errors(400)},
+        responses={200: TaskSerializer(many=True), **error_responses(400)},
     ),
-    retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **_errors(404)}),
+    retrieve=extend_schema(summary="Get one task", responses={200: TaskSerializer, **error_responses(404)}),
     create=extend_schema(
         summary="Create a task from a grid, from presets (merged in order), or both",
         description="`parameters` given with `presets` replace the merged flags they name." + WHOLE_TASK_RULES,
-        responses={201: TaskSerializer, **_errors(400, 404, 409, 413, 415)},
+        responses={201: TaskSerializer, **error_responses(400, 404, 409, 413, 415)},
     ),
     update=extend_schema(
         summary="Replace a task",
         description="Fields not sent are set back to their defaults." + WHOLE_TASK_RULES,
-        responses={200: TaskSerializer, **_errors(400, 403, 404, 409, 413, 415)},
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409, 413, 415)},
     ),
     partial_update=extend_schema(
         summary="Change some fields of a task",
         description=WHOLE_TASK_RULES.strip(),
-        responses={200: TaskSerializer, **_errors(400, 403, 404, 409, 413, 415)},
+        responses={200: TaskSerializer, **error_responses(400, 403, 404, 409, 413, 415)},
     ),
-    destroy=extend_schema(summary="Delete a task", responses={204: None, **_errors(403, 404, 409)}),
+    destroy=extend_schema(summary="Delete a task", responses={204: None, **error_responses(403, 404, 409)}),
 )
 class TaskViewSet(viewsets.ModelViewSet):
     queryset = Task.objects.select_related("created_by")
@@ -218,7 +210,7 @@ class TaskViewSet(viewsets.ModelViewSet):
     @extend_schema(
         summary="The experiments the task plans: each runnable combination and its launch command, paginated",
         parameters=[PlanQuerySerializer, *PAGINATION_HEADERS],
-        responses={200: PLAN, **_errors(400, 404)},
+        responses={200: PLAN, **error_responses(400, 404)},
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def plan(self, request: Request, pk: str) -> Response:
@@ -297,7 +289,7 @@ class TaskViewSet(viewsets.ModelViewSet):
     @extend_schema(
         summary="The task's experiments with their outcome: a list",
         parameters=[ExperimentsQuerySerializer],
-        responses={200: ExperimentRecordSerializer(many=True), **_errors(400, 404)},
+        responses={200: ExperimentRecordSerializer(many=True), **error_responses(400, 404)},
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def experiments(self, request: Request, pk: str) -> Response:
@@ -311,7 +303,7 @@ class TaskViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="The run's results: the best configuration, the Pareto front and every experiment",
-        responses={200: RESULTS, **_errors(404)},
+        responses={200: RESULTS, **error_responses(404)},
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def results(self, request: Request, pk: str) -> Response:
