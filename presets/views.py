@@ -17,7 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from autotuner.http import parse_json
-from autotuner.pages import filtered_page, template_for
+from autotuner.pages import HtmxHttpRequest, filtered_page, template_for
 from presets.diff import diff_contents
 from presets.exchange import (
     MAX_IMPORT_SIZE,
@@ -156,13 +156,13 @@ def preset_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def preset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def preset_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     preset = _editable_preset(request, pk)
     if request.method == "POST":
         name = preset.name
         preset.trash(by=request.user)
         messages.success(request, f"Deleted preset “{name}”.")  # the confirmation said where it goes
-        if request.htmx:  # type: ignore[attr-defined]
+        if request.htmx:
             return HttpResponseClientRedirect(reverse("presets:list"))
         return redirect("presets:list")
     return render(request, "presets/preset_confirm_delete.html", {"preset": preset})
