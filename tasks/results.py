@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,8 +158,8 @@ def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:
                 _cell((level.get("tpot_ms") or {}).get("p90")),
                 _cell((level.get("e2e_s") or {}).get("p99")),
                 _cell(level.get("success_rate")),
-                experiment.slo_violation,
-                experiment.error,
+                _text_cell(experiment.slo_violation),
+                _text_cell(experiment.error),
                 *[_flag_cell(experiment.parameters, flag) for flag in flags],
             ]
         )
@@ -177,7 +178,21 @@ def _flag_cell(parameters: dict[str, Any], flag: str) -> str:
     if flag not in parameters:
         return ""
     value = parameters[flag]
-    return value if isinstance(value, str) else json.dumps(value)
+    return _text_cell(value) if isinstance(value, str) else json.dumps(value)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Digits only: Python's float() also reads "-inf" and "-1_000", which a spreadsheet would not.
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _text_cell(text: str) -> str:
+    """Text from users or engines, made inert for spreadsheets: a leading quote before a would-be
+    formula, as OWASP advises. A number written as text ("-1", "+0.5") stays as it is."""
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True)

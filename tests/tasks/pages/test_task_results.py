@@ -237,3 +237,31 @@ def test_results_need_a_signed_in_user(client, finished, url):
 
     assert response.status_code == 302
     assert response["Location"] == f"/login/?next={address}"
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        pytest.param('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")', id="equals"),
+        pytest.param("@SUM(1+1)", "'@SUM(1+1)", id="at"),
+        pytest.param("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0", id="plus"),
+        pytest.param("-2+3", "'-2+3", id="minus-formula"),
+        pytest.param("\tlead", "'\tlead", id="tab"),
+        pytest.param("-inf", "'-inf", id="not-a-plain-number"),
+        pytest.param("-1.5e3", "-1.5e3", id="a-number-stays"),
+        pytest.param("fcfs", "fcfs", id="plain-text"),
+    ],
+)
+def test_the_csv_download_makes_text_that_looks_like_a_formula_inert(signed_in, finished, text, written):
+    """OWASP's advice against CSV injection: text from users and engines never starts a formula."""
+    experiment = finished.experiments.get(number=3)
+    experiment.error = text
+    experiment.parameters = {**experiment.parameters, "schedule-policy": text}
+    experiment.save()
+
+    rows = list(csv.reader(io.StringIO(signed_in.get(f"/tasks/{finished.pk}/results.csv").content.decode())))
+
+    header, row = rows[0], next(row for row in rows[1:] if row[0] == "3")
+    assert row[header.index("error")] == written
+    assert row[header.index("schedule-policy")] == written
+    assert row[header.index("number")] == "3"
