@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ApiTokenForm
@@ -13,6 +14,7 @@ from accounts.models import ApiToken
 
 
 @login_required
+@never_cache  # it shows a new token's key once: no browser or proxy may keep a copy
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
     """The user's API tokens: the list, and a form making a new one, whose key is shown in full

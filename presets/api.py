@@ -30,7 +30,7 @@ from presets.models import ParameterPreset, PresetsNotFound
 from presets.validators import Problem
 
 CHANGE = "A change records a new version, with `change_note` as its note; no change, no version."
-NAME_TAKEN = "The name is taken (names ignore case and spaces)."
+NAME_TAKEN = "The name is taken (names ignore case and surrounding spaces)."
 # What a listed preset needs: the serializer's fields, nothing else.
 LISTED = ("id", "name", "description", "category", "runtime", "is_system", "parameters", "metadata")
 LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")

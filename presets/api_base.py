@@ -101,7 +101,7 @@ class PresetViewSetBase(viewsets.GenericViewSet):
             raise ApiError(
                 status.HTTP_409_CONFLICT,
                 f'A preset named "{taken.name}" already exists (id {taken.pk}).',
-                [Problem("name", f'"{taken.name}" is taken (id {taken.pk}); names ignore case and spaces')],
+                [Problem("name", f'"{taken.name}" is taken (id {taken.pk}); names ignore case and surrounding spaces')],
             )
 
     def respond(self, preset: ParameterPreset, status_code: int = 200, warned: bool = False) -> Response:

@@ -46,6 +46,14 @@ def test_the_account_page_says_there_are_no_tokens_yet(signed_in):
     assert card.by_id("id_name") is not None
 
 
+def test_the_page_showing_a_new_key_is_never_kept_by_a_browser_or_a_proxy(signed_in):
+    response = signed_in.post(ACCOUNT, {"name": "CI pipeline"})
+
+    assert page(response).by_id("new-token") is not None
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
+
+
 def test_a_new_token_is_shown_in_full_once_and_only_its_hash_is_stored(signed_in, user):
     response = signed_in.post(ACCOUNT, {"name": "CI pipeline"})
 
