@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template import loader
 from django.templatetags.static import static
+from django.views import defaults
 
 from autotuner.database import is_unavailable
 from autotuner.logs import current_request_id
@@ -44,6 +45,14 @@ def error_response(request: HttpRequest, error: BaseException | None) -> HttpRes
     if unavailable:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/, the API's JSON error shape for a path no route matches (an
+    encoded ``..%2F..`` included), so a client never has to read an HTML page; elsewhere Django's."""
+    if is_api(request):
+        return JsonResponse({"detail": f"No API endpoint at {request.path_info[:200]}; see /api/docs/."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

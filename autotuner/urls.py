@@ -39,5 +39,7 @@ urlpatterns = [
     ),
 ]
 
-# Quotes the request id, and answers 503 for a database that is away (autotuner.errors).
+# JSON under /api/ for an unknown path; quotes the request id, and answers 503 for a database that is
+# away (autotuner.errors).
+handler404 = "autotuner.errors.page_not_found"
 handler500 = "autotuner.errors.server_error"

@@ -212,3 +212,19 @@ def test_an_api_client_error_raised_as_a_django_exception_stays_a_4xx(user):
     )  # multipart without a boundary
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/engines/..%2F..", "/api/no-such-thing/", "/api/presets/1/nothing/here"])
+def test_an_unknown_api_path_answers_the_apis_json_404(signed_in, path):
+    response = signed_in.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "No API endpoint at /api/" in response.json()["detail"]
+
+
+def test_an_unknown_page_still_answers_the_html_404(signed_in):
+    response = signed_in.get("/no-such-page/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
