@@ -64,8 +64,14 @@ def _revisions_oldest_first() -> Prefetch:
     return Prefetch("revisions", queryset=PresetRevision.objects.select_related("created_by").order_by("version"))
 
 
+def _as_exported(content: dict[str, Any]) -> dict[str, Any]:
+    """A preset's content as a document shows it: an any-engine preset's runtime is null, as the
+    API writes it (stored, it is "")."""
+    return {**content, "runtime": content.get("runtime") or None}
+
+
 def _exported(preset: ParameterPreset, history: bool) -> dict[str, Any]:
-    content = preset.content()
+    content = _as_exported(preset.content())
     if not history:
         return content
     return {**content, "history": [exported_revision(revision) for revision in preset.revisions.all()]}
@@ -78,7 +84,7 @@ def exported_revision(revision: PresetRevision) -> dict[str, Any]:
         "note": revision.note,
         "created_by": revision.created_by.get_username() if revision.created_by else None,
         "created_at": revision.created_at.isoformat(),
-        "content": revision.content,
+        "content": _as_exported(revision.content),
     }
 
 

@@ -148,7 +148,8 @@ class MergeResultSerializer(serializers.Serializer):
 
 
 class PresetContentSerializer(serializers.Serializer):
-    """A preset's content as exported, and as a version keeps it."""
+    """A preset's content as a version keeps it (an export writes the same, with runtime null for
+    any engine)."""
 
     name = serializers.CharField()
     description = serializers.CharField()
@@ -236,7 +237,7 @@ class PresetVersionSerializer(serializers.ModelSerializer):
         source="created_by.get_username", allow_null=True, help_text="The username, or null (the system, or gone)."
     )
     current = serializers.SerializerMethodField(help_text="Whether this is the preset's current version.")
-    content = PresetContentSerializer(help_text='The preset as it was, as exported (runtime "" for any engine).')
+    content = PresetContentSerializer(help_text='The preset as it was (runtime "" for any engine).')
 
     class Meta:
         model = PresetRevision
