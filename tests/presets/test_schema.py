@@ -129,3 +129,14 @@ def test_the_list_is_documented_as_an_array_with_its_total_and_links_in_headers(
 )
 def test_each_operation_documents_every_status_it_answers(schema, path, method, codes):
     assert set(schema["paths"][path][method]["responses"]) == codes
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_the_schema_and_its_docs_are_open_to_anyone_as_the_readme_says(client, path):
+    assert client.get(path).status_code == 200
+
+
+def test_every_other_api_path_needs_a_login(client):
+    assert client.get("/api/presets/").status_code == 401
+    assert client.get("/api/tasks/").status_code == 401
+    assert client.get("/api/engines/").status_code == 401
