@@ -307,3 +307,30 @@ def test_an_id_too_large_for_the_database_never_answers_500(user, ids, huge):
     response = merge(client, [ids["Balanced"], huge])
 
     assert response.status_code in (400, 404)
+
+
+def test_a_merge_takes_at_most_fifty_presets_as_the_task_pages_do(api):
+    response = merge(api, list(range(1, 52)))
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"path": "preset_ids", "message": "at most 50 presets can be merged at once, got 51"}
+    ]
+
+
+def test_a_hundred_thousand_ids_are_refused_at_once_without_reading_them(api, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the session and its user: no preset is read
+        response = merge(api, list(range(1, 100_001)))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["path"] == "preset_ids"
+
+
+def test_every_unknown_id_is_reported_at_its_index(api, ids):
+    known = ids["Balanced"]
+    response = merge(api, [known, *range(10**12, 10**12 + 49)])
+
+    assert response.status_code == 404
+    errors = response.json()["errors"]
+    assert [error["path"] for error in errors] == [f"preset_ids[{index}]" for index in range(1, 50)]
+    assert errors[0]["message"] == f"no preset with id {10**12}"
