@@ -233,8 +233,12 @@ class JSONRenderer(renderers.JSONRenderer):
             option |= orjson.OPT_INDENT_2
         try:
             return orjson.dumps(data, default=_encoder.default, option=option)
-        except TypeError:  # what orjson cannot encode, such as integers over 64 bits
-            return super().render(data, accepted_media_type, renderer_context)
+        except TypeError:
+            # What orjson cannot encode: integers over 64 bits, and text with a lone surrogate (an
+            # error message quoting what a client sent). The standard library writes both, the
+            # surrogate escaped as \udXXX, which JSON allows and UTF-8 output cannot hold raw.
+            indent = 2 if option & orjson.OPT_INDENT_2 else None
+            return json.dumps(data, cls=encoders.JSONEncoder, ensure_ascii=True, indent=indent).encode()
 
 
 _encoder = encoders.JSONEncoder()

@@ -879,3 +879,30 @@ def test_the_schema_allows_the_null_merge_strategy_the_api_answers(schema, api):
     assert field.get("nullable") is True or any(
         option.get("$ref", "").endswith("/NullEnum") for option in field.get("oneOf", [])
     )
+
+
+SURROGATE = "m\ud800"  # a lone surrogate: JSON can carry it (escaped), UTF-8 cannot store it
+
+
+@pytest.mark.parametrize("field", ["model", "description", "engine_version"])
+def test_a_lone_surrogate_in_text_is_refused_on_create_and_on_change(api, mine, field):
+    body = {"name": "Fresh", "model": "m", "runtime": "sglang", "parameters": {"tp-size": [1]}, field: SURROGATE}
+    created = api.post("/api/tasks/", json.dumps(body), content_type="application/json")
+    changed = api.patch(f"/api/tasks/{mine.pk}", json.dumps({field: SURROGATE}), content_type="application/json")
+
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert [error["path"] for error in response.json()["errors"]] == [field]
+    assert not Task.objects.filter(name="Fresh").exists()
+    mine.refresh_from_db()
+    assert getattr(mine, field) != SURROGATE
+
+
+def test_an_error_quoting_a_lone_surrogate_is_written_escaped(api):
+    body = {"name": "Fresh", "model": "m", "runtime": "\ud83d", "objective": "\ud83d", "parameters": {"tp-size": [1]}}
+
+    response = api.post("/api/tasks/", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert b"\\ud83d" in response.content
+    assert [error["path"] for error in response.json()["errors"]] == ["runtime", "objective"]
