@@ -275,7 +275,10 @@ def _timestamp(raw: object) -> tuple[Any, str]:
         return None, f"{expected}, got {json.dumps(raw)[:40]}"
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
-    return moment, ""
+    try:  # kept in UTC: 9999-12-31T23:59:59-14:00 is past the last moment a datetime holds
+        return moment.astimezone(UTC), ""
+    except OverflowError:
+        return None, f"{json.dumps(raw)[:40]} is outside the years 1 to 9999 once moved to UTC"
 
 
 @transaction.atomic

@@ -202,6 +202,30 @@ def test_a_time_without_an_offset_is_read_as_utc_and_a_missing_one_is_the_import
     assert preset.revisions.get(version=2).created_at >= started
 
 
+@pytest.mark.parametrize(
+    ("moment", "kept"),
+    [
+        pytest.param("9999-12-31T23:59:59-14:00", None, id="past-the-last-moment-in-utc"),
+        pytest.param("0001-01-01T00:00:00+14:00", None, id="before-the-first-moment-in-utc"),
+        pytest.param("9999-12-31T09:59:59-14:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), id="the-last-one"),
+        pytest.param("0001-01-01T14:00:00+14:00", datetime(1, 1, 1, tzinfo=UTC), id="the-first-one"),
+    ],
+)
+def test_a_time_at_the_edge_of_the_calendar_is_kept_or_refused_at_its_path(api, moment, kept):
+    history = [entry(1, created_at=moment)]
+
+    response = api.post(IMPORT, document(history, name="Edge"), format="json")
+
+    if kept is None:
+        assert response.status_code == 400
+        assert [error["path"] for error in response.json()["errors"]] == ["preset.history[0].created_at"]
+        assert not ParameterPreset.objects.filter(name="Edge").exists()
+    else:
+        assert response.status_code == 201, response.json()
+        preset = ParameterPreset.objects.get(pk=response.json()["id"])
+        assert preset.revisions.get(version=1).created_at == kept
+
+
 def test_events_default_to_created_then_edited(api):
     history = [{"version": 1, "content": {"name": "Old", "parameters": {"tp-size": [1]}}}, {**entry(2), "event": None}]
 

@@ -128,6 +128,26 @@ def test_importing_one_preset_says_so_in_the_singular(signed_in):
             ['presets[1].name: "TWICE" is already used by presets[0]'],
         ),
         ([1, 2], ['expected an object with "version" and "preset" or "presets", got a list']),
+        (
+            {
+                "version": "1.0",
+                "preset": {
+                    "name": "Edge",
+                    "parameters": {"tp-size": [1]},
+                    "history": [
+                        {
+                            "version": 1,
+                            "created_at": "9999-12-31T23:59:59-14:00",
+                            "content": {"name": "Edge", "parameters": {"tp-size": [1]}},
+                        }
+                    ],
+                },
+            },
+            [
+                'preset.history[0].created_at: "9999-12-31T23:59:59-14:00" is outside the years 1 to 9999'
+                " once moved to UTC"
+            ],
+        ),
     ],
     ids=[
         "not-json",
@@ -138,6 +158,7 @@ def test_importing_one_preset_says_so_in_the_singular(signed_in):
         "every-problem-in-a-bundle",
         "same-name-twice",
         "not-an-object",
+        "a-time-past-the-calendar",
     ],
 )
 def test_a_bad_file_is_refused_listing_every_problem_and_nothing_is_created(signed_in, content, expected):
