@@ -291,7 +291,7 @@ class GridOutField(serializers.DictField):
         "type": "string",
         "nullable": True,
         "pattern": f"^[^{CONTROL}]{{0,{MAX_USERNAME_LENGTH}}}$",
-        "description": "A username; credited only if such a user exists here.",
+        "description": "The author's username, kept as text: an imported version is credited to the importer.",
     }
 )
 class UsernameField(serializers.Field):

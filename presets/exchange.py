@@ -18,7 +18,6 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Prefetch, prefetch_related_objects
@@ -82,7 +81,8 @@ def exported_revision(revision: PresetRevision) -> dict[str, Any]:
         "version": revision.version,
         "event": revision.event,
         "note": revision.note,
-        "created_by": revision.created_by.get_username() if revision.created_by else None,
+        # An imported version goes on naming the author its file named, not whoever imported it.
+        "created_by": revision.author_in_file or (revision.created_by.get_username() if revision.created_by else None),
         "created_at": revision.created_at.isoformat(),
         "content": _as_exported(revision.content),
     }
@@ -287,7 +287,8 @@ def import_contents(contents: list[dict[str, Any]], *, on_conflict: str, by: Any
 
     A content may carry ``history`` (exchange.parse_history's entries, oldest first). A new
     preset (no clash, or renamed) gets those versions as they were, with their numbers,
-    events, notes and times, each credited to the user of that username if there is one;
+    events, notes and times, each credited to ``by`` (who imported it), the author the file names
+    kept as text (``author_in_file``): a file never credits a local user;
     when its own content differs from the last of them, one more version ("imported")
     follows. A replaced preset keeps its own history and gets one "imported" version (none
     when nothing changed): the file's history is not merged into it.
@@ -308,12 +309,7 @@ def import_contents(contents: list[dict[str, Any]], *, on_conflict: str, by: Any
                 raise ReadOnlyPreset(f'"{preset.name}" is a system preset and is never replaced.')
             if not preset.can_change(by):
                 raise PermissionDenied(f'Only the creator of "{preset.name}" or staff can replace it.')
-    usernames = {entry["created_by"] for history in histories for entry in history if entry["created_by"]}
-    User = get_user_model()
-    authors = dict(
-        User._default_manager.filter(**{f"{User.USERNAME_FIELD}__in": usernames}).values_list(User.USERNAME_FIELD, "pk")
-    )
-
+    importer = by.pk if by and by.is_authenticated else None
     imported: list[ParameterPreset] = []
     for key, content, history in zip(keys, contents, histories, strict=True):
         target = existing.get(key)
@@ -339,7 +335,8 @@ def import_contents(contents: list[dict[str, Any]], *, on_conflict: str, by: Any
                     content=entry["content"],
                     event=entry["event"],
                     note=entry["note"],
-                    created_by_id=authors.get(entry["created_by"]),
+                    created_by_id=importer,
+                    author_in_file=entry["created_by"] or "",
                     created_at=entry["created_at"] or timezone.now(),
                 )
                 for entry in history

@@ -382,6 +382,9 @@ class PresetRevision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # An imported version is credited to whoever imported it; the author its file named is kept as
+    # text only, so that a file can never credit a local user with work they did not do.
+    author_in_file = models.CharField(max_length=150, blank=True, help_text="The author an imported file named.")
 
     objects = RevisionQuerySet.as_manager()
 

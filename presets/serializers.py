@@ -236,12 +236,15 @@ class PresetVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(
         source="created_by.get_username", allow_null=True, help_text="The username, or null (the system, or gone)."
     )
+    author_in_file = serializers.CharField(
+        help_text='For an imported version, the author its file named ("" otherwise): kept as text, never credited.'
+    )
     current = serializers.SerializerMethodField(help_text="Whether this is the preset's current version.")
     content = PresetContentSerializer(help_text='The preset as it was (runtime "" for any engine).')
 
     class Meta:
         model = PresetRevision
-        fields = ["version", "event", "note", "created_by", "created_at", "current", "content"]
+        fields = ["version", "event", "note", "created_by", "author_in_file", "created_at", "current", "content"]
 
     def get_current(self, revision: PresetRevision) -> bool:
         return revision.version == self.context["current_version"]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 LIST = "/api/presets/"
 TRASH = "/api/presets/trash"
-VERSION_FIELDS = {"version", "event", "note", "created_by", "created_at", "current", "content"}
+VERSION_FIELDS = {"version", "event", "note", "created_by", "author_in_file", "created_at", "current", "content"}
 CONTENT_FIELDS = {"name", "description", "category", "runtime", "parameters", "metadata"}
 TRASH_FIELDS = {"id", "name", "deleted_at", "deleted_by", "purge_after", "version"}
 

@@ -58,10 +58,17 @@ def document(history: object, **preset) -> dict:
 
 
 def revisions(preset: ParameterPreset) -> list[tuple]:
+    """Each version as a reader sees it: its author is the one who made it, or for an imported
+    version the one its file named."""
     return [
-        (r.version, r.event, r.note, r.created_by_id, r.created_at, r.content)
-        for r in preset.revisions.order_by("version")
+        (r.version, r.event, r.note, author(r), r.created_at, r.content) for r in preset.revisions.order_by("version")
     ]
+
+
+def author(revision) -> str | None:
+    if revision.author_in_file:
+        return revision.author_in_file
+    return revision.created_by.get_username() if revision.created_by else None
 
 
 # Export
@@ -156,7 +163,12 @@ def test_versions_read_back_through_the_api_after_a_round_trip(api, edited):
 
     new_id = api.post(IMPORT, exported, format="json").json()["id"]
 
-    assert api.get(f"/api/presets/{new_id}/versions").json() == listed_before
+    listed = api.get(f"/api/presets/{new_id}/versions").json()
+    # The same versions, each now credited to the importer (ada), the file's author kept beside.
+    assert [{**v, "created_by": None, "author_in_file": ""} for v in listed] == [
+        {**v, "created_by": None} for v in listed_before
+    ]
+    assert [(v["created_by"], v["author_in_file"]) for v in listed] == [("ada", v["created_by"]) for v in listed_before]
 
 
 def test_a_bundle_with_histories_imports_every_preset_with_its_versions(api, user, edited):
@@ -171,13 +183,29 @@ def test_a_bundle_with_histories_imports_every_preset_with_its_versions(api, use
     assert PresetRevision.objects.count() == 4
 
 
-def test_an_imported_history_credits_known_usernames_and_forgets_unknown_ones(api, other_user):
-    history = [entry(1, created_by="grace", event="created"), entry(2, created_by="nobody")]
+def test_an_imported_history_is_credited_to_the_importer_with_the_files_authors_kept_as_text(api, user, other_user):
+    # grace is a local user: a file naming her must not credit her with versions she never made.
+    history = [entry(1, created_by="grace", event="created"), entry(2, created_by="nobody"), entry(3, created_by=None)]
 
     response = api.post(IMPORT, document(history, parameters={"tp-size": [2]}, name="Old"), format="json")
 
     preset = ParameterPreset.objects.get(pk=response.json()["id"])
-    assert [r.created_by for r in preset.revisions.order_by("version")] == [other_user, None]
+    stored = preset.revisions.filter(version__lte=3).order_by("version")
+    assert [r.created_by for r in stored] == [user, user, user]
+    assert [r.author_in_file for r in stored] == ["grace", "nobody", ""]
+    listed = [v for v in api.get(f"/api/presets/{preset.pk}/versions").json() if v["version"] <= 3]
+    authors = [(v["created_by"], v["author_in_file"]) for v in listed]
+    assert authors == [("ada", ""), ("ada", "nobody"), ("ada", "grace")]
+
+
+def test_the_history_page_shows_who_imported_a_version_and_who_the_file_named(api, user, other_user, client):
+    history = [entry(1, created_by="grace", event="created")]
+    preset_id = api.post(IMPORT, document(history, name="Old"), format="json").json()["id"]
+    client.force_login(user)
+
+    row = client.get(f"/presets/{preset_id}/history/").content.decode()
+
+    assert 'ada <span class="muted">(by grace in the imported file)</span>' in row
 
 
 def test_the_files_version_numbers_and_times_are_kept_even_with_gaps(api):
