@@ -19,7 +19,6 @@ from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.utils import encoders
-from rest_framework.views import exception_handler
 
 from presets.validators import Problem
 
@@ -107,6 +106,9 @@ def error_responses(*codes: int, why: Mapping[int, str] | None = None) -> dict[i
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    # Imported here: rest_framework.views reads the renderer setting, which names this module.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         return None
