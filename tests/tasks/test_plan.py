@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from tasks.models import Task
 from tests.factories import make_preset, make_task
 from tests.html import Element, accessibility_problems, parse
+from tests.tasks.pages.helpers import form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -437,35 +438,8 @@ def test_a_grid_search_is_limited_by_its_runnable_combinations(api, parameters, 
 
 
 def task_form(**overrides) -> dict:
-    """Everything the New task form posts when "Create task" is pressed, with a typed grid."""
-    data = {
-        "selector_present": "1",
-        "preset_search": "",
-        "merge_strategy": "union",
-        "name": "Llama sweep",
-        "description": "",
-        "model": MODEL,
-        "runtime": "sglang",
-        "engine_version": "",
-        "gpus": "1",
-        "parameters": '{"tp-size": [1]}',
-        "optimization_strategy": "grid",
-        "objective": "maximize_throughput",
-        "max_experiments": "",
-        "experiment_timeout": "900",
-        "concurrency_levels": "1, 8, 32",
-        "input_tokens": "512",
-        "output_tokens": "256",
-        "requests_per_level": "100",
-        "max_seconds_per_level": "120",
-        "slo_ttft_p90_ms": "",
-        "slo_tpot_p90_ms": "",
-        "slo_e2e_p99_s": "",
-        "slo_min_success_rate": "",
-        "action": "save",
-    }
-    data.update(overrides)
-    return data
+    """The New task form as "Create task" posts it, with a one-combination grid typed by hand."""
+    return form_data(**{"parameters": '{"tp-size": [1]}', **overrides})
 
 
 def row_errors(response, field: str) -> list[str]:
