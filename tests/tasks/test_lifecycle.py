@@ -29,17 +29,10 @@ from tasks.models import (
 )
 from tasks.runner import _group_alive, free_port
 from tests.factories import make_task
+from tests.tasks.runs import EARLIER, GRID, PLAN_ORDER
 
 pytestmark = pytest.mark.django_db
 
-GRID = {"tp-size": [1, 2], "schedule-policy": ["fcfs", "lpm"]}
-PLAN_ORDER = [
-    {"tp-size": 1, "schedule-policy": "fcfs"},
-    {"tp-size": 1, "schedule-policy": "lpm"},
-    {"tp-size": 2, "schedule-policy": "fcfs"},
-    {"tp-size": 2, "schedule-policy": "lpm"},
-]
-EARLIER = timezone.now() - timedelta(hours=1)
 # What a run writes on an experiment; a pending experiment has none of it.
 RUN_FIELDS = [
     "status", "command", "step", "levels", "score", "scored_level", "throughput", "latency", "slo_violation",
