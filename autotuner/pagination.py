@@ -39,21 +39,7 @@ class HeaderPagination(BasePagination):
         return Response(data, headers=self.headers())
 
     def headers(self) -> dict[str, str]:
-        headers = {"X-Total-Count": str(self.total)}
-        links = []
-        if self.page * self.size < self.total:
-            links.append(f'<{self._page_url(self.page + 1)}>; rel="next"')
-        if self.page > 1:
-            links.append(f'<{self._page_url(self.page - 1)}>; rel="prev"')
-        if links:
-            headers["Link"] = ", ".join(links)
-        return headers
-
-    def _page_url(self, page: int) -> str:
-        """This list's URL for another page: the same query, its ``page`` (last) the new one."""
-        query = self.request.query_params
-        pairs = [(key, value) for key, values in query.lists() if key != self.page_query_param for value in values]
-        return self.request.build_absolute_uri(f"{self.request.path}?{urlencode([*pairs, ('page', page)])}")
+        return page_headers(self.request, page=self.page, size=self.size, total=self.total)
 
     @staticmethod
     def _number(request: Request, name: str, default: int, maximum: int) -> int:
@@ -86,6 +72,26 @@ class HeaderPagination(BasePagination):
                 "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
             },
         ]
+
+
+def page_headers(request: Request, *, page: int, size: int, total: int) -> dict[str, str]:
+    """``X-Total-Count``, and ``Link`` to the next and previous pages when there are: for any list
+    paged by ``?page=`` (the API lists here, a task's plan)."""
+    headers = {"X-Total-Count": str(total)}
+    links = []
+    if page * size < total:
+        links.append(f'<{_page_url(request, page + 1)}>; rel="next"')
+    if page > 1:
+        links.append(f'<{_page_url(request, page - 1)}>; rel="prev"')
+    if links:
+        headers["Link"] = ", ".join(links)
+    return headers
+
+
+def _page_url(request: Request, page: int) -> str:
+    """This list's URL for another page: the same query, its ``page`` (last) the new one."""
+    pairs = [(key, value) for key, values in request.query_params.lists() if key != "page" for value in values]
+    return request.build_absolute_uri(f"{request.path}?{urlencode([*pairs, ('page', page)])}")
 
 
 # The headers every paginated list answers with, for its schema (extend_schema(parameters=...)).

@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from autotuner.http import ApiError, error_responses
-from autotuner.pagination import PAGINATION_HEADERS, HeaderPagination
+from autotuner.pagination import PAGINATION_HEADERS, HeaderPagination, page_headers
 from engines.registry import engine_names
 from presets.validators import parse_id
 from tasks import lifecycle
@@ -223,12 +223,7 @@ class TaskViewSet(viewsets.ModelViewSet):
             {"number": number, "parameters": combination, "command": command}
             for number, combination, command in itertools.islice(task.plan(), start, start + page_size)
         ]
-        headers = {"X-Total-Count": str(summary.runnable)}
-        if start + page_size < summary.runnable:
-            following = request.query_params.copy()
-            following.pop("page", None)
-            following["page"] = str(page + 1)
-            headers["Link"] = f'<{request.build_absolute_uri(f"{request.path}?{following.urlencode()}")}>; rel="next"'
+        headers = page_headers(request, page=page, size=page_size, total=summary.runnable)
         body = {
             "combinations": summary.total,
             "runnable": summary.runnable,
