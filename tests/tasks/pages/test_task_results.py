@@ -82,6 +82,33 @@ def test_the_best_is_the_highest_score_meeting_every_slo(signed_in, finished):
     assert "Best" not in document.by_id("experiment-2").text
 
 
+def best_figures(response) -> dict[str, str]:
+    figures = page(response).find("div", class_="best-config").find("dl")
+    terms, values = figures.find_all("dt"), figures.find_all("dd")
+    return {term.text: value.text for term, value in zip(terms, values, strict=True)}
+
+
+def test_the_best_card_names_each_figure_it_shows(signed_in, finished):
+    response = signed_in.get(finished.get_absolute_url())
+
+    card = page(response).find("div", class_="best-config")
+    assert "Objective: maximise throughput, measured at concurrency 32." in card.text
+    assert best_figures(response) == {"Throughput": "300.0 output tokens/s", "Latency p50": "2.00 s end to end"}
+    assert "300.0 · 300.0" not in card.text
+
+
+def test_the_best_card_shows_a_time_to_first_token_score_with_its_unit(signed_in, draft):
+    Task.objects.filter(pk=draft.pk).update(objective=Objective.MINIMIZE_TTFT)
+    task = in_status(draft, TaskStatus.COMPLETED)
+    make_experiment(task, 1, score=41.5, throughput=300.0, latency=2.0, scored_level=8)
+
+    assert best_figures(signed_in.get(task.get_absolute_url())) == {
+        "Throughput": "300.0 output tokens/s",
+        "Latency p50": "2.00 s end to end",
+        "Time to first token p50": "41.50 ms",
+    }
+
+
 def test_an_experiment_violating_an_slo_is_never_best_and_says_why(signed_in, finished):
     row = page(signed_in.get(finished.get_absolute_url())).by_id("experiment-2")
 
