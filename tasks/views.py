@@ -30,6 +30,7 @@ from django_htmx.middleware import HtmxDetails
 from django_tasks_db.models import DBTaskResult
 
 from autotuner.pages import filtered_page, template_for
+from engines.plan import MAX_GRID_EXPERIMENTS
 from engines.registry import is_engine
 from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
@@ -47,6 +48,10 @@ class HtmxHttpRequest(HttpRequest):
 
 
 PLAN_ROWS_SHOWN = 50
+# A plan download is built whole in one request: as long as the longest grid search, so every grid
+# search downloads in full; a longer plan (a random or bayesian search's grid) is read in pages
+# through the API's plan endpoint instead.
+MAX_PLAN_DOWNLOAD = MAX_GRID_EXPERIMENTS
 INVALID = 422
 SELECTOR_ACTIONS = ("add:", "remove:", "left:", "right:", "refresh", "preview")
 
@@ -72,15 +77,26 @@ def task_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "summary": task.plan_summary,
         "warnings": task.engine_warnings,
         "plan_rows": list(itertools.islice(task.plan(), PLAN_ROWS_SHOWN)),
+        "max_plan_download": MAX_PLAN_DOWNLOAD,
         **_run_context(request, task),
     }
     return render(request, "tasks/task_detail.html", context)
+
+
+def _plan_too_long(request: HtmxHttpRequest, task: Task) -> HttpResponse | None:
+    """A 400 page for a plan too long to download in one file (its pages are in the API)."""
+    if task.plan_summary.runnable <= MAX_PLAN_DOWNLOAD:
+        return None
+    context = {"task": task, "runnable": task.plan_summary.runnable, "limit": MAX_PLAN_DOWNLOAD}
+    return render(request, "tasks/plan_too_long.html", context, status=400)
 
 
 @login_required
 @require_safe
 def task_plan_json(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
+    if refusal := _plan_too_long(request, task):
+        return refusal
     summary = task.plan_summary
     document = {
         "task": task.name,
@@ -101,6 +117,8 @@ def task_plan_json(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def task_plan_shell(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
+    if refusal := _plan_too_long(request, task):
+        return refusal
     lines = [
         "#!/bin/sh",
         f"# The experiments of task {json.dumps(task.name)}: one engine launch per line, in plan order.",
@@ -178,7 +196,7 @@ def _task_form(request: HtmxHttpRequest, task: Task | None) -> HttpResponse:
             selection.problems.append("Nothing to apply: select presets whose merge has parameters.")
         form = TaskForm(initial=data.dict(), instance=task)
         if request.htmx:
-            context = {"form": form, "preview": preview_parameters(data.get("parameters", ""), data.get("runtime", ""))}
+            context = {"form": form, "preview": _editor_preview(form)}
             return render(request, "tasks/task_form.html#parameters-editor", context)
         return _render_form(request, form, selection, task)
 
@@ -267,9 +285,18 @@ def _render_form(
         **selection.context(),
         "form": form,
         "task": task,
-        "preview": preview_parameters(form["parameters"].value(), form["runtime"].value() or ""),
+        "preview": _editor_preview(form),
     }
     return render(request, "tasks/task_form.html", context, status=status)
+
+
+def _editor_preview(form: TaskForm) -> dict[str, Any] | None:
+    """The live check of the editor's grid; None before anything is in it or sent (nothing to
+    find wrong yet: the page shows a hint, not an error)."""
+    text = form["parameters"].value()
+    if not form.is_bound and not (text or "").strip():
+        return None
+    return preview_parameters(text, form["runtime"].value() or "")
 
 
 @login_required

@@ -46,7 +46,7 @@ def test_the_new_form_shows_its_sections_the_preset_selector_and_the_use_presets
         "Parameter presets",
         "Merge strategy",
         "Parameter grid",
-        "Optimisation",
+        "Optimization",
         "Benchmark",
         "Service-level objectives (optional)",
     ]
@@ -74,6 +74,43 @@ def test_the_new_form_starts_from_the_model_defaults(signed_in):
     assert document.find("input", name="experiment_timeout").attrs["value"] == "900"
     assert document.find("input", name="input_tokens").attrs["value"] == "512"
     assert document.find("input", name="output_tokens").attrs["value"] == "256"
+
+
+def editor_rows(response) -> int:
+    return int(page(response).find("textarea", name="parameters").attrs["rows"])
+
+
+def test_a_blank_new_form_shows_no_error_before_anything_is_typed_and_a_small_editor(signed_in):
+    response = signed_in.get(NEW)
+
+    preview = page(response).by_id("parameters-preview")
+    assert preview.text == "Type a grid or apply presets: it is checked as you type."
+    assert preview.find("ul", class_="errorlist") is None
+    assert editor_rows(response) == 4
+
+
+def test_the_editor_is_as_tall_as_the_grid_it_opens_with(signed_in, high, memory):
+    response = signed_in.get(f"{NEW}?presets={high.pk},{memory.pk}")
+
+    assert len(editor_text(response).splitlines()) == 7  # five flags between the braces
+    assert editor_rows(response) == 8
+
+
+def test_a_long_grid_scrolls_inside_an_editor_of_at_most_30_rows(signed_in):
+    grid = json.dumps({f"flag-{number}": [number] for number in range(50)}, indent=2)
+
+    response = signed_in.post(NEW, form_data(parameters=grid, name=""))
+
+    assert response.status_code == 422
+    assert editor_rows(response) == 30
+
+
+def test_a_grid_sent_blank_is_an_error_in_its_row_and_in_the_check(signed_in):
+    response = signed_in.post(NEW, form_data(parameters=""))
+
+    assert response.status_code == 422
+    assert row_errors(response, "parameters") == ['Give at least one parameter, e.g. {"tp-size": [1, 2]}.']
+    assert "Not valid yet" in page(response).by_id("parameters-preview").text
 
 
 def test_the_new_form_needs_a_signed_in_user(client):
