@@ -5,6 +5,10 @@
 - a value of the wrong kind, outside its bounds or not among its choices is an error naming
   the flag and the value (``mem-fraction-static[0]: 9 is outside (0, 1]``);
 - a deprecated flag is a warning.
+
+A grid for any engine is checked against every engine (``check_every_engine``): a flag none of
+them knows is a warning, a value every engine that knows its flag refuses is an error, and what
+only some of them refuse is a warning naming those.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engines.catalogue import Catalogue, Flag, for_engine
+from engines.registry import engine_names
 
 ERROR = "error"
 WARNING = "warning"
@@ -123,7 +128,54 @@ def same_flag(names: Sequence[str], catalogue: Catalogue | None) -> dict[str, st
     return {name: flag.name for name, flag in found.items() if flag is not None}
 
 
+def _place(path: str) -> tuple[int, int]:
+    """Sorts a flag's findings as check_grid writes them: the flag first, then its values in order."""
+    index = path.rpartition("[")[2].rstrip("]")
+    return (1, int(index)) if path.endswith("]") and index.isdigit() else (0, 0)
+
+
+def check_every_engine(grid: Mapping[str, Sequence[object]], catalogues: Sequence[Catalogue]) -> list[Finding]:
+    """check_grid for a grid meant for any engine, against each of ``catalogues``.
+
+    ``{"tp-szie": [2]}`` warns "not a flag of any engine; did you mean tp-size?";
+    ``{"mem-fraction-static": ["abc"]}`` is an error, since the only engine with that flag refuses
+    the value; a value one engine takes and another refuses is a warning naming the one.
+    """
+    if not catalogues:
+        return []
+    checked = [(catalogue, check_grid(grid, catalogue)) for catalogue in catalogues]
+    findings: list[Finding] = []
+    for name in grid:
+        knowing = [(catalogue, found) for catalogue, found in checked if catalogue.lookup(name) is not None]
+        if not knowing:
+            hint = next(filter(None, (catalogue.suggest(name) for catalogue in catalogues)), None)
+            message = "not a flag of any engine" + (f"; did you mean {hint}?" if hint else "")
+            findings.append(Finding(WARNING, name, message))
+            continue
+        at: dict[str, list[tuple[str, Finding]]] = {}  # path -> (engine and version, its finding)
+        for catalogue, found in knowing:
+            for finding in found:
+                if finding.path == name or finding.path.startswith(f"{name}["):
+                    at.setdefault(finding.path, []).append((f"{catalogue.engine} {catalogue.version}", finding))
+        for path in sorted(at, key=_place):
+            refusals = [(where, finding.message) for where, finding in at[path] if finding.level == ERROR]
+            if len(refusals) == len(knowing):  # no engine with this flag would take it
+                said = {message for _, message in refusals}
+                message = said.pop() if len(said) == 1 else "; ".join(f"{where}: {text}" for where, text in refusals)
+                findings.append(Finding(ERROR, path, message))
+                continue
+            for where, finding in at[path]:
+                named = finding.level == WARNING or where in finding.message
+                told = finding.message if named else f"{where} refuses it: {finding.message}"
+                findings.append(Finding(WARNING, path, told))
+    return findings
+
+
 def check_for_runtime(grid: Mapping[str, Sequence[object]], runtime: str) -> list[Finding]:
-    """check_grid against the runtime's catalogue; nothing for an any-engine grid or an unknown engine."""
-    catalogue = for_engine(runtime) if runtime else None
+    """check_grid against the runtime's catalogue; for an any-engine grid (runtime ""),
+    check_every_engine against every engine's; nothing for an unknown engine."""
+    if not runtime:
+        catalogues = [catalogue for name in engine_names() if (catalogue := for_engine(name)) is not None]
+        return check_every_engine(grid, catalogues)
+    catalogue = for_engine(runtime)
     return check_grid(grid, catalogue) if catalogue else []

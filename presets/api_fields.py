@@ -89,7 +89,8 @@ GRID_SCHEMA: dict[str, Any] = {
         '"--tp_size" is "tp-size"; given next to it, the two are one flag with both lists of values, in '
         "order (at most the maximum of values together). A value given twice is kept once "
         "(1 and 1.0 are one value). A preset for one engine must use values that engine accepts "
-        "(its catalogue, /api/engines/): others answer 400 at `parameters.<flag>[i]`."
+        "(its catalogue, /api/engines/), a preset for any engine values that some engine with the flag "
+        "accepts: others answer 400 at `parameters.<flag>[i]`."
     ),
 }
 GRID_OUT_SCHEMA: dict[str, Any] = {

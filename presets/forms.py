@@ -10,7 +10,7 @@ from django.urls import reverse
 from rest_framework.exceptions import APIException
 
 from autotuner.http import parse_json
-from engines.checks import check_for_runtime
+from engines.checks import check_for_runtime, errors, warnings
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
 from presets.models import MAX_NOTE_LENGTH, OnConflict, ParameterPreset, Runtime
@@ -172,5 +172,13 @@ def preview_parameters(text: Any, runtime: str = "") -> dict[str, Any]:
         grid = field.clean(text)
     except ValidationError as error:
         return {"problems": error.messages, "grid": None}
-    findings = check_for_runtime(grid, runtime) if runtime in RUNTIMES else []
-    return {"problems": [], "grid": grid, "combinations": count_combinations(grid), "findings": findings}
+    findings = check_for_runtime(grid, runtime) if runtime in ("", *RUNTIMES) else []
+    return {
+        "problems": [],
+        "grid": grid,
+        "combinations": count_combinations(grid),
+        "findings": findings,
+        # The summary line tells the worst of them: an error blocks the save, warnings do not.
+        "errors": len(errors(findings)),
+        "warnings": len(warnings(findings)),
+    }

@@ -293,9 +293,7 @@ class ParameterPreset(UniquelyNamed):
         return super().delete(*args, **kwargs)
 
     def clean(self) -> None:
-        # The flags of a preset for one engine are checked against that engine's catalogue.
-        if not self.runtime:
-            return
+        # The flags are checked against the preset's engine's catalogue, or every engine's for any engine.
         try:
             grid = normalize_parameters(self.parameters)
         except InvalidParameters:
@@ -307,7 +305,7 @@ class ParameterPreset(UniquelyNamed):
 
     @property
     def engine_warnings(self) -> list[Finding]:
-        return warnings(check_for_runtime(self.parameters, self.runtime)) if self.runtime else []
+        return warnings(check_for_runtime(self.parameters, self.runtime))
 
     @property
     def combinations(self) -> int:

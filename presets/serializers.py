@@ -81,12 +81,13 @@ class PresetSerializer(ObjectSerializer, serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        """Values the preset's engine refuses (its catalogue): 400 at ``parameters.<flag>[i]``.
-        Flags the engine does not know are only warnings, shown with the answer."""
+        """Values the preset's engine refuses (its catalogue; for any engine, values every engine
+        with that flag refuses): 400 at ``parameters.<flag>[i]``. Flags the engine does not know
+        are only warnings."""
         instance = self.instance
         parameters = attrs.get("parameters", instance.parameters if instance else {})
         runtime = attrs.get("runtime", instance.runtime if instance else "")
-        if runtime and parameters:
+        if parameters:
             found = engine_errors(parameters, runtime)
             refuse([Problem(finding.path, finding.message) for finding in found], "parameters")
         return attrs

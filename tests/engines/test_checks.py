@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engines.catalogue import Catalogue, parse
-from engines.checks import ERROR, WARNING, Finding, check_grid, errors, same_flag, warnings
+from engines.checks import ERROR, WARNING, Finding, check_every_engine, check_grid, errors, same_flag, warnings
 from engines.parsers import catalogue_from, flags_from_help
 
 
@@ -260,3 +260,69 @@ def test_text_given_to_a_bounded_flag_read_from_help_is_not_judged_by_the_bounds
     catalogue = parse(json.loads(json.dumps(catalogue.as_document())))
 
     assert check_grid({"mem-fraction-static": ["0.9", "9"], "tp-size": ["auto"]}, catalogue) == []
+
+
+# A grid for any engine, against every engine's catalogue
+
+
+def make_vllm_catalogue() -> Catalogue:
+    return parse(
+        {
+            "engine": "vllm",
+            "version": "0.1.0",
+            "flags": [
+                {"name": "tensor-parallel-size", "aliases": ["tp"], "kind": "integer"},
+                {"name": "schedule-policy", "kind": "choice", "choices": ["fcfs", "priority"]},
+                {"name": "enable-mixed-chunk", "kind": "switch", "deprecated": True},
+            ],
+        }
+    )
+
+
+def any_engine(grid: dict[str, list[Any]]) -> list[tuple[str, str]]:
+    return [
+        (finding.level, str(finding)) for finding in check_every_engine(grid, [make_catalogue(), make_vllm_catalogue()])
+    ]
+
+
+def test_a_flag_no_engine_knows_is_a_warning_with_the_closest_name_any_engine_has():
+    assert any_engine({"tp-szie": [2], "tensor-paralel-size": [2]}) == [
+        (WARNING, "tp-szie: not a flag of any engine; did you mean tp-size?"),
+        (WARNING, "tensor-paralel-size: not a flag of any engine; did you mean tensor-parallel-size?"),
+    ]
+
+
+def test_a_value_the_only_engine_with_the_flag_refuses_is_an_error():
+    assert any_engine({"mem-fraction-static": ["abc", 0.5]}) == [
+        (ERROR, 'mem-fraction-static[0]: "abc" is not a number'),
+    ]
+
+
+def test_a_value_every_engine_with_the_flag_refuses_is_an_error_naming_what_each_said():
+    assert any_engine({"schedule-policy": ["lifo"], "tensor-parallel-size": [0.5]}) == [
+        (
+            ERROR,
+            'schedule-policy[0]: sglang 0.5.0: "lifo" is not one of: lpm, fcfs, random; '
+            'vllm 0.1.0: "lifo" is not one of: fcfs, priority',
+        ),
+        (ERROR, "tensor-parallel-size[0]: 0.5 is not a whole number"),
+    ]
+
+
+def test_a_value_only_some_engines_refuse_is_a_warning_naming_them():
+    assert any_engine({"schedule-policy": ["fcfs", "priority", "lpm"]}) == [
+        (WARNING, 'schedule-policy[1]: sglang 0.5.0 refuses it: "priority" is not one of: lpm, fcfs, random'),
+        (WARNING, 'schedule-policy[2]: vllm 0.1.0 refuses it: "lpm" is not one of: fcfs, priority'),
+    ]
+
+
+def test_a_flag_one_engine_deprecates_is_a_warning():
+    assert any_engine({"enable-mixed-chunk": [True]}) == [(WARNING, "enable-mixed-chunk: deprecated in vllm 0.1.0")]
+
+
+def test_a_grid_every_engine_takes_has_no_findings():
+    assert any_engine({"tp-size": [1, 2], "schedule-policy": ["fcfs"], "max-loras": [8]}) == []
+
+
+def test_without_catalogues_an_any_engine_grid_has_no_findings():
+    assert check_every_engine({"tp-szie": ["x"]}, []) == []

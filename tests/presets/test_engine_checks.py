@@ -1,5 +1,6 @@
-"""Presets with a runtime are checked against that engine's flags: through the API (create, replace,
-change, import), the pages (form, live preview, detail) and the merge API given a runtime."""
+"""Presets with a runtime are checked against that engine's flags, and any-engine presets against
+every engine's: through the API (create, replace, change, import), the pages (form, live preview,
+detail) and the merge API given a runtime."""
 
 from __future__ import annotations
 
@@ -149,14 +150,36 @@ def test_a_clean_preset_answers_the_seeds_shape_without_warnings(api):
     assert response.json()["parameters"] == parameters
 
 
-def test_an_any_engine_preset_is_not_checked_against_an_engine(api):
-    parameters = {"mem-fraction-static": [0.8, 9], "enable-mixed-chunking": [True], "enable-mixed-chunk": [1]}
+def test_an_any_engine_preset_is_refused_a_value_every_engine_with_the_flag_refuses(api):
+    parameters = {"tp-szie": [2], "mem-fraction-static": ["abc", 0.8], "max-num-seqs": [0]}
+
+    response = api.post(LIST, new_preset(runtime=None, parameters=parameters), format="json")
+
+    assert response.status_code == 400
+    assert errors(response) == [
+        {"path": "parameters.mem-fraction-static[0]", "message": '"abc" is not a number'},
+        {"path": "parameters.max-num-seqs[0]", "message": "0 must be >= 1"},
+    ]
+    assert not ParameterPreset.objects.filter(name="Checked").exists()
+
+
+def test_an_any_engine_preset_is_saved_with_a_warning_for_a_flag_no_engine_knows(api):
+    # fp8 is a vLLM kv-cache-dtype and mxfp8 an SGLang one: each engine takes one of them.
+    parameters = {"tp-szie": [2], "kv-cache-dtype": ["fp8", "mxfp8"]}
 
     response = api.post(LIST, new_preset(runtime=None, parameters=parameters), format="json")
 
     assert response.status_code == 201
-    assert set(response.json()) == FIELDS
     assert response.json()["runtime"] is None
+    assert response.json()["warnings"][0] == {
+        "level": "warning",
+        "path": "tp-szie",
+        "message": "not a flag of any engine; did you mean tp-size?",
+    }
+    assert [(found["path"], found["message"][:30]) for found in response.json()["warnings"][1:]] == [
+        ("kv-cache-dtype[0]", 'sglang 0.5.23 refuses it: "fp8'),
+        ("kv-cache-dtype[1]", 'vllm 0.33.0 refuses it: "mxfp8'),
+    ]
     assert ParameterPreset.objects.get(name="Checked").parameters == parameters
 
 
@@ -205,16 +228,31 @@ def test_changing_the_parameters_of_an_engine_preset_checks_them(api, user):
     assert preset.parameters == {"max-num-seqs": [64]}
 
 
-def test_changing_the_runtime_to_any_engine_lifts_the_check(api, user):
+def test_changing_the_runtime_to_any_engine_allows_what_another_engine_takes(api, user):
+    preset = make_preset(runtime="sglang", parameters={"kv-cache-dtype": ["auto"]}, created_by=user)
+
+    refused = api.patch(detail_url(preset), {"parameters": {"kv-cache-dtype": ["fp8"]}}, format="json")
+    response = api.patch(
+        detail_url(preset), {"runtime": None, "parameters": {"kv-cache-dtype": ["fp8"]}}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert response.status_code == 200
+    preset.refresh_from_db()
+    assert (preset.runtime, preset.parameters) == ("", {"kv-cache-dtype": ["fp8"]})
+
+
+def test_changing_the_runtime_to_any_engine_keeps_a_value_no_engine_takes_refused(api, user):
     preset = make_preset(runtime="sglang", parameters={"mem-fraction-static": [0.8]}, created_by=user)
 
     response = api.patch(
         detail_url(preset), {"runtime": None, "parameters": {"mem-fraction-static": [9]}}, format="json"
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert errors(response) == [{"path": "parameters.mem-fraction-static[0]", "message": "9 is outside (0, 1]"}]
     preset.refresh_from_db()
-    assert (preset.runtime, preset.parameters) == ("", {"mem-fraction-static": [9]})
+    assert (preset.runtime, preset.parameters) == ("sglang", {"mem-fraction-static": [0.8]})
 
 
 def test_a_replace_is_checked_like_a_create(api, user):
@@ -294,12 +332,23 @@ def test_full_clean_names_the_flag_and_value_the_engine_refuses():
     assert caught.value.message_dict == {"parameters": ["mem-fraction-static[1]: 9 is outside (0, 1]"]}
 
 
-def test_engine_warnings_list_unknown_flags_only_for_an_engine_preset():
+def test_engine_warnings_list_unknown_flags_of_the_engine_or_of_every_engine():
     for_sglang = make_preset(runtime="sglang", parameters={"enable-mixed-chunking": [True]})
-    for_any = make_preset(runtime="", parameters={"enable-mixed-chunking": [True]})
+    for_any = make_preset(runtime="", parameters={"enable-mixed-chunking": [True], "max-num-seqs": [8]})
 
     assert [finding.as_dict() for finding in for_sglang.engine_warnings] == [MISSPELT_WARNING]
-    assert for_any.engine_warnings == []
+    assert [str(finding) for finding in for_any.engine_warnings] == [
+        "enable-mixed-chunking: not a flag of any engine; did you mean enable-mixed-chunk?"
+    ]
+
+
+def test_full_clean_checks_an_any_engine_preset_against_every_engine():
+    preset = ParameterPreset(name="Model check", runtime="", parameters={"mem-fraction-static": ["abc"]})
+
+    with pytest.raises(ValidationError) as caught:
+        preset.full_clean()
+
+    assert caught.value.message_dict == {"parameters": ['mem-fraction-static[0]: "abc" is not a number']}
 
 
 # The pages
@@ -342,12 +391,20 @@ def test_the_new_preset_form_shows_the_engines_refusal_in_the_parameters_row(sig
     )
 
 
-def test_the_same_values_for_any_engine_are_saved(signed_in):
+def test_the_same_values_for_any_engine_are_refused_as_no_engine_takes_them(signed_in):
     response = signed_in.post("/presets/new/", form_data(runtime=""))
+
+    assert response.status_code == 422
+    assert row_errors(response, "parameters") == ["mem-fraction-static[1]: 9 is outside (0, 1]"]
+    assert not ParameterPreset.objects.filter(name="Page preset").exists()
+
+
+def test_an_any_engine_preset_with_an_unknown_flag_is_saved_from_the_page(signed_in):
+    response = signed_in.post("/presets/new/", form_data(runtime="", parameters='{"tp-szie": [2]}'))
 
     assert response.status_code == 302
     preset = ParameterPreset.objects.get(name="Page preset")
-    assert (preset.runtime, preset.parameters) == ("", {"mem-fraction-static": [0.8, 9]})
+    assert (preset.runtime, preset.parameters) == ("", {"tp-szie": [2]})
 
 
 def test_the_edit_form_rechecks_when_the_runtime_changes(signed_in, user):
@@ -375,18 +432,51 @@ def test_the_live_preview_warns_of_an_unknown_flag_and_marks_a_bad_value(signed_
         "✖ mem-fraction-static[1]: 9 is outside (0, 1]",
     ]
     assert preview(response).find("li", class_="finding-error") is not None
-    assert preview(response).find("p", class_="preview-status").text == "Valid: 2 combinations."
 
 
-@pytest.mark.parametrize("runtime", ["", "tensorrt"], ids=["any-engine", "unknown-engine"])
-def test_the_live_preview_without_a_known_engine_has_no_findings(signed_in, runtime):
+def status_line(response) -> Element:
+    return preview(response).find("p", class_="preview-status")
+
+
+def test_the_live_previews_summary_says_not_valid_when_a_finding_is_an_error(signed_in):
+    parameters = '{"enable-mixed-chunking": [true], "mem-fraction-static": [0.8, 9]}'
+
+    response = signed_in.post("/presets/preview/", {"parameters": parameters, "runtime": "sglang"})
+
+    assert status_line(response).text == "Not valid: 1 error (✖) to fix, 1 warning; 2 combinations."
+    assert status_line(response).attrs["class"] == "preview-status invalid"
+
+
+def test_the_live_previews_summary_counts_the_warnings_of_a_valid_grid(signed_in):
+    parameters = '{"enable-mixed-chunking": [true], "tp-size": [1, 2]}'
+
+    response = signed_in.post("/presets/preview/", {"parameters": parameters, "runtime": "sglang"})
+
+    assert status_line(response).text == "Valid: 2 combinations, with 1 warning (⚠)."
+    assert status_line(response).attrs["class"] == "preview-status valid"
+
+
+def test_the_live_preview_checks_an_any_engine_grid_against_every_engine(signed_in):
+    parameters = '{"tp-szie": [2], "mem-fraction-static": ["abc"]}'
+
+    response = signed_in.post("/presets/preview/", {"parameters": parameters, "runtime": ""})
+
+    assert response.status_code == 200
+    assert preview_findings(response) == [
+        "⚠ tp-szie: not a flag of any engine; did you mean tp-size?",
+        '✖ mem-fraction-static[0]: "abc" is not a number',
+    ]
+    assert status_line(response).text == "Not valid: 1 error (✖) to fix, 1 warning; 1 combination."
+
+
+def test_the_live_preview_for_an_unknown_engine_has_no_findings(signed_in):
     parameters = '{"enable-mixed-chunking": [true], "mem-fraction-static": [9]}'
 
-    response = signed_in.post("/presets/preview/", {"parameters": parameters, "runtime": runtime})
+    response = signed_in.post("/presets/preview/", {"parameters": parameters, "runtime": "tensorrt"})
 
     assert response.status_code == 200
     assert preview_findings(response) == []
-    assert preview(response).find("p", class_="preview-status").text == "Valid: 1 combination."
+    assert status_line(response).text == "Valid: 1 combination."
 
 
 def test_the_live_preview_checks_vllm_flags(signed_in):
@@ -422,7 +512,7 @@ def test_the_preset_page_shows_the_warnings_of_an_unknown_flag(signed_in):
     ("runtime", "parameters"),
     [
         pytest.param("sglang", {"enable-mixed-chunk": [True]}, id="known-flags"),
-        pytest.param("", {"enable-mixed-chunking": [True]}, id="any-engine"),
+        pytest.param("", {"enable-mixed-chunk": [True], "max-num-seqs": [8]}, id="any-engine"),
     ],
 )
 def test_the_preset_page_shows_no_warnings_when_there_are_none(signed_in, runtime, parameters):
