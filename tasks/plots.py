@@ -46,6 +46,9 @@ LABEL_SPOTS = [
     (0, 17, "middle"),
 ]
 
+MIN_SPAN = 0.2  # an axis spans at least this fraction of its highest value
+MARGIN = 0.1  # and this fraction of its span beyond the data on both sides
+
 # Figures at or above this are not measurements (and would overflow the axis arithmetic).
 MAX_FIGURE = 1e15
 
@@ -94,7 +97,8 @@ def scatter_svg(
     best_point = next((p for p in plotted if p.number == best and p.meets_slo), None)
 
     x_axis = nice_axis(min(p.latency_s for p in plotted), max(p.latency_s for p in plotted))
-    y_axis = nice_axis(min(p.throughput for p in plotted), max(p.throughput for p in plotted))
+    # Throughput from zero: two runs 1% apart look 1% apart, not like the top and bottom of the chart.
+    y_axis = nice_axis(0.0, max(p.throughput for p in plotted))
     scale = _Scale(x_axis.low, x_axis.high, y_axis.low, y_axis.high)
 
     parts: list[str] = [
@@ -159,8 +163,8 @@ class Axis:
 
 
 def nice_axis(low: float, high: float) -> Axis:
-    """An axis over low..high, with a little margin so no point sits on it, and four to six
-    ticks at round values (steps of 1, 2 or 5 × 10^k)."""
+    """An axis over low..high, spanning at least a fifth of high and with a margin on both sides
+    so no point sits on an edge, and four to six ticks at round values (steps of 1, 2 or 5 × 10^k)."""
     low, high = _padded(low, high)
     span = high - low
     magnitude = math.floor(math.log10(span))
@@ -238,10 +242,16 @@ def _plottable(point: Point) -> bool:
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
-    """Leave a margin around the data so no point sits on an axis; never below zero."""
-    if high - low <= high * 1e-6:  # one value, or values equal as far as a plot can tell
-        return max(0.0, high * 0.9), high * 1.1 if high >= 1e-8 else 1.0
-    margin = max((high - low) * 0.05, 1e-9)  # the floor keeps tick steps clear of subnormals
+    """Widen a narrow range to a fifth of its top value, around its middle, so that figures a few
+    percent apart do not fill the chart as if they were far apart; then leave a margin (a tenth of
+    the span) on both sides, so no point sits on an edge and the best point's label fits above it.
+    Never below zero."""
+    if high < 1e-8:  # all zero, or as near as a plot can tell
+        return 0.0, 1.0
+    if high - low < high * MIN_SPAN:
+        middle = (low + high) / 2
+        low, high = middle - high * MIN_SPAN / 2, middle + high * MIN_SPAN / 2
+    margin = max((high - low) * MARGIN, 1e-9)  # the floor keeps tick steps clear of subnormals
     return max(0.0, low - margin), high + margin
 
 

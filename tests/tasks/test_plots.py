@@ -14,6 +14,7 @@ from tasks.plots import Point, nice_axis, pareto_front, scatter_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 VIEW_WIDTH, VIEW_HEIGHT = 720, 420
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 76, 700, 44, 352  # the plotting area inside the view
 
 
 def numbers(points: list[Point]) -> list[int]:
@@ -235,18 +236,17 @@ def test_the_best_point_gets_a_larger_marker_and_a_visible_label():
     assert "plot-best" in classes(label)
 
 
-def test_the_best_label_of_a_point_at_the_top_right_goes_left_and_below_it_inside_the_view():
+def test_the_best_label_of_a_point_at_the_right_goes_left_of_it_inside_the_view():
     points = [Point(1, 0.2, 500), Point(2, 0.5, 900), Point(7, 0.9, 1_234)]
     root = parse(scatter_svg(points, best=7))
 
     best = markers(root)[7]
     label = text_with(root, "#7 best: 1,234 tok/s at 0.9 s")
 
-    assert float(best.get("cx")) > VIEW_WIDTH * 0.9
-    assert float(best.get("cy")) < VIEW_HEIGHT * 0.2
+    assert float(best.get("cx")) > VIEW_WIDTH * 0.85
     assert label.get("text-anchor") == "end"
     assert 0 < float(label.get("x")) < float(best.get("cx"))
-    assert float(best.get("cy")) < float(label.get("y")) < VIEW_HEIGHT
+    assert 0 < float(label.get("y")) < VIEW_HEIGHT
 
 
 def test_a_point_violating_the_slo_is_never_marked_best():
@@ -339,7 +339,33 @@ def test_a_single_point_is_plotted_between_its_ticks():
     root = parse(scatter_svg([Point(7, 0.42, 1_234)]))
 
     assert axis_labels(root, "middle") == ["0.38", "0.40", "0.42", "0.44", "0.46"]
-    assert axis_labels(root, "end") == ["1,150", "1,200", "1,250", "1,300", "1,350"]
+    assert axis_labels(root, "end") == ["0", "500", "1,000", "1,500"]
+
+
+def plotted_at(root: ET.Element, number: int) -> tuple[float, float]:
+    marker = markers(root)[number]
+    return float(marker.get("cx", "")), float(marker.get("cy", ""))
+
+
+def test_throughput_starts_at_zero_so_two_close_figures_look_close():
+    root = parse(scatter_svg([Point(1, 0.50, 1_125), Point(2, 0.51, 1_131)], best=2))
+
+    assert axis_labels(root, "end")[0] == "0"
+    (x1, y1), (x2, y2) = plotted_at(root, 1), plotted_at(root, 2)
+    assert abs(y1 - y2) < 5  # half a percent apart: a few pixels, not the height of the chart
+    assert abs(x1 - x2) < (PLOT_RIGHT - PLOT_LEFT) / 4  # 2% apart in latency: not edge to edge
+
+
+def test_no_point_sits_on_an_edge_and_the_best_has_room_above_for_its_label():
+    root = parse(scatter_svg(SAMPLE, best=7))
+
+    xs, ys = zip(*(plotted_at(root, number) for number in markers(root)), strict=True)
+    assert min(xs) - PLOT_LEFT >= 0.05 * (PLOT_RIGHT - PLOT_LEFT)
+    assert PLOT_RIGHT - max(xs) >= 0.05 * (PLOT_RIGHT - PLOT_LEFT)
+    assert min(ys) - PLOT_TOP >= 0.05 * (PLOT_BOTTOM - PLOT_TOP)
+    label_y = float(text_with(root, "#7 best: 1,234 tok/s at 0.9 s").get("y", ""))
+    assert label_y < plotted_at(root, 7)[1]  # above the point
+    assert label_y - 12 >= PLOT_TOP - 8  # its top inside the view, clear of the legend
 
 
 def test_text_is_escaped():
