@@ -1,5 +1,5 @@
-# Sourced by bin/start and bin/test: finds a Python >= 3.12 and keeps the
-# project's virtualenv (.venv) in step with the pinned requirements.
+# Sourced by bin/start, bin/serve and bin/test: finds a Python >= 3.12, keeps the
+# project's virtualenv (.venv) in step with the pinned requirements, and runs the servers.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,4 +39,27 @@ ensure_venv() {
             | { grep -v "is ignored" || true; })
         echo "$wanted" > "$stamp"
     fi
+}
+
+# Runs the task worker beside the web server given as arguments (bin/start, bin/serve) until either
+# ends. SIGTERM, Ctrl+C or either one ending stops the other and waits for both, so nothing started
+# here outlives the script. The server runs in the background: a signal that arrives while bash
+# waits for a foreground command is handled only once that command exits, which it never does.
+WEB="" WORKER=""
+stop_web_and_worker() {
+    [ -n "$WEB" ] && kill -TERM "$WEB" 2>/dev/null || true
+    [ -n "$WORKER" ] && kill -TERM "$WORKER" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+run_with_worker() {
+    trap stop_web_and_worker EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    "$VENV/bin/python" manage.py worker --no-startup-delay &
+    WORKER=$!
+    "$@" &
+    WEB=$!
+    local status=0
+    wait -n "$WEB" "$WORKER" || status=$?
+    exit "$status"
 }

@@ -1,7 +1,8 @@
 """Production mode (AUTOTUNER_ENV=production): `check --deploy` passes clean, the development key is
 refused, and `bin/serve` serves the app as production would (gunicorn, the worker, whitenoise's hashed
-and compressed static files) and stops both on SIGTERM. A database that is away is said plainly, and
-the app recovers when it comes back."""
+and compressed static files) and stops both on SIGTERM. `bin/start` serves the development setup with
+gunicorn too (runserver with --dev) and leaves nothing running after SIGTERM. A database that is away is
+said plainly, and the app recovers when it comes back."""
 
 from __future__ import annotations
 
@@ -327,6 +328,71 @@ def test_bin_serve_serves_the_app_as_production_would_and_stops_cleanly(tmp_path
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(serve.pid, signal.SIGKILL)
             serve.wait()
+
+
+# bin/start
+
+
+def development_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = production_env(data_dir, **extra)
+    del env["AUTOTUNER_ENV"], env["SECRET_KEY"], env["DEBUG"], env["ALLOWED_HOSTS"]
+    return env
+
+
+@pytest.mark.parametrize(
+    ("arguments", "server"),
+    [([], "gunicorn"), (["--dev"], "WSGIServer")],
+    ids=["gunicorn", "runserver with --dev"],
+)
+def test_bin_start_serves_pages_and_static_files_and_leaves_nothing_running_after_sigterm(tmp_path, arguments, server):
+    port = free_port()
+    log = tmp_path / "start.log"
+    with log.open("w") as output:
+        start = subprocess.Popen(
+            [str(ROOT / "bin" / "start"), *arguments],
+            cwd=ROOT,
+            env=development_env(tmp_path / "data", AUTOTUNER_ADDR=f"127.0.0.1:{port}"),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = Client(port)
+
+    def printed() -> str:
+        return f"--- bin/start ---\n{log.read_text(errors='replace')}"
+
+    def healthy() -> bool:
+        if start.poll() is not None:
+            raise AssertionError(f"bin/start exited with status {start.returncode}\n{printed()}")
+        try:
+            return client.request("GET", "/healthz", https=False)[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, timeout=SERVE_START_SECONDS, what="bin/start's /healthz", every=0.5)
+        processes = {pid: command_line(pid) for pid in descendants(start.pid)}
+        assert any("manage.py worker" in line for line in processes.values()), processes
+
+        status, headers, page = client.request("GET", "/login/", https=False)
+        assert status == 200, printed()
+        assert headers["Server"].startswith(server)
+        assert b'href="/static/css/app.css"' in page
+        status, headers, content = client.request("GET", "/static/css/app.css", https=False)
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/css")
+        assert b"{" in content
+
+        start.send_signal(signal.SIGTERM)
+        assert start.wait(timeout=60) == 128 + signal.SIGTERM, printed()
+        left = {pid: line for pid, line in processes.items() if running(pid)}
+        assert not left, f"still running after bin/start stopped: {left}\n{printed()}"
+    finally:
+        if start.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(start.pid, signal.SIGKILL)
+            start.wait()
 
 
 # The database away
