@@ -1,9 +1,12 @@
 """Login limits on top of django-axes: where an attempt comes from, a slow-down before the lock,
 and the 429 pages, each with Retry-After.
 
-Failures are axes' AccessAttempt rows, counted per username and, separately, per address. From
-LOGIN_SLOWDOWN_AFTER failures on, the next attempt must wait LOGIN_SLOWDOWN_SECONDS after the
-last failure, twice as long after each further one; at AXES_FAILURE_LIMIT axes locks as before.
+Failures are axes' AccessAttempt rows, counted per username and, separately, per address. A
+username locks at AXES_FAILURE_LIMIT failures; an address at LOGIN_ADDRESS_FAILURE_LIMIT, much
+higher, because a whole office behind one NAT address shares it. Each count is slowed the same
+distance before its own lock: a username from LOGIN_SLOWDOWN_AFTER failures on, an address as many
+failures short of its limit. A slowed attempt must wait LOGIN_SLOWDOWN_SECONDS after the last
+failure, twice as long after each further one.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from typing import Any
 from axes.conf import settings as axes_settings  # Django's settings, axes' defaults filled in
 from axes.handlers.database import AxesDatabaseHandler
 from axes.handlers.proxy import AxesProxyHandler
-from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit, get_lockout_parameters
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Max, Sum
+from django.db.models import Max, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -54,6 +57,30 @@ class LoginHandler(AxesDatabaseHandler):
     wait is over. It answers at once rather than sleeping, so a flood of attempts cannot tie up
     the workers; the password is not checked and the attempt is not counted."""
 
+    def counts(self, request: Any, credentials: dict | None) -> list[tuple[QuerySet[AccessAttempt], int]]:
+        """Each count axes keeps (AXES_LOCKOUT_PARAMETERS, within the cool-off) with the failures that
+        lock it: an address's LOGIN_ADDRESS_FAILURE_LIMIT, anything else's AXES_FAILURE_LIMIT."""
+        username_limit = get_failure_limit(request, credentials)
+        limits = [
+            settings.LOGIN_ADDRESS_FAILURE_LIMIT if parameter == "ip_address" else username_limit
+            for parameter in get_lockout_parameters(request, credentials)
+        ]
+        return list(zip(self.get_user_attempts(request, credentials), limits, strict=True))
+
+    def get_failures(self, request: Any, credentials: dict | None = None) -> int:
+        """What axes compares with AXES_FAILURE_LIMIT to lock, in both its checks. axes would take the
+        largest count, and so lock an address at a username's limit: this is the limit less the fewest
+        failures any count has left before its own limit, so whichever reaches its own limit locks."""
+        left = min(limit - _failures(attempts) for attempts, limit in self.counts(request, credentials))
+        return get_failure_limit(request, credentials) - left
+
+    def reset_user_attempts(self, request: Any, credentials: dict | None = None) -> int:
+        """On a success, forget that username's failures, from wherever they came, and no others.
+        axes would also forget every failure from the address: one account's login there would
+        then wipe the counts of the usernames being guessed beside it."""
+        count, _ = AccessAttempt.objects.filter(username=get_client_username(request, credentials)).delete()
+        return count
+
     def is_locked(self, request: Any, credentials: dict | None = None) -> bool:
         if super().is_locked(request, credentials):
             return True
@@ -69,11 +96,13 @@ class LoginHandler(AxesDatabaseHandler):
 
     def slowdown_left(self, request: Any, credentials: dict | None) -> float:
         """Seconds until the next attempt may be checked; 0 or less: now."""
-        after, first_wait = settings.LOGIN_SLOWDOWN_AFTER, settings.LOGIN_SLOWDOWN_SECONDS
+        first_wait = settings.LOGIN_SLOWDOWN_SECONDS
+        early = get_failure_limit(request, credentials) - settings.LOGIN_SLOWDOWN_AFTER  # failures short of a lock
         left = 0.0
-        for attempts in self.get_user_attempts(request, credentials):
+        for attempts, limit in self.counts(request, credentials):
             found = attempts.aggregate(failures=Sum("failures_since_start"), last=Max("attempt_time"))
             failures = found["failures"] or 0
+            after = max(1, limit - early)
             if first_wait and failures >= after:
                 # Capped at the cool-off: older failures no longer count anyway.
                 wait = min(first_wait * 2 ** (failures - after), get_cool_off(request).total_seconds())
@@ -83,9 +112,9 @@ class LoginHandler(AxesDatabaseHandler):
     def lock_left(self, request: Any, credentials: dict | None) -> float:
         """Seconds until the lock lifts: failures expire a cool-off after they were made, so a
         username's or address's lock lifts when its newest failures no longer reach the limit."""
-        limit, cool_off = get_failure_limit(request, credentials), get_cool_off(request)
+        cool_off = get_cool_off(request)
         lifts = []
-        for attempts in self.get_user_attempts(request, credentials):
+        for attempts, limit in self.counts(request, credentials):
             total = 0
             for attempt_time, failures in attempts.order_by("-attempt_time").values_list(
                 "attempt_time", "failures_since_start"
@@ -97,6 +126,10 @@ class LoginHandler(AxesDatabaseHandler):
         if not lifts:
             return cool_off.total_seconds()
         return (max(lifts) - timezone.now()).total_seconds()
+
+
+def _failures(attempts: QuerySet[AccessAttempt]) -> int:
+    return attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
 
 
 def describe_wait(seconds: int) -> str:
@@ -117,6 +150,7 @@ def lockout_response(
     retry_after = max(1, math.ceil(wait))
     context = {
         "failure_limit": get_failure_limit(request, credentials),
+        "address_failure_limit": settings.LOGIN_ADDRESS_FAILURE_LIMIT,
         "username": get_client_username(request, credentials) or "",
         "cooloff_timedelta": get_cool_off(request),
         "retry_after": retry_after,

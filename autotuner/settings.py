@@ -194,15 +194,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Abuse limits
-# Logins: django-axes locks a username, and separately an address, after AXES_FAILURE_LIMIT
-# failures, for AXES_COOLOFF_TIME; a success resets the count. Attempts live in the database,
-# so every worker sees them. Behind reverse proxies, AUTOTUNER_PROXY_COUNT says how many to
-# look through in X-Forwarded-For; otherwise every login would share the proxy's address.
-# Before the lock, guessing is slowed (accounts/lockout.py): from LOGIN_SLOWDOWN_AFTER failures
-# on, the next attempt must wait LOGIN_SLOWDOWN_SECONDS after the last failure, doubling with each
-# further one (2 s, then 4 s), and an attempt too soon is refused with 429 and Retry-After, not
-# checked and not counted. A person retyping a password barely notices; a script loses most of
-# its attempts. The refusal is immediate: sleeping instead would hand attackers the workers.
+# Logins: django-axes locks a username after AXES_FAILURE_LIMIT failures, and separately an
+# address after LOGIN_ADDRESS_FAILURE_LIMIT (ten times as many by default: everyone behind one
+# office NAT shares an address, and one person's typos must not lock the others out), for
+# AXES_COOLOFF_TIME; a success resets the count. Attempts live in the database, so every worker
+# sees them. Behind reverse proxies, AUTOTUNER_PROXY_COUNT says how many to look through in
+# X-Forwarded-For; otherwise every login would share the proxy's address.
+# Before each lock, guessing is slowed (accounts/lockout.py): a username from LOGIN_SLOWDOWN_AFTER
+# failures on, an address as many failures short of its own limit; the next attempt must wait
+# LOGIN_SLOWDOWN_SECONDS after the last failure, doubling with each further one (2 s, then 4 s),
+# and an attempt too soon is refused with 429 and Retry-After, not checked and not counted. A
+# person retyping a password barely notices; a script loses most of its attempts. The refusal
+# is immediate: sleeping instead would hand attackers the workers.
 INSTALLED_APPS += ["axes", "accounts"]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, as axes asks
 AUTHENTICATION_BACKENDS = [
@@ -210,6 +213,7 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_ADDRESS_FAILURE_LIMIT = int(env_str("AUTOTUNER_LOGIN_ADDRESS_FAILURE_LIMIT", str(10 * AXES_FAILURE_LIMIT)))
 AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AUTOTUNER_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True

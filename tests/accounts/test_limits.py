@@ -68,12 +68,41 @@ def test_the_username_stays_locked_from_another_address(client, user):
     assert log_in(client, address="10.0.2.1").status_code == 429
 
 
-def test_five_failures_from_one_address_lock_it_for_every_username(client, user, other_user):
-    for name in ["a", "b", "c", "d", "e"]:
-        fail(client, 1, username=name)
+def test_the_address_limit_defaults_to_ten_times_the_usernames(settings):
+    assert settings.LOGIN_ADDRESS_FAILURE_LIMIT == 10 * settings.AXES_FAILURE_LIMIT == 50
 
-    assert log_in(client, "grace", "pw-grace-123").status_code == 429
+
+def test_a_username_locked_from_an_office_address_leaves_the_others_there_free(client, user, other_user):
+    assert fail(client, 5) == [200, 200, 200, 200, 429]  # ada, from the office's one (NAT) address
+
+    assert log_in(client).status_code == 429
+    assert log_in(client, "grace", "pw-grace-123").status_code == 302
+
+
+def test_failures_for_many_usernames_lock_their_address_at_its_own_limit(client, user, other_user, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 10
+    for name in "abcdefghi":
+        fail(client, 1, username=name)
+    assert log_in(client, "grace", "pw-grace-123").status_code == 302  # nine failures: below the limit
+    client.logout()
+
+    assert fail(client, 1, username="j") == [429]  # the tenth locks the address
+
+    response = log_in(client, "grace", "pw-grace-123")
+    assert response.status_code == 429
+    # Counted too: the lock lifts when the tenth newest failure (b's, 9 minutes ago) is 15 minutes old.
+    assert 350 <= int(response["Retry-After"]) <= 360
+    assert parse(response.content).find("h1").text == "Too many failed logins"
+    assert "_auth_user_id" not in client.session
     assert log_in(client, address="10.9.9.9").status_code == 302  # ada, elsewhere, is fine
+
+
+def test_a_success_there_does_not_wipe_the_failures_for_another_username(client, user, other_user):
+    assert fail(client, 4) == [200] * 4  # someone guessing at ada
+    assert log_in(client, "grace", "pw-grace-123").status_code == 302  # their own account, same address
+    client.logout()
+
+    assert fail(client, 1) == [429]  # ada's fifth failure still locks her
 
 
 def test_four_failures_then_a_success_start_the_count_again(client, user):

@@ -103,11 +103,21 @@ def test_failures_for_one_username_slow_it_from_every_address(client, user):
     assert_slowed(log_in(client, address="10.0.2.1"), 2)
 
 
-def test_failures_from_one_address_slow_every_username_there_only(client, user, other_user):
+def test_failures_for_other_usernames_from_one_address_do_not_slow_a_username_there(client, user, other_user):
     for name in ["a", "b", "c"]:
         fail(client, 1, username=name)
 
+    assert log_in(client, "grace", "pw-grace-123").status_code == 302
+
+
+def test_an_address_is_slowed_as_many_failures_short_of_its_own_limit(client, user, other_user, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 10  # slowed from 8 failures, as a username is from 3 of 5
+    assert [fail(client, 1, username=name)[0] for name in "abcdefgh"] == [200] * 8
+
     assert_slowed(log_in(client, "grace", "pw-grace-123"), 2)
+    seconds_pass(2)
+    assert fail(client, 1, username="i") == [200]
+    assert_slowed(log_in(client, "grace", "pw-grace-123"), 4)
     assert log_in(client, address="10.9.9.9").status_code == 302  # ada, elsewhere, is fine
 
 
