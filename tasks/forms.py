@@ -148,6 +148,10 @@ class PresetSelectionForm(forms.Form):
     presets = PresetIdsField(required=False)
     merge_strategy = forms.CharField(required=False)
     preset_search = forms.CharField(required=False, strip=False)
+    # What the editor's grid was last applied from (hidden fields Apply writes beside the editor):
+    # the save records these, not the chips and radio as they are by then.
+    applied_presets = PresetIdsField(required=False)
+    applied_strategy = forms.CharField(required=False)
     runtime = forms.CharField(required=False)
     gpus = forms.CharField(required=False)
     action = forms.CharField(required=False)
@@ -169,6 +173,28 @@ class PresetSelectionForm(forms.Form):
         self.gpu_count: int = cleaned["gpus"]
         # The form says whether the selector is switched on; a link (?presets=3,1) switches it on.
         self.enabled: bool = cleaned["use_presets"] if cleaned["selector_present"] else bool(self.ids)
+        self.applied: tuple[list[int], MergeStrategy] | None = cleaned["applied_strategy"]
+
+    def clean_applied_strategy(self) -> tuple[list[int], MergeStrategy] | None:
+        """The presets and strategy the editor's grid came from; None when nothing was applied (or
+        the fields say nothing usable: the save then records the selection, as before Apply)."""
+        ids = [pk for pk in self.cleaned_data.get("applied_presets") or [] if isinstance(pk, int)]
+        try:
+            strategy = MergeStrategy(self.cleaned_data["applied_strategy"])
+        except ValueError:
+            return None
+        return (ids, strategy) if ids else None
+
+    def mark_applied(self) -> None:
+        """The editor now holds this selection's merge."""
+        self.applied = (list(self.ids), self.strategy)
+
+    def source(self) -> tuple[list[int], MergeStrategy]:
+        """The presets and strategy a save records: those applied to the grid, else the selection;
+        none when presets are switched off."""
+        if not self.enabled:
+            return [], self.strategy
+        return self.applied or (self.ids, self.strategy)
 
     def clean_presets(self) -> list[int]:
         ids: list[Any] = []
@@ -276,6 +302,7 @@ class PresetSelectionForm(forms.Form):
             "available": list(available.order_by("-is_system", "name_key")[:100]),
             "strategies": [(strategy, strategy.summary) for strategy in MergeStrategy],
             "runtime_label": engine(self.engine).label if self.engine else "",
+            "applied": self.applied,
         }
 
 

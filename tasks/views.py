@@ -34,6 +34,7 @@ from engines.plan import MAX_GRID_EXPERIMENTS
 from engines.registry import is_engine
 from presets.exchange import download_response, dump
 from presets.forms import format_grid, preview_parameters
+from presets.merging import MergeStrategy
 from presets.models import ParameterPreset, PresetsNotFound
 from tasks import lifecycle
 from tasks import results as run_results
@@ -179,6 +180,12 @@ def _task_form(request: HtmxHttpRequest, task: Task | None) -> HttpResponse:
             result, _ = selection.merged()
             if result and result.parameters:  # arriving from "Use in a new task": start from the merge
                 initial["parameters"] = format_grid(result.parameters)
+                selection.mark_applied()
+        elif task.applied_presets:  # the editor holds the task's grid, made from its own presets
+            selection.applied = (
+                [entry["id"] for entry in task.applied_presets],
+                MergeStrategy(task.merge_strategy or "union"),
+            )
         return _render_form(request, TaskForm(initial=initial, instance=task), selection, task)
 
     action = request.POST.get("action", "save")
@@ -192,11 +199,12 @@ def _task_form(request: HtmxHttpRequest, task: Task | None) -> HttpResponse:
         result, _ = selection.merged()
         if result and result.parameters:
             data["parameters"] = format_grid(result.parameters)
+            selection.mark_applied()
         else:
             selection.problems.append("Nothing to apply: select presets whose merge has parameters.")
         form = TaskForm(initial=data.dict(), instance=task)
         if request.htmx:
-            context = {"form": form, "preview": _editor_preview(form)}
+            context = {"form": form, "preview": _editor_preview(form), "applied": selection.applied}
             return render(request, "tasks/task_form.html#parameters-editor", context)
         return _render_form(request, form, selection, task)
 
@@ -217,35 +225,35 @@ def _save(request: HtmxHttpRequest, form: TaskForm, selection: PresetSelectionFo
     """The task as the form says, built from the selected presets (those that still exist) with the
     editor's grid as the user left it."""
     selection.merged()  # leaves out presets deleted since the page was drawn
-    ids = selection.ids if selection.enabled else []
+    ids, strategy = selection.source()
     grid = form.cleaned_data["parameters"]
     try:
         if stored is None:
             fields = {name: value for name, value in form.cleaned_data.items() if name != "parameters"}
             return Task.objects.create_from_presets(
-                presets=ids, strategy=selection.strategy, parameters=grid, whole_grid=True, by=request.user, **fields
+                presets=ids, strategy=strategy, parameters=grid, whole_grid=True, by=request.user, **fields
             )
         with transaction.atomic():
             saved = form.save(commit=False)
-            if _same_selection(stored, selection):
+            if _same_source(stored, ids, strategy):
                 # The presets the task was built from, untouched: keep its snapshot, even of a preset
                 # deleted since; only a changed grid marks it edited.
                 saved.applied_presets, saved.merge_strategy = stored.applied_presets, stored.merge_strategy
                 saved.parameters_edited = stored.parameters_edited or _as_json(grid) != _as_json(stored.parameters)
             else:
-                saved.use_presets(ids, strategy=selection.strategy, parameters=grid, whole_grid=True)
+                saved.use_presets(ids, strategy=strategy, parameters=grid, whole_grid=True)
             saved.save()
             return saved
     except PresetsNotFound as error:
         raise ValidationError(str(error)) from None
 
 
-def _same_selection(stored: Task, selection: PresetSelectionForm) -> bool:
-    """Whether the form still holds the task's presets (those not deleted since) and strategy."""
-    if not stored.applied_presets or not selection.enabled or selection.strategy != stored.merge_strategy:
+def _same_source(stored: Task, ids: list[int], strategy: MergeStrategy) -> bool:
+    """Whether the grid still comes from the task's presets (all, or those not deleted since) and strategy."""
+    if not stored.applied_presets or not ids or strategy != stored.merge_strategy:
         return False
     surviving = [entry["id"] for entry in stored.applied_presets_now() if entry["preset"] is not None]
-    return selection.ids == surviving
+    return ids in ([entry["id"] for entry in stored.applied_presets], surviving)
 
 
 def _as_json(grid: dict[str, Any]) -> str:

@@ -263,14 +263,42 @@ def test_a_form_sent_back_with_an_error_keeps_the_presets_their_order_and_the_ty
     page.get_by_role("button", name="Create task", exact=True).click()
     expect(page.locator("#messages")).to_contain_text("Created task “Second try”.")
     task = Task.objects.get(name="Second try")
+    # The editor was filled from the link's merge (union, in the link's order) and never applied
+    # again: that is where the grid came from, then edited by hand.
     assert task.applied_presets == [
-        {"id": memory_efficient.pk, "name": "Memory Efficient"},
         {"id": high_throughput.pk, "name": "High Throughput"},
+        {"id": memory_efficient.pk, "name": "Memory Efficient"},
     ]
     assert (task.parameters, task.merge_strategy, task.parameters_edited) == (
         {"tp-size": [8], "mem-fraction-static": [0.85]},
-        "last_wins",
+        "union",
         True,
+    )
+
+
+def test_the_task_records_the_strategy_that_was_applied_not_the_radio_switched_before_save(page: Page) -> None:
+    high_throughput, memory_efficient = system_presets()
+    log_in(page)
+    page.goto(f"/tasks/new/?presets={high_throughput.pk},{memory_efficient.pk}&strategy=union")
+    strategy(page, "last_wins").check()
+    expect(combinations(page)).to_have_text("2 combinations")
+    page.get_by_role("button", name="Apply to parameters", exact=True).click()
+    expect(page.locator("#id_parameters")).to_have_value(re.compile(r'"tp-size": \[1\]'))
+    assert editor_grid(page) == HT_THEN_ME_LAST_WINS
+
+    strategy(page, "union").check()  # looked at, not applied
+    expect(combinations(page)).to_have_text("9 combinations, 6 skipped")
+    page.fill("#id_name", "Applied last wins")
+    page.fill("#id_model", MODEL)
+    page.get_by_role("button", name="Create task", exact=True).click()
+
+    expect(page.locator("#messages")).to_contain_text("Created task “Applied last wins”.")
+    expect(page.get_by_text(re.compile(r"merge of, in this order"))).to_have_text("last wins merge of, in this order:")
+    task = Task.objects.get(name="Applied last wins")
+    assert (task.merge_strategy, task.parameters, task.parameters_edited) == (
+        "last_wins",
+        HT_THEN_ME_LAST_WINS,
+        False,
     )
 
 

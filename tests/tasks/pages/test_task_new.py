@@ -10,6 +10,7 @@ from tasks.models import Task, TaskStatus
 from tests.factories import make_task
 from tests.tasks.pages.helpers import (
     HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS,
+    HTMX,
     NEW,
     UNION_OF_HIGH_THROUGHPUT_AND_MEMORY_EFFICIENT,
     checked_strategy,
@@ -224,6 +225,51 @@ def test_a_grid_changed_after_apply_is_saved_as_typed_and_marked_edited(signed_i
     assert task.parameters == {**UNION_OF_HIGH_THROUGHPUT_AND_MEMORY_EFFICIENT, "tp-size": [2]}
     assert [entry["id"] for entry in task.applied_presets] == [high.pk, memory.pk]
     assert task.parameters_edited is True
+
+
+def applied_fields(response) -> dict[str, list[str]]:
+    """The hidden fields beside the editor saying what its grid was applied from, as a browser posts them."""
+    fields: dict[str, list[str]] = {}
+    for field in page(response).by_id("parameters-editor").find_all("input", type="hidden"):
+        fields.setdefault(field.attrs["name"], []).append(field.attrs["value"])
+    return fields
+
+
+def test_the_strategy_recorded_is_the_one_applied_not_the_radio_switched_afterwards(signed_in, high, memory):
+    applied = signed_in.post(NEW, with_presets([high, memory], "apply", strategy="last_wins"), headers=HTMX)
+    hidden = applied_fields(applied)
+    assert hidden == {"applied_strategy": ["last_wins"], "applied_presets": [str(high.pk), str(memory.pk)]}
+
+    data = with_presets([high, memory], "save", strategy="union", parameters=editor_text(applied))
+    signed_in.post(NEW, {**data, **hidden})
+
+    task = Task.objects.get()
+    assert task.merge_strategy == "last_wins"
+    assert task.parameters == HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS
+    assert task.parameters_edited is False
+
+
+def test_the_presets_recorded_are_those_applied_not_a_chip_added_afterwards(signed_in, high, memory, latency):
+    applied = signed_in.post(NEW, with_presets([high, memory], "apply"))  # without JavaScript: the whole page
+
+    data = with_presets([high, memory, latency], "save", parameters=editor_text(applied))
+    signed_in.post(NEW, {**data, **applied_fields(applied)})
+
+    task = Task.objects.get()
+    assert [entry["id"] for entry in task.applied_presets] == [high.pk, memory.pk]
+    assert task.merge_strategy == "union"
+    assert task.parameters_edited is False
+
+
+def test_a_grid_opened_from_a_link_records_the_link_s_presets_and_strategy(signed_in, high, memory):
+    opened = signed_in.get(f"{NEW}?presets={high.pk},{memory.pk}&strategy=last_wins")
+
+    data = with_presets([high, memory], "save", strategy="intersection", parameters=editor_text(opened))
+    signed_in.post(NEW, {**data, **applied_fields(opened)})
+
+    task = Task.objects.get()
+    assert task.merge_strategy == "last_wins"
+    assert task.parameters_edited is False
 
 
 def test_a_grid_typed_by_hand_without_presets_saves_with_no_provenance(signed_in, user):
