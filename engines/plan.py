@@ -1,11 +1,12 @@
 """From a grid to the experiments a task runs: constraints, lazy expansion, launch commands.
 
-A grid is never materialised to count it: the total is a product, and the runnable count
-enumerates only the few flags a constraint reads, times the product of the others.
+A grid is never materialised: the total is a product, the runnable count judges only the values
+of the few flags a constraint reads, and a page of the plan is found by indexing (``Plan``).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import shlex
@@ -92,6 +93,23 @@ class PlanSummary:
         return self.total - self.runnable
 
 
+class PlanTooLarge(ValueError):
+    """The flags the engine's rules relate have too many value combinations to judge one by one."""
+
+    def __init__(self, flags: Sequence[str], count: int) -> None:
+        self.flags, self.count = list(flags), count
+        super().__init__(
+            f"{', '.join(flags)} have {count:,} combinations of values between them; the engine's rules "
+            f"relate these flags, and a plan can judge at most {MAX_RULED_COMBINATIONS:,}: give them fewer values"
+        )
+
+
+# Every combination of the values of the flags a rule reads is judged once, when a plan is made:
+# no real grid comes near this (tp-size, dp-size and pp-size with 8 values each, and a handful of
+# switches and policies, are a few thousand), and it bounds the work of a request.
+MAX_RULED_COMBINATIONS = 100_000
+
+
 def _active_rules(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> list[Rule]:
     return [rule for rule in rules if any(flag in grid for flag in rule.flags)]
 
@@ -103,30 +121,131 @@ def canonical(grid: Mapping[str, Any], same_flag: Mapping[str, str] | None) -> d
     return {same_flag.get(flag, flag): values for flag, values in grid.items()}
 
 
+class Plan:
+    """The runnable combinations of a grid in plan order (the grid's flag order, last flag fastest),
+    counted, indexed and paged without walking the grid.
+
+    Whether a combination runs depends only on the few flags the rules read ("ruled" flags). Their
+    runnable value tuples are judged once and kept sorted, so the runnable combinations under any
+    prefix of the grid are counted by two bisections, times the sizes of the free flags after it.
+    Finding the n-th combination then descends the mixed-radix grid one flag at a time, and walking
+    on from it skips a subtree the moment its ruled prefix has no runnable completion: the work is
+    in proportion to the flags and the page, not to the grid.
+    """
+
+    def __init__(
+        self, grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
+    ) -> None:
+        self.grid = grid
+        self.flags = list(grid)
+        self.sizes = [len(grid[flag]) for flag in self.flags]
+        self.total = math.prod(self.sizes) if grid else 0
+        names = same_flag or {}
+        self._same_flag = same_flag
+        self._rules = _active_rules(canonical(grid, same_flag), rules)
+        read = {flag for rule in self._rules for flag in rule.flags}
+        # Positions in the grid of the ruled flags, and for every position the product of the sizes
+        # of the free flags after it: how many runnable combinations each runnable ruled tuple gives.
+        self._ruled = [position for position, flag in enumerate(self.flags) if names.get(flag, flag) in read]
+        self._is_ruled = [position in self._ruled for position in range(len(self.flags))]
+        self._free_after = [1] * len(self.flags)
+        for position in range(len(self.flags) - 2, -1, -1):
+            after = position + 1
+            self._free_after[position] = self._free_after[after] * (1 if self._is_ruled[after] else self.sizes[after])
+        ruled_count = math.prod(self.sizes[position] for position in self._ruled)
+        if ruled_count > MAX_RULED_COMBINATIONS:
+            raise PlanTooLarge([self.flags[position] for position in self._ruled], ruled_count)
+        free = self.total // ruled_count if grid else 0
+        self._runnable_tuples: list[tuple[int, ...]] = []  # sorted: product() yields them in order
+        skipped: Counter[str] = Counter()
+        for indexes in itertools.product(*(range(self.sizes[position]) for position in self._ruled)):
+            reason = self._reason(dict(zip(self._ruled, indexes, strict=True)))
+            if reason is None:
+                self._runnable_tuples.append(indexes)
+            else:
+                skipped[reason] += free
+        self.runnable = len(self._runnable_tuples) * free if grid else 0
+        self.summary = PlanSummary(self.total, self.runnable, dict(skipped))
+
+    def _reason(self, indexes: Mapping[int, int]) -> str | None:
+        combination = {
+            self.flags[position]: self.grid[self.flags[position]][index] for position, index in indexes.items()
+        }
+        return _first_reason(canonical(combination, self._same_flag), self._rules)
+
+    def _completions(self, ruled_prefix: tuple[int, ...]) -> int:
+        """How many runnable ruled tuples start with this prefix."""
+        tuples = self._runnable_tuples
+        if not ruled_prefix:
+            return len(tuples)
+        after = (*ruled_prefix[:-1], ruled_prefix[-1] + 1)
+        return bisect.bisect_left(tuples, after) - bisect.bisect_left(tuples, ruled_prefix)
+
+    def _digits_at(self, number: int) -> list[int]:
+        """The grid indexes of the runnable combination at 0-based ``number`` in plan order."""
+        digits: list[int] = []
+        prefix: tuple[int, ...] = ()
+        for position, size in enumerate(self.sizes):
+            below = self._free_after[position]
+            if self._is_ruled[position]:
+                for index in range(size):
+                    count = self._completions((*prefix, index)) * below
+                    if number < count:
+                        break
+                    number -= count
+                prefix = (*prefix, index)
+            else:
+                index, number = divmod(number, self._completions(prefix) * below)
+            digits.append(index)
+        return digits
+
+    def _combination(self, digits: Sequence[int]) -> Combination:
+        return {flag: self.grid[flag][index] for flag, index in zip(self.flags, digits, strict=True)}
+
+    def at(self, number: int) -> Combination:
+        """The runnable combination at 0-based ``number`` in plan order; IndexError past the end."""
+        if not 0 <= number < self.runnable:
+            raise IndexError(number)
+        return self._combination(self._digits_at(number))
+
+    def combinations(self, start: int = 0) -> Iterator[Combination]:
+        """The runnable combinations from 0-based ``start`` on, lazily, in plan order."""
+        if start >= self.runnable:
+            return
+        digits = self._digits_at(start)
+        yield self._combination(digits)
+        while self._advance(digits):
+            yield self._combination(digits)
+
+    def _advance(self, digits: list[int]) -> bool:
+        """Move ``digits`` to the next runnable combination; False after the last one."""
+        position = len(digits) - 1
+        while position >= 0:
+            digits[position] += 1
+            if digits[position] == self.sizes[position]:
+                digits[position] = 0
+                position -= 1
+            elif not self._is_ruled[position] or self._completions(self._ruled_prefix(digits, position)):
+                break
+        if position < 0:
+            return False
+        # The prefix up to ``position`` has a runnable completion: take the first one.
+        for later in range(position + 1, len(digits)):
+            digits[later] = 0
+            if self._is_ruled[later]:
+                while not self._completions(self._ruled_prefix(digits, later)):
+                    digits[later] += 1
+        return True
+
+    def _ruled_prefix(self, digits: Sequence[int], upto: int) -> tuple[int, ...]:
+        return tuple(digits[position] for position in self._ruled if position <= upto)
+
+
 def summarize(
     grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
 ) -> PlanSummary:
     """Total and runnable combinations with the reasons for the skipped ones, without expanding the grid."""
-    if not grid:
-        return PlanSummary(0, 0)
-    # Enumerate by the grid's own names, as runnable() does, and judge each combination by the
-    # canonical names the rules read: both then agree even on a grid that spells a flag twice.
-    names = same_flag or {}
-    total = math.prod(len(values) for values in grid.values())
-    active = _active_rules(canonical(grid, same_flag), rules)
-    read_flags = {flag for rule in active for flag in rule.flags}
-    read = [flag for flag in grid if names.get(flag, flag) in read_flags]
-    others = math.prod(len(grid[flag]) for flag in grid if flag not in read)
-    skipped: Counter[str] = Counter()
-    runnable_read = 0
-    for values in itertools.product(*(grid[flag] for flag in read)):
-        combination = canonical(dict(zip(read, values, strict=True)), same_flag)
-        reason = _first_reason(combination, active)
-        if reason is None:
-            runnable_read += 1
-        else:
-            skipped[reason] += others
-    return PlanSummary(total, runnable_read * others, dict(skipped))
+    return Plan(grid, rules, same_flag).summary
 
 
 def skip_reason(
@@ -148,12 +267,7 @@ def runnable(
     grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule], same_flag: Mapping[str, str] | None = None
 ) -> Iterator[Combination]:
     """The runnable combinations, lazily, in plan order (the grid's flag order, last flag fastest)."""
-    flags = list(grid)
-    active = _active_rules(canonical(grid, same_flag), rules)
-    for values in itertools.product(*(grid[flag] for flag in flags)):
-        combination = dict(zip(flags, values, strict=True))
-        if not active or _first_reason(canonical(combination, same_flag), active) is None:
-            yield combination
+    return Plan(grid, rules, same_flag).combinations()
 
 
 def command_arguments(flag: str, value: Any, catalogue: Catalogue | None) -> list[str]:

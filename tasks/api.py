@@ -88,7 +88,7 @@ class ExperimentRecordSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     status = serializers.ChoiceField(choices=ExperimentStatus.values)
     parameters = serializers.DictField(help_text="Each flag and the one value this experiment uses.")
-    command = serializers.CharField(help_text="The launch command as the worker ran it.")
+    command = serializers.CharField(help_text="The engine's own launch command, on the port the worker used.")
     deploy_command = serializers.CharField(help_text="The engine's own launcher on the plan's port.")
     score = serializers.FloatField(allow_null=True)
     scored_level = serializers.IntegerField(allow_null=True)
@@ -101,7 +101,9 @@ class ExperimentRecordSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     duration_s = serializers.FloatField(allow_null=True)
     levels = serializers.ListField(child=serializers.DictField(), help_text="The benchmark at each level.")
-    log_tail = serializers.CharField(allow_blank=True)
+    log_tail = serializers.CharField(
+        allow_blank=True, help_text="The engine's last log lines; for staff, first the command this host ran."
+    )
 
 
 PLAN = inline_serializer(
@@ -221,7 +223,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         start = (page - 1) * page_size
         rows = [
             {"number": number, "parameters": combination, "command": command}
-            for number, combination, command in itertools.islice(task.plan(), start, start + page_size)
+            for number, combination, command in itertools.islice(task.plan(start), page_size)
         ]
         headers = page_headers(request, page=page, size=page_size, total=summary.runnable)
         body = {
@@ -294,7 +296,7 @@ class TaskViewSet(viewsets.ModelViewSet):
         if query.get("status"):
             experiments = experiments.filter(status=query["status"])
         rows = run_results.sort_experiments(task, list(experiments), query["sort"])
-        return Response([run_results.record(experiment) for experiment in rows])
+        return Response([run_results.record(experiment, user=request.user) for experiment in rows])
 
     @extend_schema(
         summary="The run's results: the best configuration, the Pareto front and every experiment",
@@ -303,4 +305,4 @@ class TaskViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def results(self, request: Request, pk: str) -> Response:
         task = self.get_object()
-        return Response(run_results.results(task, list(task.experiments.all())))
+        return Response(run_results.results(task, list(task.experiments.all()), user=request.user))

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -16,16 +16,17 @@ from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, same_flag
 from engines.plan import (
     MAX_GRID_EXPERIMENTS,
+    Plan,
     PlanSummary,
+    PlanTooLarge,
     command_renderer,
     launch_command,
     rules_for,
-    runnable,
     summarize,
 )
 from presets.fields import GridField
 from presets.merging import MergeStrategy, count_combinations
-from presets.models import ParameterPreset, Runtime
+from presets.models import MAX_DESCRIPTION_LENGTH, ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import clean_parameters
 from tasks.validators import clean_concurrency_levels
@@ -114,7 +115,12 @@ class TaskQuerySet(NamedQuerySet):
 
 
 class Task(UniquelyNamed):
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True,
+        max_length=MAX_DESCRIPTION_LENGTH,  # checked by validation only: see presets.models
+        validators=[MaxLengthValidator(MAX_DESCRIPTION_LENGTH)],
+        help_text=f"Optional; at most {MAX_DESCRIPTION_LENGTH:,} characters.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
@@ -130,10 +136,14 @@ class Task(UniquelyNamed):
     error = models.TextField(blank=True, help_text="Why the last run failed or stopped, in one sentence.")
 
     # The model under test
-    model = models.CharField(max_length=500, help_text="A Hugging Face id (org/name) or a local path.")
+    model = models.CharField(
+        max_length=500, help_text="A Hugging Face id (org/name) or a local path, at most 500 characters."
+    )
     runtime = models.CharField(max_length=16, choices=Runtime.choices, db_index=True)
     engine_version = models.CharField(
-        max_length=200, blank=True, help_text="Optional engine image or version tag, e.g. v0.5.23."
+        max_length=200,
+        blank=True,
+        help_text="Optional engine image or version tag, e.g. v0.5.23; at most 200 characters.",
     )
     gpus = models.PositiveSmallIntegerField(
         default=1,
@@ -227,10 +237,18 @@ class Task(UniquelyNamed):
                 errors["parameters"] = [str(finding) for finding in found]
             else:
                 aliases = same_flag(list(grid), for_engine(self.runtime))
-                summary = summarize(grid, rules_for(self.runtime, self.gpus or 1), aliases)
+                try:
+                    summary = summarize(grid, rules_for(self.runtime, self.gpus or 1), aliases)
+                except PlanTooLarge as refusal:
+                    errors["parameters"] = [str(refusal)]
+                    summary = None
                 # A grid none of whose combinations can run is saved all the same (the plan says
                 # why, and more GPUs fix it); only an oversized grid search is refused.
-                if self.optimization_strategy == OptimizationStrategy.GRID and summary.runnable > MAX_GRID_EXPERIMENTS:
+                if (
+                    summary is not None
+                    and self.optimization_strategy == OptimizationStrategy.GRID
+                    and summary.runnable > MAX_GRID_EXPERIMENTS
+                ):
                     errors["optimization_strategy"] = [
                         f"The grid has {summary.runnable:,} runnable combinations; a grid search runs at most "
                         f"{MAX_GRID_EXPERIMENTS:,}. Choose random or bayesian search with a max experiments cap."
@@ -239,9 +257,14 @@ class Task(UniquelyNamed):
             raise ValidationError(errors)
 
     @cached_property
+    def runnable_plan(self) -> Plan:
+        """The runnable combinations, counted and indexed; made once per instance."""
+        return Plan(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
+
+    @property
     def plan_summary(self) -> PlanSummary:
-        """Total and runnable combinations, with why the others are skipped; read once per instance."""
-        return summarize(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
+        """Total and runnable combinations, with why the others are skipped."""
+        return self.runnable_plan.summary
 
     def _same_flag(self) -> dict[str, str]:
         return same_flag(list(self.parameters or {}), for_engine(self.runtime))
@@ -252,11 +275,11 @@ class Task(UniquelyNamed):
             finding for finding in check_for_runtime(self.parameters or {}, self.runtime) if finding.level == "warning"
         ]
 
-    def plan(self) -> Iterator[tuple[int, dict[str, Any], str]]:
-        """Every runnable experiment, lazily: its number, flags and exact launch command."""
-        rules = rules_for(self.runtime, self.gpus or 1)
+    def plan(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """The runnable experiments from 0-based ``start`` on, lazily: number, flags and exact launch
+        command. Starting far into a huge grid costs no more than starting at the beginning."""
         render = command_renderer(self.runtime, self.model, list(self.parameters), catalogue=for_engine(self.runtime))
-        for number, combination in enumerate(runnable(self.parameters, rules, self._same_flag()), 1):
+        for number, combination in enumerate(self.runnable_plan.combinations(start), start + 1):
             yield number, combination, render(combination)
 
     @property
@@ -425,6 +448,11 @@ def _refusal(current: str, wanted: str) -> str:
     return f"A {labels[current].lower()} task cannot become {labels[wanted].lower()}."
 
 
+# How an experiment's log begins when this host ran its engine through a launcher
+# (settings.ENGINE_LAUNCHERS): that command names server paths, so only staff read the line.
+HOST_COMMAND_LINE = "Started on this host as: "
+
+
 class Experiment(models.Model):
     """One combination of the grid: its engine launched, benchmarked and scored."""
 
@@ -472,6 +500,12 @@ class Experiment(models.Model):
     def meets_slo(self) -> bool:
         return self.status == ExperimentStatus.SUCCEEDED and self.score is not None and not self.slo_violation
 
+    def log_for(self, user: Any) -> str:
+        """The engine's log as ``user`` may read it: the host's launcher line for staff only."""
+        if user.is_staff or not self.log_tail.startswith(HOST_COMMAND_LINE):
+            return self.log_tail
+        return self.log_tail.partition("\n")[2]
+
     @property
     def deploy_command(self) -> str:
         """The command to start this configuration for real: the engine's own launcher on the plan's
@@ -480,10 +514,15 @@ class Experiment(models.Model):
             self.task.runtime, self.task.model, self.parameters, catalogue=for_engine(self.task.runtime)
         )
 
-    def save_as_preset(self, *, by: Any) -> ParameterPreset:
-        """A user preset with exactly this experiment's values, linked back to its task."""
+    def suggested_preset_name(self) -> str:
+        """What "Save as preset" offers to call it: the first free "<task> #<number> (config)"."""
+        return ParameterPreset.objects.free_name(f"{self.task.name} #{self.number}", suffix="config")
+
+    def save_as_preset(self, *, by: Any, name: str | None = None) -> ParameterPreset:
+        """A user preset with exactly this experiment's values, linked back to its task; named as
+        the user chose (checked by the form), else as suggested."""
         return _user_preset(
-            name=ParameterPreset.objects.free_name(f"{self.task.name} #{self.number}", suffix="config"),
+            name=name or self.suggested_preset_name(),
             description=f"The configuration of experiment {self.number} of task “{self.task.name}”.",
             runtime=self.task.runtime,
             parameters={flag: [value] for flag, value in self.parameters.items()},

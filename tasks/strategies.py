@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from engines.catalogue import for_engine
 from engines.checks import same_flag
-from engines.plan import rules_for, runnable, skip_reason
+from engines.plan import rules_for, skip_reason
 
 if TYPE_CHECKING:
     import optuna
 
     from tasks.models import Experiment, Task
 
-# Up to this many runnable combinations a random sample is drawn from the full list; above it,
-# by rejection from the whole grid (a 10^12 grid is never listed).
-ENUMERATE_UP_TO = 100_000
 BAYESIAN_ATTEMPTS = 50  # asks for an untried runnable combination before falling back to random
 
 
@@ -37,43 +33,18 @@ def combination_key(combination: Mapping[str, Any]) -> str:
 
 def planned_combinations(task: Task, seed: int) -> list[dict[str, Any]]:
     """The experiments a grid or random search runs, in order."""
-    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
     cap = task.max_experiments
     if task.optimization_strategy == "grid":
-        return list(itertools.islice(runnable(grid, rules, aliases), cap))
+        return list(itertools.islice(task.runnable_plan.combinations(), cap))
     return sample_without_replacement(task, seed, cap or task.plan_summary.runnable)
 
 
 def sample_without_replacement(task: Task, seed: int, count: int) -> list[dict[str, Any]]:
-    """``count`` distinct runnable combinations, the same ones for the same seed."""
-    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
-    rng = random.Random(seed)
-    available = task.plan_summary.runnable
-    count = min(count, available)
-    if available <= ENUMERATE_UP_TO:
-        return rng.sample(list(runnable(grid, rules, aliases)), count)
-    # A huge grid: draw positions in the grid, keep runnable ones not drawn before.
-    flags = list(grid)
-    sizes = [len(grid[flag]) for flag in flags]
-    total = math.prod(sizes)
-    chosen: dict[int, dict[str, Any]] = {}
-    while len(chosen) < count:
-        position = rng.randrange(total)
-        if position in chosen:
-            continue
-        combination = _at(grid, flags, sizes, position)
-        if skip_reason(combination, rules, aliases) is None:
-            chosen[position] = combination
-    return list(chosen.values())
-
-
-def _at(grid: Mapping[str, Sequence[Any]], flags: Sequence[str], sizes: Sequence[int], position: int) -> dict[str, Any]:
-    """The combination at ``position`` in plan order (the last flag varies fastest)."""
-    indexes = []
-    for size in reversed(sizes):
-        position, index = divmod(position, size)
-        indexes.append(index)
-    return {flag: grid[flag][index] for flag, index in zip(flags, reversed(indexes), strict=True)}
+    """``count`` distinct runnable combinations, the same ones for the same seed: positions drawn in
+    the plan and looked up there, so a 10^12 grid costs what a small one does."""
+    plan = task.runnable_plan
+    positions = random.Random(seed).sample(range(plan.runnable), min(count, plan.runnable))
+    return [plan.at(position) for position in positions]
 
 
 def _aliases(task: Task) -> dict[str, str]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import Resolver404, resolve, reverse
@@ -39,7 +39,7 @@ from presets.models import ParameterPreset, PresetsNotFound
 from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
-from tasks.forms import PresetSelectionForm, TaskForm
+from tasks.forms import PresetNameForm, PresetSelectionForm, TaskForm
 from tasks.models import RUNNING_EXPERIMENT, Experiment, Task, TaskStatus, TransitionRefused
 from tasks.plots import pareto_front, scatter_svg
 
@@ -393,6 +393,7 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
     tails = dict(Experiment.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "log_tail"))
     for row in rows:
         row.log_tail = tails.get(row.pk, "")
+        row.log_tail = row.log_for(request.user)  # the host's launcher line for staff only
     return {
         "task": task,
         "can_change": task.can_change(request.user),
@@ -418,7 +419,8 @@ def _queue_is_stale() -> bool:
 def task_progress(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The run panel alone, polled by the task page while the task is queued or running."""
     task = get_object_or_404(Task, pk=pk)
-    response = render(request, "tasks/_run.html", _run_context(request, task))
+    # The heading's status badge rides along out of band: it never says "Queued" beside a running panel.
+    response = render(request, "tasks/_run.html", {**_run_context(request, task), "status_out_of_band": True})
     if request.htmx and request.GET.get("live") and not task.is_locked and not _still_stopping(task):
         # The run just ended: reload the page once, so its header, actions and plan are current too.
         response["HX-Refresh"] = "true"
@@ -446,13 +448,27 @@ def task_results_download(request: HtmxHttpRequest, pk: int, kind: str) -> HttpR
         response = HttpResponse(run_results.results_csv(task, experiments), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
-    return download_response(run_results.results_json(task, experiments).encode(), f"{name}.json")
+    return download_response(run_results.results_json(task, experiments, user=request.user).encode(), f"{name}.json")
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def experiment_save_preset(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
+    """Save an experiment's configuration as a preset, under the name the user gives (the results
+    card sends it; this page asks for it again when it is taken or missing)."""
     experiment = get_object_or_404(Experiment.objects.select_related("task"), task_id=pk, number=number)
-    preset = experiment.save_as_preset(by=request.user)
-    messages.success(request, f"Saved experiment {number}'s configuration as the preset “{preset.name}”.")
-    return redirect(preset)
+    if request.method == "GET":
+        form = PresetNameForm(initial={"name": experiment.suggested_preset_name()})
+    else:
+        form = PresetNameForm(request.POST)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    preset = experiment.save_as_preset(by=request.user, name=form.cleaned_data["name"])
+            except IntegrityError:  # taken between the check and the save
+                form.add_error("name", f"A preset named “{form.cleaned_data['name']}” already exists.")
+            else:
+                messages.success(request, f"Saved experiment {number}'s configuration as the preset “{preset.name}”.")
+                return redirect(preset)
+    context = {"form": form, "experiment": experiment, "task": experiment.task}
+    return render(request, "tasks/experiment_save_preset.html", context, status=INVALID if form.errors else 200)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engines.catalogue import Catalogue, Flag, parse
-from engines.plan import PlanSummary, Rule, launch_command, rules_for, runnable, summarize
+from engines.plan import Plan, PlanSummary, PlanTooLarge, Rule, launch_command, rules_for, runnable, summarize
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -137,7 +137,7 @@ def test_sglang_rules_ignore_vllm_spellings_of_other_flags():
 
 def test_an_empty_grid_plans_nothing():
     assert summarize({}, rules_for("sglang", 8)) == PlanSummary(0, 0)
-    assert list(runnable({}, rules_for("sglang", 8))) == [{}]
+    assert list(runnable({}, rules_for("sglang", 8))) == []  # as the summary says
 
 
 def test_a_grid_of_a_trillion_combinations_is_counted_without_expanding_it():
@@ -358,3 +358,86 @@ def test_an_alias_is_rendered_as_the_engines_own_long_name():
     command = launch_command("vllm", MODEL, {"tp": 2}, catalogue=catalogue)
 
     assert command == f"vllm serve {MODEL} --host 127.0.0.1 --port 30000 --tensor-parallel-size 2"
+
+
+# Indexing the plan: the n-th runnable combination, and a page from anywhere, without the walk.
+
+
+def brute_force_plan(grid: Mapping[str, Sequence[Any]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
+    """Every runnable combination in plan order, the slow, obvious way."""
+    combinations = (dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values()))
+    return [combination for combination in combinations if not any(rule.reason(combination) for rule in rules)]
+
+
+INDEXED_GRIDS = [
+    *SMALL_GRIDS,
+    # Ruled flags between, before and after free ones, and a ruled flag whose value runs nowhere.
+    pytest.param(
+        "sglang",
+        4,
+        {
+            "chunked-prefill-size": [1024, 2048],
+            "tp-size": [8, 1, 2, 4],
+            "page-size": [1, 16, 64],
+            "dp-size": [3, 1, 2],
+            "schedule-policy": ["lpm", "fcfs"],
+            "disable-radix-cache": [True, False],
+            "max-running-requests": [8, 16],
+        },
+        id="sglang-ruled-and-free-interleaved",
+    ),
+    pytest.param("sglang", 1, {"tp-size": [2, 4], "page-size": [1, 16]}, id="sglang-nothing-runs"),
+]
+
+
+@pytest.mark.parametrize(("engine", "gpus", "grid"), INDEXED_GRIDS)
+def test_the_plan_finds_each_combination_by_its_number_as_the_walk_would(engine, gpus, grid):
+    rules = rules_for(engine, gpus)
+    expected = brute_force_plan(grid, rules)
+    plan = Plan(grid, rules)
+
+    assert plan.runnable == len(expected)
+    assert [plan.at(number) for number in range(plan.runnable)] == expected
+    for start in range(plan.runnable + 1):
+        assert list(plan.combinations(start)) == expected[start:]
+    with pytest.raises(IndexError):
+        plan.at(plan.runnable)
+
+
+class CountingRule:
+    """A rule that counts how often it is asked: the work a plan does, without a clock."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reason(self, values: Mapping[str, Any]) -> str | None:
+        self.calls += 1
+        return "tp 8 needs more GPUs" if values.get("tp-size") == 8 else None
+
+
+def test_a_page_far_into_a_huge_grid_costs_the_page_not_the_grid():
+    # 10^8 combinations, and the flag that rules out a quarter of them is the first: every
+    # combination under tp-size 8 is skipped as one subtree, never visited.
+    counting = CountingRule()
+    grid = {"tp-size": [1, 2, 8, 4], **{f"knob-{index}": list(range(10)) for index in range(8)}}
+    rules = [Rule(("tp-size",), counting.reason)]
+
+    plan = Plan(grid, rules)
+    page = list(itertools.islice(plan.combinations(199_999_990), 20))
+
+    assert counting.calls == 4  # each tp-size value judged once, when the plan was made
+    assert (plan.total, plan.runnable) == (4 * 10**8, 3 * 10**8)
+    assert page[9] == {"tp-size": 2, **{f"knob-{index}": 9 for index in range(8)}}  # the last under tp 2
+    assert page[10] == {"tp-size": 4, **{f"knob-{index}": 0 for index in range(8)}}  # tp 8 skipped whole
+    assert len(page) == 20
+    assert plan.at(plan.runnable - 1) == {"tp-size": 4, **{f"knob-{index}": 9 for index in range(8)}}
+
+
+def test_a_grid_whose_ruled_flags_have_too_many_value_combinations_is_refused():
+    grid = {"tp-size": list(range(1, 501)), "dp-size": list(range(1, 501)), "page-size": [1]}
+
+    with pytest.raises(PlanTooLarge) as refusal:
+        Plan(grid, rules_for("sglang", 8))
+
+    assert "tp-size, dp-size have 250,000 combinations of values" in str(refusal.value)
+    assert "at most 100,000" in str(refusal.value)

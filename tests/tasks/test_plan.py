@@ -350,6 +350,83 @@ def test_the_plan_api_accepts_the_largest_page_size(api, five_runnable):
     assert len(response.json()["experiments"]) == 5
 
 
+# A random search over 4 × 10^8 combinations, a quarter of which need more GPUs than the task has.
+HUGE = {"tp-size": [1, 2, 4, 8], **{f"max-running-requests-{index}": list(range(1, 11)) for index in range(8)}}
+
+
+@pytest.fixture
+def huge_random(user) -> Task:
+    return make_task(
+        name="Huge", parameters=HUGE, gpus=4, optimization_strategy="random", max_experiments=20, created_by=user
+    )
+
+
+def test_a_plan_page_far_into_a_huge_grid_is_the_page_at_that_place(api, huge_random):
+    response = api.get(f"/api/tasks/{huge_random.pk}/plan", {"page": 300_000, "page_size": 1000})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["combinations"], body["runnable"]) == (4 * 10**8, 3 * 10**8)
+    experiments = body["experiments"]
+    assert [experiments[0]["number"], experiments[-1]["number"]] == [299_999_001, 300_000_000]
+    # The last experiment: tp-size 4 (8 is skipped) with every other flag at its last value.
+    assert experiments[-1]["parameters"] == {"tp-size": 4, **{flag: 10 for flag in list(HUGE)[1:]}}
+    assert response["X-Total-Count"] == str(3 * 10**8)
+
+
+def test_a_random_search_over_a_huge_grid_starts_with_its_own_sample(signed_in, huge_random):
+    from tasks.strategies import planned_combinations
+
+    sample = planned_combinations(huge_random, seed=7)
+
+    assert len(sample) == 20
+    assert len({json.dumps(combination) for combination in sample}) == 20
+    assert all(combination["tp-size"] != 8 for combination in sample)
+    assert sample == planned_combinations(huge_random, seed=7)
+
+
+@pytest.mark.parametrize("suffix", ["plan.json", "plan.sh"])
+def test_a_plan_longer_than_a_download_takes_is_refused_with_a_way_to_read_it(signed_in, huge_random, suffix):
+    response = signed_in.get(f"/tasks/{huge_random.pk}/{suffix}")
+
+    assert response.status_code == 400
+    text = body(response).text
+    assert "has 300000000 runnable experiments" in text
+    assert "only up to 10000 experiments" in text
+    assert f"/api/tasks/{huge_random.pk}/plan" in text
+
+
+def test_the_task_page_of_a_huge_plan_offers_the_api_instead_of_downloads(signed_in, huge_random):
+    response = signed_in.get(f"/tasks/{huge_random.pk}/")
+
+    links = [link.attrs.get("href") for link in plan_section(response).find_all("a")]
+    assert f"/tasks/{huge_random.pk}/plan.json" not in links
+    assert f"/api/tasks/{huge_random.pk}/plan" in plan_section(response).text
+
+
+def test_a_plan_of_exactly_the_download_limit_downloads(signed_in, user):
+    task = make_task(parameters={"max-running-requests": list(range(1, 101)), "page-size": list(range(1, 101))})
+
+    response = signed_in.get(f"/tasks/{task.pk}/plan.sh")
+
+    assert response.status_code == 200
+    assert response.content.decode().count("# experiment ") == 10_000
+
+
+def test_a_task_whose_parallel_flags_have_too_many_value_combinations_is_refused(api):
+    parameters = {"tp-size": list(range(1, 501)), "dp-size": list(range(1, 501))}
+    response = api.post(
+        "/api/tasks/",
+        api_task(parameters=parameters, optimization_strategy="random", max_experiments=5),
+        format="json",
+    )
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["path"] == "parameters"
+    assert "tp-size, dp-size have 250,000 combinations of values" in error["message"]
+
+
 def test_the_plan_api_answers_404_for_an_unknown_task(api):
     response = api.get("/api/tasks/999999/plan")
 
@@ -559,6 +636,33 @@ def test_the_new_task_preview_skips_what_one_gpu_cannot_run(signed_in, alias_pre
         "1 skipped: tp-size × dp-size × pp-size = 2 GPUs, more than the 1 available",
         "1 skipped: tp-size × dp-size × pp-size = 4 GPUs, more than the 1 available",
     ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "problem"),
+    [
+        pytest.param(
+            {f"knob-{index}": list(range(1000)) for index in range(3)},
+            {f"dial-{index}": list(range(1000)) for index in range(2)},
+            "The merged grid is too big: the grid has 1,000,000,000,000,000 combinations",
+            id="union-over-the-grid-limit",
+        ),
+        pytest.param(
+            {"tp-size": list(range(1, 501))},
+            {"dp-size": list(range(1, 501))},
+            "tp-size, dp-size have 250,000 combinations of values between them",
+            id="parallel-flags-over-the-plan-limit",
+        ),
+    ],
+)
+def test_the_new_task_preview_explains_a_merge_too_big_to_plan(signed_in, first, second, problem):
+    ids = [str(make_preset(name=name, parameters=grid).pk) for name, grid in (("First", first), ("Second", second))]
+    data = task_form(use_presets="on", presets=ids, action="refresh", gpus="8")
+
+    response = signed_in.post("/tasks/new/", data)
+
+    assert response.status_code == 200
+    assert problem in merge_preview(response).find("ul", class_="errorlist").text
 
 
 def test_the_new_task_preview_skips_nothing_with_enough_gpus(signed_in, alias_presets):
