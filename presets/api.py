@@ -27,7 +27,7 @@ from presets.api_fields import STORABLE_TEXT
 from presets.api_history import PresetHistoryMixin
 from presets.filters import MAX_SEARCH_LENGTH, PresetFilter
 from presets.models import ParameterPreset, PresetsNotFound
-from presets.validators import Problem
+from presets.validators import Problem, grid_size_problems
 
 CHANGE = "A change records a new version, with `change_note` as its note; no change, no version."
 NAME_TAKEN = "The name is taken (names ignore case and surrounding spaces)."
@@ -190,6 +190,12 @@ class PresetViewSet(PresetHistoryMixin, PresetExchangeMixin):
                 f"Preset{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} not found",
                 [Problem(f"preset_ids[{index}]", f"no preset with id {pk}") for index, pk in error.missing],
             ) from None
+        if too_big := grid_size_problems(result.parameters):
+            raise ApiError(
+                status.HTTP_400_BAD_REQUEST,
+                f"The merged grid is too big: {too_big[0].message}",
+                [problem.under("preset_ids") for problem in too_big],
+            )
         answer = result.as_dict()
         catalogue = for_engine(runtime) if runtime else None
         if catalogue is not None:  # with an engine named, what it would say of the merged grid

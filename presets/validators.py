@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from engines.registry import engine_names, quoted_names
-from presets.merging import Grid, identity
+from presets.merging import Grid, count_combinations, identity
 
 MAX_PARAMETERS = 200
 MAX_VALUES = 1000
@@ -25,6 +25,10 @@ MAX_FLAG_LENGTH = 100
 MAX_NAME_LENGTH = 255
 MAX_METADATA_DEPTH = 10
 MAX_METADATA_SIZE = 64 * 1024
+# A grid is searched by sampling, and a grid search runs at most engines.plan.MAX_GRID_EXPERIMENTS:
+# a trillion combinations is beyond any search, yet every count stays an exact JSON number (below
+# 2^53) for every client. Bigger grids (7 flags of 1,000 values is 10^21) are typing accidents.
+MAX_COMBINATIONS = 10**12
 # Presets one merge (API or task) takes: the task pages' selector holds as many; more would make
 # the merge and its explanation unreadable long before it made them slow.
 MAX_MERGE_PRESETS = 50
@@ -213,9 +217,39 @@ def normalize_parameters(raw: object) -> Grid:
                 seen.add(key_)
                 values.append(value)
 
+    problems = problems or grid_size_problems(grid)
     if problems:
         raise InvalidParameters(problems)
     return grid
+
+
+def grid_size_problems(grid: Grid) -> list[Problem]:
+    """What makes a grid of valid values too big to plan: too many flags, too many values of one
+    flag, too many combinations. Also for a merged grid, which a union can make bigger than its presets."""
+    if len(grid) > MAX_PARAMETERS:
+        return [Problem("", f"at most {MAX_PARAMETERS} parameters are allowed, got {len(grid)}")]
+    problems = [
+        Problem(_short(flag), f"at most {MAX_VALUES} values are allowed, got {len(values)}")
+        for flag, values in grid.items()
+        if len(values) > MAX_VALUES
+    ]
+    combinations = count_combinations(grid)
+    if combinations > MAX_COMBINATIONS:
+        problems.append(
+            Problem(
+                "",
+                f"the grid has {describe_count(combinations)} combinations; at most {MAX_COMBINATIONS:,} (10^12) "
+                "are allowed: give its flags fewer values",
+            )
+        )
+    return problems
+
+
+def describe_count(count: int) -> str:
+    """A count for a sentence: exact with separators, or its order of magnitude past a quadrillion."""
+    if count <= 10**15:
+        return f"{count:,}"
+    return f"about 10^{math.floor(math.log10(count))}"
 
 
 def name_problems(name: object) -> tuple[str, list[Problem]]:

@@ -8,12 +8,12 @@ from django.urls import reverse
 
 from engines.catalogue import for_engine
 from engines.checks import check_for_runtime, same_flag
-from engines.plan import rules_for, summarize
+from engines.plan import PlanTooLarge, rules_for, summarize
 from engines.registry import engine, is_engine
-from presets.forms import ParametersField
+from presets.forms import NAME_HELP, ParametersField
 from presets.merging import MergeResult, MergeStrategy
 from presets.models import ParameterPreset, PresetsNotFound
-from presets.validators import MAX_MERGE_PRESETS, parse_id, preset_id_problems
+from presets.validators import MAX_MERGE_PRESETS, grid_size_problems, parse_id, preset_id_problems
 from tasks.models import LARGE_GRID, Task
 from tasks.validators import clean_concurrency_levels
 
@@ -99,6 +99,7 @@ class TaskForm(forms.ModelForm):
             "slo_min_success_rate": "Min success rate (0–1)",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        help_texts = {"name": NAME_HELP}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,6 +122,15 @@ class TaskForm(forms.ModelForm):
                 "hx-vals": '{"action": "refresh"}',
             }
         )
+
+
+class PresetNameForm(forms.ModelForm):
+    """The name for "Save as preset": checked as any preset's name is (length, characters, taken)."""
+
+    class Meta:
+        model = ParameterPreset
+        fields = ["name"]
+        labels = {"name": "Preset name"}
 
 
 class PresetIdsField(forms.Field):
@@ -274,9 +284,15 @@ class PresetSelectionForm(forms.Form):
         """What the merge preview shows: the merge, its conflicts and the plan it makes."""
         result, _ = self.merged()
         summary = None
+        if result and (too_big := grid_size_problems(result.parameters)):
+            self.problems.extend(f"The merged grid is too big: {problem}" for problem in too_big)
+            result = None
         if result:
             aliases = same_flag(list(result.parameters), for_engine(self.engine))
-            summary = summarize(result.parameters, rules_for(self.engine, self.gpu_count), aliases)
+            try:
+                summary = summarize(result.parameters, rules_for(self.engine, self.gpu_count), aliases)
+            except PlanTooLarge as refusal:
+                self.problems.append(str(refusal))
         return {
             "selection": self,
             "result": result,

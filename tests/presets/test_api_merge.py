@@ -334,3 +334,21 @@ def test_every_unknown_id_is_reported_at_its_index(api, ids):
     errors = response.json()["errors"]
     assert [error["path"] for error in errors] == [f"preset_ids[{index}]" for index in range(1, 50)]
     assert errors[0]["message"] == f"no preset with id {10**12}"
+
+
+def test_a_union_bigger_than_the_grid_limit_answers_400_naming_it(api):
+    # Each preset is within the limit (10^9 and 10^6 combinations); their union is 10^15.
+    first = make_preset(name="Three knobs", parameters={f"knob-{index}": list(range(1000)) for index in range(3)})
+    second = make_preset(name="Two knobs", parameters={f"dial-{index}": list(range(1000)) for index in range(2)})
+
+    response = merge(api, [first.pk, second.pk], "union")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "path": "preset_ids",
+            "message": "the grid has 1,000,000,000,000,000 combinations; at most 1,000,000,000,000 (10^12) "
+            "are allowed: give its flags fewer values",
+        }
+    ]
+    assert merge(api, [first.pk, second.pk], "intersection").status_code == 200

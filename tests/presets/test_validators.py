@@ -103,11 +103,12 @@ def test_values_at_the_limits_are_accepted(value):
     assert normalize_parameters({"x": [value]}) == {"x": [value]}
 
 
-def test_a_thousand_values_and_two_hundred_flags_are_accepted():
-    grid = normalize_parameters({f"flag-{index}": list(range(1000)) for index in range(200)})
+def test_a_thousand_values_of_a_flag_and_two_hundred_flags_are_accepted():
+    many_values = normalize_parameters({"tp-size": list(range(1000))})
+    many_flags = normalize_parameters({f"flag-{index}": [1] for index in range(200)})
 
-    assert len(grid) == 200
-    assert all(len(values) == 1000 for values in grid.values())
+    assert len(many_values["tp-size"]) == 1000
+    assert len(many_flags) == 200
 
 
 # normalize_parameters: type-aware deduplication -------------------------------------------
@@ -223,6 +224,33 @@ def test_an_empty_list_of_values_is_refused():
 
 def test_more_than_a_thousand_values_are_refused():
     assert problems_of({"tp-size": list(range(1001))}) == ["tp-size: at most 1000 values are allowed, got 1001"]
+
+
+def test_a_grid_of_up_to_a_trillion_combinations_is_accepted():
+    grid = {f"knob-{index}": list(range(1000)) for index in range(4)}  # exactly 10^12
+
+    assert normalize_parameters(grid) == grid
+
+
+@pytest.mark.parametrize(
+    ("flags", "size"),
+    [pytest.param(7, "about 10^21", id="7-by-1000"), pytest.param(200, "about 10^600", id="200-by-1000")],
+)
+def test_a_grid_of_more_than_a_trillion_combinations_is_refused_naming_the_limit(flags, size):
+    grid = {f"knob-{index}": list(range(1000)) for index in range(flags)}
+
+    assert problems_of(grid) == [
+        f"the grid has {size} combinations; at most 1,000,000,000,000 (10^12) are allowed: give its flags fewer values"
+    ]
+
+
+def test_the_count_in_the_limits_message_is_exact_while_it_is_readable():
+    grid = {"a": list(range(1000)), "b": list(range(1000)), "c": list(range(1000)), "d": list(range(750)), "e": [1, 2]}
+
+    assert problems_of(grid) == [
+        "the grid has 1,500,000,000,000 combinations; at most 1,000,000,000,000 (10^12) are allowed: "
+        "give its flags fewer values"
+    ]
 
 
 def test_a_null_value_is_refused_with_its_index():
