@@ -1,6 +1,7 @@
-"""Load test: many clients doing a realistic mix of work at once, then a check that no write was lost.
+"""Load test: many clients doing a realistic mix of work at once while others attack, then a check
+that no write was lost and no request was left to hang.
 
-    .venv/bin/python bench/load_test.py [--clients 32] [--seconds 60] [--database-url postgres://…]
+    .venv/bin/python bench/load_test.py [--clients 32] [--hostile 2] [--seconds 60] [--database-url postgres://…]
 
 Builds a fresh database in a temporary folder (SQLite, or a new database on the PostgreSQL server
 ``--database-url`` names), creates a user with ``manage.py createsuperuser``, starts gunicorn with two
@@ -10,10 +11,19 @@ one preset, create, PATCH with ``If-Match`` (the ETag read just before), merge, 
 merge preview, a bundle import, a bundle export and delete. Every client changes only presets it
 created, so each acknowledged write has one known value.
 
+Beside them ``--hostile`` clients send, one after another, the requests issue 19 found could hold a
+worker until gunicorn killed it: a plan page far into a random-strategy task over 10^8 combinations
+(``/api/tasks/{id}/plan?page=<far>&page_size=1000``), that task's ``plan.json`` and ``plan.sh``
+downloads, a merge of 50 ids that name no preset (404) and one of 100,000 ids (400). Each must get
+its own answer; meanwhile the normal clients' requests should keep p99 <= 4 x p50 (printed with a
+verdict, not part of the exit status: speed depends on the machine).
+
 Afterwards every acknowledged create and update must be stored with the value last written, and
 every deleted preset must be gone; the run also counts 5xx answers and any body saying "database is
-locked". Prints throughput per operation and the counts; exits 1 on a 5xx, a lock error, a request
-left without an answer, a lost or wrong write, or a deleted preset still there.
+locked", and reads gunicorn's log for ``WORKER TIMEOUT`` (a worker killed for running past its 30 s)
+and tracebacks. Prints throughput and latency per operation and the counts; exits 1 on a 5xx, a lock
+error, a request left without an answer, a hostile request answered otherwise than it should be, a
+worker timeout, a traceback, a lost or wrong write, or a deleted preset still there.
 
 The client is our own minimal HTTP/1.1 over ``asyncio.open_connection`` (one request per
 connection: gunicorn's sync workers close it anyway), as in tasks/benchmark.py: no dependency.
@@ -25,6 +35,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -41,6 +52,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +75,17 @@ MIX = {
     "export": 5,
     "delete": 5,
 }
+# What the hostile clients send, in turn, so that a short run sends each of them.
+HOSTILE = ("far_plan_page", "merge_50_unknown", "plan_json", "merge_100k_ids", "plan_sh")
+# A random search over 4 flags of 100 values each: 10^8 combinations, every one runnable.
+HUGE_GRID = {
+    flag: list(range(1, 101))
+    for flag in ("max-running-requests", "chunked-prefill-size", "max-total-tokens", "max-prefill-tokens")
+}
+PLAN_PAGE_SIZE = 1000
+UNKNOWN_IDS = 10**12  # far past any preset id this run creates
+RATIO_TARGET = 4  # normal requests' p99 at most this many times their p50, attack or not
+WORKER_TIMEOUT = "WORKER TIMEOUT"
 
 
 @dataclass
@@ -71,7 +94,7 @@ class Answer:
     headers: dict[str, str]
     body: bytes
 
-    def json(self) -> object:
+    def json(self) -> Any:  # the shape each caller expects from its endpoint
         return json.loads(self.body)
 
 
@@ -82,9 +105,11 @@ class Tally:
     done: collections.Counter = field(default_factory=collections.Counter)  # operation -> completed
     statuses: collections.Counter = field(default_factory=collections.Counter)  # (operation, status) -> count
     seconds: collections.defaultdict = field(default_factory=lambda: collections.defaultdict(list))
+    requests: list[float] = field(default_factory=list)  # seconds of each normal HTTP request
     server_errors: list[str] = field(default_factory=list)
     locked: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)  # an answer the operation does not allow
+    misanswered: list[str] = field(default_factory=list)  # the same, for a hostile request: a failure
     broken: list[str] = field(default_factory=list)  # no answer, or one that could not be read
     expected: dict[int, str] = field(default_factory=dict)  # preset id -> the description last acknowledged
     deleted: set[int] = field(default_factory=set)
@@ -179,6 +204,8 @@ def _unchunk(body: bytes) -> bytes:
 class Client:
     """One simulated user: a loop of operations on its own presets and everyone's."""
 
+    hostile = False
+
     def __init__(self, number: int, session: Session, tally: Tally, seed_ids: list[int], seed: int) -> None:
         self.number = number
         self.session = session
@@ -189,9 +216,8 @@ class Client:
         self.counter = 0
 
     async def run(self, until: float) -> None:
-        operations, weights = zip(*MIX.items(), strict=True)
         while time.monotonic() < until:
-            operation = self.rng.choices(operations, weights)[0]
+            operation = self.next_operation()
             started = time.perf_counter()
             try:
                 await getattr(self, operation)()
@@ -202,6 +228,9 @@ class Client:
             self.tally.seconds[operation].append(time.perf_counter() - started)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def next_operation(self) -> str:
+        return self.rng.choices(list(MIX), list(MIX.values()))[0]
 
     def _value(self) -> str:
         self.counter += 1
@@ -216,16 +245,19 @@ class Client:
         return self.rng.sample(pool, min(count, len(pool)))
 
     async def _call(self, operation: str, method: str, path: str, *, allowed: tuple[int, ...], **kwargs) -> Answer:
+        started = time.perf_counter()
         if "payload" in kwargs:
             answer = await self.session.json(method, path, kwargs.pop("payload"), **kwargs)
         else:
             answer = await self.session.request(method, path, **kwargs)
+        if not self.hostile:
+            self.tally.requests.append(time.perf_counter() - started)
         self.tally.statuses[operation, answer.status] += 1
-        where = f"{operation} {method} {path}: HTTP {answer.status}"
+        where = f"{operation} {method} {path[:80]}: HTTP {answer.status}"
         if answer.status >= 500:
             self.tally.server_errors.append(f"{where} {answer.body[:200]!r}")
         elif answer.status not in allowed:
-            self.tally.unexpected.append(f"{where} {answer.body[:200]!r}")
+            (self.tally.misanswered if self.hostile else self.tally.unexpected).append(f"{where} {answer.body[:200]!r}")
         if LOCKED in answer.body:
             self.tally.locked.append(where)
         return answer
@@ -236,7 +268,7 @@ class Client:
     # --- the operations --------------------------------------------------------------------
 
     async def list(self) -> None:
-        query = self.rng.choice(
+        query: dict[str, object] = self.rng.choice(
             [
                 {"category": "custom", "ordering": "-updated_at", "page_size": 20},
                 {"runtime": "sglang", "page_size": 50},
@@ -338,6 +370,59 @@ class Client:
 setattr(Client, "import", Client.import_)  # the mix names it "import", a keyword
 
 
+class Attacker(Client):
+    """A signed-in user sending only requests that once held a worker for gunicorn's whole timeout."""
+
+    hostile = True
+
+    def __init__(self, number: int, session: Session, tally: Tally, task: dict, seed: int) -> None:
+        super().__init__(number, session, tally, [], seed)
+        self.task_id = task["id"]
+        self.pages = -(-task["runnable"] // PLAN_PAGE_SIZE)
+        self.turn = itertools.cycle(HOSTILE[number % len(HOSTILE) :] + HOSTILE[: number % len(HOSTILE)])
+
+    def next_operation(self) -> str:
+        return next(self.turn)
+
+    async def far_plan_page(self) -> None:
+        page = self.rng.randint(self.pages // 2, self.pages)
+        query = urlencode({"page": page, "page_size": PLAN_PAGE_SIZE})
+        await self._call("far_plan_page", "GET", f"/api/tasks/{self.task_id}/plan?{query}", allowed=(200,))
+
+    # A download of a plan too long for one file may be refused with 400.
+    async def plan_json(self) -> None:
+        await self._call("plan_json", "GET", f"/tasks/{self.task_id}/plan.json", allowed=(200, 400))
+
+    async def plan_sh(self) -> None:
+        await self._call("plan_sh", "GET", f"/tasks/{self.task_id}/plan.sh", allowed=(200, 400))
+
+    async def merge_50_unknown(self) -> None:
+        ids = [UNKNOWN_IDS + self.rng.randrange(10**9) for _ in range(50)]
+        payload = {"preset_ids": ids, "merge_strategy": "union"}
+        await self._call("merge_50_unknown", "POST", "/api/presets/merge", payload=payload, allowed=(404,))
+
+    async def merge_100k_ids(self) -> None:
+        start = UNKNOWN_IDS + self.rng.randrange(10**9)
+        payload = {"preset_ids": list(range(start, start + 100_000)), "merge_strategy": "union"}
+        await self._call("merge_100k_ids", "POST", "/api/presets/merge", payload=payload, allowed=(400,))
+
+
+async def huge_task(session: Session) -> dict:
+    """The task the attackers plan from: a random search over HUGE_GRID, which saves at once."""
+    payload = {
+        "name": "Hostile huge grid",
+        "model": "load/model",
+        "runtime": "sglang",
+        "parameters": HUGE_GRID,
+        "optimization_strategy": "random",
+        "max_experiments": 50,
+    }
+    answer = await session.json("POST", "/api/tasks/", payload)
+    if answer.status != 201:
+        raise SystemExit(f"Creating the huge-grid task failed: HTTP {answer.status} {answer.body[:300]!r}")
+    return answer.json()
+
+
 async def verify(session: Session, tally: Tally) -> list[str]:
     """Every acknowledged write stored as written, every deleted preset gone: the problems found."""
     stored: dict[int, str] = {}
@@ -383,7 +468,7 @@ async def verify(session: Session, tally: Tally) -> list[str]:
     return problems
 
 
-async def drive(port: int, clients: int, seconds: float, seed: int) -> tuple[Tally, float, list[str]]:
+async def drive(port: int, clients: int, hostile: int, seconds: float, seed: int) -> tuple[Tally, float, list[str]]:
     session = Session("127.0.0.1", port)
     await session.log_in()
     listing = (await session.request("GET", "/api/presets/?is_system=true")).json()
@@ -392,6 +477,9 @@ async def drive(port: int, clients: int, seconds: float, seed: int) -> tuple[Tal
         await session.request("GET", TOTAL_OF_OURS)
     tally = Tally()
     workers = [Client(number, session, tally, seed_ids, seed * 1000 + number) for number in range(clients)]
+    if hostile:
+        task = await huge_task(session)
+        workers += [Attacker(clients + n, session, tally, task, seed * 1000 + clients + n) for n in range(hostile)]
     started = time.monotonic()
     await asyncio.gather(*(worker.run(started + seconds) for worker in workers))
     elapsed = time.monotonic() - started
@@ -446,45 +534,87 @@ def wait_until_up(port: int, server: subprocess.Popen, seconds: float = 30) -> N
     raise SystemExit("gunicorn did not come up")
 
 
-def report(tally: Tally, elapsed: float, problems: list[str], clients: int, engine: str) -> int:
-    total = sum(tally.done.values())
-    print(f"\n{clients} clients for {elapsed:.0f} s on {engine}, gunicorn 2 sync workers")
-    print(f"{'operation':15} {'done':>7} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8}  statuses")
-    for operation in MIX:
-        timings = sorted(tally.seconds[operation])
-        if not timings:
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    timings = sorted(seconds)
+    return timings[len(timings) // 2] * 1000, timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1000
+
+
+def server_log_problems(log: str) -> tuple[list[str], list[str]]:
+    """gunicorn's WORKER TIMEOUT lines, and the first line of each traceback, in the server's log."""
+    lines = log.splitlines()
+    timeouts = [line for line in lines if WORKER_TIMEOUT in line]
+    tracebacks = [
+        next((later for later in lines[number + 1 :] if not later.startswith((" ", "Traceback"))), line)
+        for number, line in enumerate(lines)
+        if line.startswith("Traceback")
+    ]
+    return timeouts, tracebacks
+
+
+def report(tally: Tally, elapsed: float, problems: list[str], clients: int, hostile: int, engine: str, log: str) -> int:
+    normal = sum(tally.done[operation] for operation in MIX)
+    print(f"\n{clients} clients and {hostile} hostile for {elapsed:.0f} s on {engine}, gunicorn 2 sync workers")
+    print(f"{'operation':17} {'done':>7} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    for operation in (*MIX, *HOSTILE):
+        if not tally.seconds[operation]:
             continue
-        p50 = timings[len(timings) // 2] * 1000
-        p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1000
+        p50, p99 = percentiles(tally.seconds[operation])
         statuses = ", ".join(
             f"{status}×{count}" for (name, status), count in sorted(tally.statuses.items()) if name == operation
         )
         done = tally.done[operation]
-        print(f"{operation:15} {done:7} {done / elapsed:7.1f} {p50:8.1f} {p99:8.1f}  {statuses}")
-    requests = sum(tally.statuses.values())
-    print(f"{'all':15} {total:7} {total / elapsed:7.1f}   ({requests} HTTP requests, {requests / elapsed:.1f}/s)")
+        print(f"{operation:17} {done:7} {done / elapsed:7.1f} {p50:8.1f} {p99:8.1f}  {statuses}")
+    requests = len(tally.requests)
+    rate = f"({requests} HTTP requests, {requests / elapsed:.1f}/s)"
+    print(f"{'normal, all':17} {normal:7} {normal / elapsed:7.1f}   {rate}")
+    if tally.requests:
+        p50, p99 = percentiles(tally.requests)
+        verdict = "PASS" if p99 <= RATIO_TARGET * p50 else "MISS"
+        print(
+            f"normal requests: p50 {p50:.1f} ms, p99 {p99:.1f} ms, p99/p50 {p99 / p50:.2f} "
+            f"(target <= {RATIO_TARGET}): {verdict}"
+        )
+    timeouts, tracebacks = server_log_problems(log)
+    print(f"gunicorn {WORKER_TIMEOUT} lines: {len(timeouts)}, tracebacks in the server log: {len(tracebacks)}")
     print(
         f"5xx: {len(tally.server_errors)}, 'database is locked': {len(tally.locked)}, "
-        f"no or unreadable answer: {len(tally.broken)}, other unexpected answers: {len(tally.unexpected)}"
+        f"no or unreadable answer: {len(tally.broken)}, hostile requests answered wrongly: {len(tally.misanswered)}, "
+        f"other unexpected answers: {len(tally.unexpected)}"
     )
-    for line in (tally.server_errors + tally.locked + tally.broken + tally.unexpected)[:20]:
+    failures = [
+        *tally.server_errors,
+        *tally.locked,
+        *tally.broken,
+        *tally.misanswered,
+        *timeouts,
+        *(f"traceback: {line}" for line in tracebacks),
+    ]
+    for line in (failures + tally.unexpected)[:20]:
         print(f"  {line}")
     for problem in problems:
         print(f"WRITES NOT SEEN: {problem}")
-    failed = bool(tally.server_errors or tally.locked or tally.broken or problems)
-    print("FAILED" if failed else "OK: no 5xx, no lock errors, every acknowledged write stored and counted")
+    failed = bool(failures or problems)
+    print(
+        "FAILED"
+        if failed
+        else "OK: no 5xx, no lock errors, every hostile request answered as it should be, no worker timeout, "
+        "no traceback, every acknowledged write stored and counted"
+    )
     return 1 if failed else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--hostile", type=int, default=2, help="clients sending only hostile requests (0: none)")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: a new SQLite file)")
     parser.add_argument("--seed", type=int, default=1, help="the operations' random choices")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="autotuner-load-"))
+    log_path = data_dir / "gunicorn.log"
     engine = "PostgreSQL" if args.database_url else "SQLite"
     server = None
     try:
@@ -492,14 +622,19 @@ def main() -> int:
         env = prepare(data_dir, args.database_url)
         port = free_port()
         gunicorn = [sys.executable, "-m", "gunicorn", "autotuner.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}"]
-        server = subprocess.Popen(
-            [*gunicorn, "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-        )
+        with log_path.open("w") as log:
+            server = subprocess.Popen(
+                [*gunicorn, "--timeout", "30", "--log-level", "warning"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_until_up(port, server)
-        tally, elapsed, problems = asyncio.run(drive(port, args.clients, args.seconds, args.seed))
-        return report(tally, elapsed, problems, args.clients, engine)
+        tally, elapsed, problems = asyncio.run(drive(port, args.clients, args.hostile, args.seconds, args.seed))
+        return report(
+            tally, elapsed, problems, args.clients, args.hostile, engine, log_path.read_text(errors="replace")
+        )
     finally:
         if server is not None and server.poll() is None:
             server.send_signal(signal.SIGTERM)
