@@ -22,7 +22,9 @@ from autotuner.http import ApiError, JSONBodyParser, PayloadTooLarge, invalid, p
 from presets import serializers
 from presets.api_base import HISTORY_PARAMETER, PresetViewSetBase, errors
 from presets.exchange import (
+    MAX_IMPORT_PRESETS,
     MAX_IMPORT_SIZE,
+    MAX_IMPORT_VERSIONS,
     download_response,
     dump,
     export_bundle,
@@ -74,7 +76,8 @@ class PresetExchangeMixin(PresetViewSetBase):
         description=(
             "The document is validated as a whole (presets.exchange): every problem answers 400 at its "
             "path in the document, e.g. `presets[1].parameters.tp-size[0]`, including values a preset's "
-            "engine refuses. Names already taken answer 409 unless `on_conflict` says otherwise."
+            "engine refuses. Names already taken answer 409 unless `on_conflict` says otherwise. One import "
+            f"takes at most {MAX_IMPORT_PRESETS} presets and {MAX_IMPORT_VERSIONS:,} versions in all histories."
         ),
         parameters=[OpenApiParameter("on_conflict", str, enum=[c.value for c in OnConflict])],
         request={

@@ -43,6 +43,11 @@ FORMAT_VERSION = "1.0"
 MAX_IMPORT_SIZE = 1024 * 1024
 MAX_VERSION = 2**31 - 1  # the revision's version column is a 32-bit integer on PostgreSQL
 MAX_USERNAME_LENGTH = 150
+# An import is one request: each preset is a few writes and each version a row, and a file under
+# the size limit holds tens of thousands of either, which would hold a worker past its timeout.
+# An export of more is imported in parts, or without its histories.
+MAX_IMPORT_PRESETS = 100
+MAX_IMPORT_VERSIONS = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
@@ -149,7 +154,8 @@ def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem
         problems.append(Problem("version", version_problem))
 
     if "preset" in document and "presets" in document:
-        return [], [*problems, Problem("", 'give either "preset" (one) or "presets" (a list), not both')]
+        # At the second of the two: every problem has a place a client can point at.
+        return [], [*problems, Problem("presets", 'give either "preset" (one) or "presets" (a list), not both')]
     if "preset" in document:
         items, paths = [document["preset"]], ["preset"]
     elif "presets" in document:
@@ -161,6 +167,10 @@ def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem
         paths = [f"presets[{index}]" for index in range(len(items))]
     else:
         return [], [*problems, Problem("", 'expected "preset" (one preset) or "presets" (a list of presets)')]
+
+    too_many = _too_many(items, paths)
+    if too_many:
+        return [], [*problems, too_many]
 
     contents: list[dict[str, Any]] = []
     first_path_of: dict[str, str] = {}
@@ -178,6 +188,23 @@ def parse_document(document: object) -> tuple[list[dict[str, Any]], list[Problem
             first_path_of.setdefault(key, path)
         contents.append(fields)
     return contents, problems
+
+
+def _too_many(items: list[Any], paths: list[str]) -> Problem | None:
+    """Whether a document holds more presets, or more versions in all, than one import takes."""
+    if len(items) > MAX_IMPORT_PRESETS:
+        return Problem("presets", f"at most {MAX_IMPORT_PRESETS} presets are imported at once, got {len(items):,}")
+    versions = 0
+    for item, path in zip(items, paths, strict=True):
+        history = item.get("history") if isinstance(item, Mapping) else None
+        versions += len(history) if isinstance(history, list) else 0
+        if versions > MAX_IMPORT_VERSIONS:
+            return Problem(
+                f"{path}.history",
+                f"at most {MAX_IMPORT_VERSIONS:,} versions are imported at once, in all histories; "
+                "import fewer presets at a time, or this one without its history",
+            )
+    return None
 
 
 def is_bundle(document: dict[str, Any]) -> bool:
