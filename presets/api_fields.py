@@ -20,7 +20,7 @@ from rest_framework.fields import empty
 
 from engines.registry import quoted_names
 from presets.exchange import FORMAT_VERSION, MAX_USERNAME_LENGTH
-from presets.models import MAX_NOTE_LENGTH
+from presets.models import MAX_DESCRIPTION_LENGTH, MAX_NOTE_LENGTH
 from presets.validators import (
     MAX_FLAG_LENGTH,
     MAX_MERGE_PRESETS,
@@ -166,9 +166,12 @@ class NameField(CheckedField):
     max_length = MAX_NAME_LENGTH
 
 
-@extend_schema_field({"type": "string", "nullable": True, "pattern": STORABLE_TEXT})
+@extend_schema_field(
+    {"type": "string", "nullable": True, "maxLength": MAX_DESCRIPTION_LENGTH, "pattern": STORABLE_TEXT}
+)
 class DescriptionField(CheckedField):
     check = staticmethod(lambda value: text_problems(value, limit=None))
+    max_length = MAX_DESCRIPTION_LENGTH
 
 
 @extend_schema_field({"type": "string", "nullable": True, "maxLength": 100, "pattern": STORABLE_TEXT})

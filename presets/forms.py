@@ -14,7 +14,9 @@ from engines.checks import check_for_runtime, errors, warnings
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
 from presets.models import MAX_NOTE_LENGTH, OnConflict, ParameterPreset, Runtime
-from presets.validators import RUNTIMES, clean_parameters, validate_metadata
+from presets.validators import MAX_NAME_LENGTH, RUNTIMES, clean_parameters, validate_metadata
+
+NAME_HELP = f"Unique, compared without case or surrounding spaces; at most {MAX_NAME_LENGTH} characters."
 
 
 class JSONTextField(forms.JSONField):
@@ -89,12 +91,13 @@ class PresetForm(forms.ModelForm):
     change_note = forms.CharField(
         required=False,
         max_length=MAX_NOTE_LENGTH,
-        help_text="Why you changed it; shown in the history.",
+        help_text=f"Why you changed it; shown in the history. At most {MAX_NOTE_LENGTH} characters.",
     )
 
     class Meta:
         model = ParameterPreset
         fields = ["name", "description", "category", "runtime", "parameters", "metadata"]
+        help_texts = {"name": NAME_HELP}
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "metadata": forms.Textarea(attrs={"rows": 5, "class": "json-editor", "spellcheck": "false"}),

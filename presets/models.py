@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -30,6 +31,9 @@ SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
 TRASH_DAYS = 30  # a deleted preset can be restored for this long, then `manage.py purge_trash` removes it
 SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
 SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
+# A description is a few paragraphs. Checked by validation (model, form, API), not by the column:
+# it stays a text column, so rows written before the limit still load, show and migrate.
+MAX_DESCRIPTION_LENGTH = 2000
 
 
 # The engines of engines.registry, as choices: a new engine there is a new runtime here.
@@ -131,12 +135,17 @@ def clean_metadata(metadata: Any) -> dict[str, Any]:
 
 
 class ParameterPreset(UniquelyNamed):
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True,
+        max_length=MAX_DESCRIPTION_LENGTH,
+        validators=[MaxLengthValidator(MAX_DESCRIPTION_LENGTH)],
+        help_text=f"Optional; at most {MAX_DESCRIPTION_LENGTH:,} characters.",
+    )
     category = models.CharField(
         max_length=100,
         blank=True,
         db_index=True,
-        help_text="Free text; suggested: " + ", ".join(SUGGESTED_CATEGORIES) + ".",
+        help_text="Free text, at most 100 characters; suggested: " + ", ".join(SUGGESTED_CATEGORIES) + ".",
     )
     runtime = models.CharField(
         max_length=16,
@@ -375,7 +384,11 @@ class PresetRevision(models.Model):
     # name, description, category, runtime, parameters, metadata: as JSON text, the flag order kept
     content = GridField()
     event = models.CharField(max_length=16, choices=RevisionEvent.choices, default=RevisionEvent.EDITED)
-    note = models.CharField(max_length=MAX_NOTE_LENGTH, blank=True, help_text="Why it changed (optional).")
+    note = models.CharField(
+        max_length=MAX_NOTE_LENGTH,
+        blank=True,
+        help_text=f"Why it changed (optional, at most {MAX_NOTE_LENGTH} characters).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -172,7 +172,8 @@ def test_a_staff_user_with_view_permission_sees_the_list_but_may_only_export(cli
 
 
 def test_the_add_form_stores_normalised_parameters_and_the_creator(admin_client_, superuser):
-    parameters = '{\n  "--tp_size": [1, 2, 2.0],\n  "schedule_policy": "lpm",\n  "enable-mixed-chunk": [true, 1]\n}'
+    # A flag no engine knows (an any-engine preset is checked against every engine): true and 1 stay two values.
+    parameters = '{\n  "--tp_size": [1, 2, 2.0],\n  "schedule_policy": "lpm",\n  "my-switch": [true, 1]\n}'
     metadata = '{\n  "author": "root",\n  "tags": ["mine"]\n}'
 
     response = admin_client_.post(
@@ -184,7 +185,7 @@ def test_the_add_form_stores_normalised_parameters_and_the_creator(admin_client_
     assert preset.name == "My grid"
     assert preset.runtime == ""
     assert json.dumps(preset.parameters) == json.dumps(
-        {"tp-size": [1, 2], "schedule-policy": ["lpm"], "enable-mixed-chunk": [True, 1]}
+        {"tp-size": [1, 2], "schedule-policy": ["lpm"], "my-switch": [True, 1]}
     )
     assert preset.metadata == {"author": "root", "tags": ["mine"]}
     assert preset.created_by == superuser
