@@ -403,10 +403,16 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
         "sorts": run_results.SORTS,
         "progress": run_results.progress(task, experiments),
         "best": best,
+        "save_preset_form": _save_preset_form(best) if best else None,
         "front": {point.number for point in pareto_front(points)},
         "plot": scatter_svg(points, best=best.number if best else None) if points else "",
         "waiting_for_worker": task.status == TaskStatus.QUEUED and _queue_is_stale(),
     }
+
+
+def _save_preset_form(best: Experiment) -> PresetNameForm:
+    """The results card's "Save as preset" name, the suggestion filled in; ids of its own per experiment."""
+    return PresetNameForm(initial={"name": best.suggested_preset_name()}, auto_id=f"id_preset_%s_{best.number}")
 
 
 def _queue_is_stale() -> bool:

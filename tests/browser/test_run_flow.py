@@ -131,11 +131,18 @@ def test_a_task_built_from_two_presets_runs_live_and_its_best_configuration_beco
             const panel = document.querySelector("#run");
             const text = panel?.querySelector(".progress-text")?.textContent ?? "";
             if (panel.dataset.asLoaded || !/Experiment [2-4] of 4/.test(text)) return null;
-            return {text: text.replace(/\\s+/g, " ").trim(), marker: window.__marker};
+            return {
+                text: text.replace(/\\s+/g, " ").trim(),
+                marker: window.__marker,
+                badge: document.querySelector("h1 .status").textContent.trim(),
+                panel: panel.querySelector(".run-times .status").textContent.trim(),
+            };
         }""",
         timeout=RUN_TIMEOUT_MS,
     ).json_value()
     assert seen["marker"] == 1, f"{seen['text']!r} came with a page load, not by polling"
+    # Everything that shows the status moves together: the heading's badge is swapped with the panel.
+    assert seen["badge"] == seen["panel"] == "Running"
     expect(experiment_rows(page)).to_have_count(4)
 
     # The poll that sees the end asks for a reload (HX-Refresh), so the header and actions are current.
@@ -210,11 +217,17 @@ def test_a_task_built_from_two_presets_runs_live_and_its_best_configuration_beco
     assert_fresh_png(screenshot, started)
     assert console_errors.unexpected() == []
 
-    # Save as preset: a preset holding exactly the best experiment's values.
+    # Save as preset: named by the user (a suggestion filled in), holding exactly the best's values.
+    name = card.get_by_role("textbox", name="Preset name")
+    expect(name).to_have_value(f"Two presets run #{best.number} (config)")
+    name.fill("Two presets: the best")
     card.get_by_role("button", name="Save as preset", exact=True).click()
     expect(page).to_have_url(re.compile(r"/presets/\d+/$"))
-    expect(page.locator("#messages")).to_contain_text(f"Saved experiment {best.number}'s configuration as the preset")
+    expect(page.locator("#messages")).to_contain_text(
+        f"Saved experiment {best.number}'s configuration as the preset “Two presets: the best”."
+    )
     preset = ParameterPreset.objects.get(metadata__source_experiment=best.number)
+    assert preset.name == "Two presets: the best"
     assert urlsplit(page.url).path == preset.get_absolute_url()
     assert preset.parameters == {"tp-size": [2], "mem-fraction-static": [0.8]}
     assert (preset.runtime, preset.created_by) == ("sglang", user)

@@ -35,7 +35,7 @@ def test_the_progress_fragment_shows_which_experiment_runs_and_its_step(signed_i
 
     assert response.status_code == 200
     document = page(response)
-    [run] = [child for child in document.children if isinstance(child, Element)]
+    [run, _] = [child for child in document.children if isinstance(child, Element)]
     assert run.attrs["id"] == "run"
     assert document.find("h1") is None
     assert "Experiment 3 of 4" in run.find("span", class_="progress-text").text
@@ -43,6 +43,18 @@ def test_the_progress_fragment_shows_which_experiment_runs_and_its_step(signed_i
     bar = run.find("progress")
     assert (bar.attrs["value"], bar.attrs["max"]) == ("2", "4")
     assert "HX-Refresh" not in response
+
+
+def test_the_polled_fragment_brings_the_heading_s_status_badge_along(signed_in, running):
+    opened = page(signed_in.get(running.get_absolute_url()))
+    assert opened.find("h1").find("span", class_="status").attrs["id"] == "task-status"
+
+    response = signed_in.get(progress_url(running, "live=1"), headers=HTMX)
+
+    run, badge = [child for child in page(response).children if isinstance(child, Element)]
+    assert (badge.attrs["id"], badge.attrs["hx-swap-oob"]) == ("task-status", "true")
+    assert badge.text == run.find("p", class_="run-times").find("span", class_="status").text == "Running"
+    assert badge.attrs["class"] == "status status-running"
 
 
 @pytest.mark.parametrize(
@@ -136,22 +148,24 @@ def test_a_queued_task_whose_job_waits_too_long_suggests_starting_a_worker(
 
 
 def test_the_progress_fragment_reads_the_same_few_queries_for_many_experiments(signed_in, draft):
+    succeeded = {
+        "status": ExperimentStatus.SUCCEEDED,
+        "score": 1.0,
+        "throughput": 1.0,
+        "latency": 1.0,
+        "started_at": EARLIER,
+        "finished_at": timezone.now(),
+    }
     lifecycle.start(draft, enqueue=False)
     in_status(draft, TaskStatus.RUNNING)
+    Experiment.objects.filter(task=draft, number=1).update(**succeeded)  # a best, with its Save as preset
     with CaptureQueriesContext(connection) as few:
         signed_in.get(progress_url(draft), headers=HTMX)
 
     many = make_task(name="Wide", parameters={"max-running-requests": list(range(1, 41))}, created_by=draft.created_by)
     lifecycle.start(many, enqueue=False)
     in_status(many, TaskStatus.RUNNING)
-    Experiment.objects.filter(task=many, number__lte=20).update(
-        status=ExperimentStatus.SUCCEEDED,
-        score=1.0,
-        throughput=1.0,
-        latency=1.0,
-        started_at=EARLIER,
-        finished_at=timezone.now(),
-    )
+    Experiment.objects.filter(task=many, number__lte=20).update(**succeeded)
     with CaptureQueriesContext(connection) as more:
         response = signed_in.get(progress_url(many), headers=HTMX)
 
