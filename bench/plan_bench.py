@@ -6,7 +6,7 @@ Run from the repository root with the project's interpreter::
 
 The grid is 5 tp-size × 4 dp-size × 2 pp-size × 5 mem-fraction-static × 5 schedule-policy
 × 2 disable-radix-cache × 5 chunked-prefill-size = 10,000 combinations, so every SGLang rule
-(GPUs, tp divisible by dp, lpm needs the radix cache) has something to refuse. Timed, each
+(GPUs, attention DP dividing tp, policies that need the radix cache) has something to refuse. Timed, each
 as the median of ``--runs`` calls after warm-up:
 
 - check_grid against the SGLang catalogue (the shipped one from engines/data/ when there is
@@ -22,6 +22,7 @@ only; nothing is asserted. No Django needed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engines.catalogue import Catalogue, for_engine, parse
 from engines.checks import check_grid, errors, same_flag, warnings
-from engines.plan import command_renderer, rules_for, runnable, summarize
+from engines.plan import Plan, command_renderer, rules_for, runnable, summarize
 
 TARGET_MS = 100.0
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -102,7 +103,7 @@ def main() -> None:
     shipped = for_engine("sglang")
     load_ms = (time.perf_counter_ns() - start) / 1e6
     catalogue = shipped or small_catalogue()
-    rules = rules_for("sglang", options.gpus)
+    rules = rules_for("sglang", options.gpus, GRID)
     aliases = same_flag(list(GRID), catalogue)
 
     findings = check_grid(GRID, catalogue)
@@ -121,6 +122,14 @@ def main() -> None:
     summarize_ms = median_ms(lambda: summarize(GRID, rules, aliases), options.runs)
     render_ms = median_ms(render_all, options.runs)
     big_ms = median_ms(lambda: summarize(big, rules), options.runs)
+    big_plan = Plan(big, rules)
+    last_page = big_plan.runnable - 1000
+
+    def far_page() -> list[dict]:
+        # As the plan API serves a page: the plan made, then 1,000 combinations from the place asked.
+        return list(itertools.islice(Plan(big, rules).combinations(last_page), 1000))
+
+    far_page_ms = median_ms(far_page, options.runs)
 
     where = f"{catalogue.engine} {catalogue.version}" + ("" if shipped else " (no shipped catalogue: a small one)")
     print(f"Python {sys.version.split()[0]}, median of {options.runs} runs, {options.gpus} GPUs, catalogue {where}")
@@ -136,6 +145,7 @@ def main() -> None:
         f"{summary.runnable:,} runnable, {summary.skipped_count:,} skipped for {len(summary.skipped)} reasons",
     )
     show("render every runnable launch command", render_ms, f"{len(commands):,} commands")
+    show("the last 1,000 of the 10^12 grid's plan", far_page_ms, f"from experiment {last_page + 1:,}")
     show(
         "summarize a 10^12 grid (12 flags × 10 values)",
         big_ms,

@@ -31,40 +31,169 @@ class Rule:
     reason: Callable[[Mapping[str, Any]], str | None]
 
 
-def rules_for(runtime: str, gpus: int) -> list[Rule]:
-    """What stops a combination running on ``gpus`` GPUs of this engine; none for an unknown one."""
+def rules_for(runtime: str, gpus: int, grid: Mapping[str, Sequence[Any]] | None = None) -> list[Rule]:
+    """What stops a combination running on ``gpus`` GPUs of this engine, or makes it a duplicate of
+    another combination in ``grid``; none for an unknown engine.
+
+    Each rule follows the engine's own argument checks (the file and line of the published wheel,
+    SGLang 0.5.23 and vLLM 0.34.0, are in tests/engines/test_rules.py). Without ``grid``, no
+    combination is called a duplicate.
+    """
     try:
         known = engine(runtime)
     except UnknownEngine:
         return []
-    tp, dp, pp = parallel = known.parallel_flags
+    if known.name == "sglang":
+        rules = _sglang_rules(gpus, grid or {})
+    else:
+        rules = [_parallel_gpus(known.parallel_flags, gpus)]
+        if known.name == "vllm":
+            rules += _vllm_rules()
+    for first, second in known.exclusive_switches:
+        rules.append(Rule((first, second), _both_on(first, second)))
+    return rules
+
+
+def _parallel_gpus(parallel: tuple[str, str, str], gpus: int) -> Rule:
+    """The GPUs a combination needs: the product of its tensor, data and pipeline sizes."""
+    tp, dp, pp = parallel
 
     def too_many_gpus(values: Mapping[str, Any]) -> str | None:
-        sizes = [_size(values.get(flag)) for flag in parallel]
-        needed = math.prod(sizes)
+        needed = math.prod(_size(values.get(flag)) for flag in parallel)
         if needed > gpus:
             return f"{tp} × {dp} × {pp} = {needed} GPUs, more than the {gpus} available"
         return None
 
-    rules = [Rule(parallel, too_many_gpus)]
-    if known.name == "sglang":
+    return Rule(parallel, too_many_gpus)
 
-        def tp_not_divisible(values: Mapping[str, Any]) -> str | None:
-            tp_size, dp_size = _size(values.get("tp-size")), _size(values.get("dp-size"))
-            if tp_size % dp_size:
-                return "SGLang needs tp-size divisible by dp-size"
+
+# SGLang's scheduling policies that read the radix cache, and fall back to fcfs without it.
+_FALLS_BACK_TO_FCFS = ("lpm", "dfs-weight", "hrrn")
+
+
+def _sglang_rules(gpus: int, grid: Mapping[str, Sequence[Any]]) -> list[Rule]:
+    def attention_dp(values: Mapping[str, Any]) -> tuple[int, int]:
+        """(replicas, attention DP groups): the deprecated ``--dp-size N --enable-dp-attention``
+        means ``--attn-dp-size N`` with one replica."""
+        dp, attn_dp = _size(values.get("dp-size")), _size(values.get("attn-dp-size"))
+        if values.get("enable-dp-attention") is True and attn_dp == 1:
+            return 1, dp
+        return dp, attn_dp
+
+    def too_many_gpus(values: Mapping[str, Any]) -> str | None:
+        # Replicas of tp × pp GPUs each; attention DP runs inside the TP group and adds none.
+        replicas, _ = attention_dp(values)
+        needed = _size(values.get("tp-size")) * _size(values.get("pp-size")) * replicas
+        if needed <= gpus:
+            return None
+        if replicas == 1 and _size(values.get("dp-size")) > 1:
+            return f"tp-size × pp-size = {needed} GPUs, more than the {gpus} available"
+        return f"tp-size × dp-size × pp-size = {needed} GPUs, more than the {gpus} available"
+
+    def replicas_with_attention_dp(values: Mapping[str, Any]) -> str | None:
+        replicas, attn_dp = attention_dp(values)
+        if replicas > 1 and attn_dp > 1:
+            return "SGLang refuses dp-size > 1 (data-parallel replicas) together with attn-dp-size > 1"
+        return None
+
+    def tp_not_divisible(values: Mapping[str, Any]) -> str | None:
+        _, attn_dp = attention_dp(values)
+        if attn_dp > 1 and _size(values.get("tp-size")) % attn_dp:
+            return "SGLang needs tp-size divisible by the attention DP size (attn-dp-size)"
+        return None
+
+    def policy_without_radix(values: Mapping[str, Any]) -> str | None:
+        if values.get("disable-radix-cache") is True and values.get("schedule-policy") == "shortest-prefill-first":
+            return "schedule-policy shortest-prefill-first needs the radix cache, which disable-radix-cache turns off"
+        return None
+
+    def priority_policy(values: Mapping[str, Any]) -> str | None:
+        policy = values.get("schedule-policy", "fcfs")
+        if values.get("enable-priority-scheduling") is True and policy not in ("fcfs", "lof"):
+            return f"priority scheduling needs schedule-policy fcfs or lof, not {policy}"
+        return None
+
+    def linker_without_radix(values: Mapping[str, Any]) -> str | None:
+        if values.get("enable-unified-cache-external-linker") is True and values.get("disable-radix-cache") is True:
+            return "enable-unified-cache-external-linker needs the radix cache, which disable-radix-cache turns off"
+        return None
+
+    def lmcache_conflict(values: Mapping[str, Any]) -> str | None:
+        if values.get("enable-lmcache") is not True:
+            return None
+        for switch in ("enable-hierarchical-cache", "enable-unified-cache-external-linker", "enable-streaming-session"):
+            if values.get(switch) is True:
+                return f"enable-lmcache and {switch} cannot be on together"
+        if values.get("disable-radix-cache") is True:
+            return "enable-lmcache needs the radix cache, which disable-radix-cache turns off"
+        if attention_dp(values)[1] > 1:
+            return "enable-lmcache does not support attention DP (attn-dp-size > 1)"
+        if _size(values.get("dcp-size")) > 1:
+            return "enable-lmcache does not support dcp-size > 1"
+        algorithm = values.get("speculative-algorithm")
+        if isinstance(algorithm, str) and algorithm.upper() not in ("", "NONE"):
+            return "enable-lmcache does not support speculative decoding (speculative-algorithm)"
+        return None
+
+    parallel = ("tp-size", "dp-size", "pp-size", "attn-dp-size", "enable-dp-attention")
+    lmcache = (
+        "enable-lmcache",
+        "enable-hierarchical-cache",
+        "enable-unified-cache-external-linker",
+        "enable-streaming-session",
+        "disable-radix-cache",
+        "dp-size",
+        "attn-dp-size",
+        "enable-dp-attention",
+        "dcp-size",
+        "speculative-algorithm",
+    )
+    rules = [
+        Rule(parallel, too_many_gpus),
+        Rule(parallel, replicas_with_attention_dp),
+        Rule(parallel, tp_not_divisible),
+        Rule(("disable-radix-cache", "schedule-policy"), policy_without_radix),
+        Rule(("enable-priority-scheduling", "schedule-policy"), priority_policy),
+        Rule(("enable-unified-cache-external-linker", "disable-radix-cache"), linker_without_radix),
+        Rule(lmcache, lmcache_conflict),
+    ]
+    if "fcfs" in grid.get("schedule-policy", ()):
+        # Not refused: the policy quietly falls back to fcfs, so the run would repeat the fcfs one.
+        def same_as_fcfs(values: Mapping[str, Any]) -> str | None:
+            if values.get("disable-radix-cache") is True and values.get("schedule-policy") in _FALLS_BACK_TO_FCFS:
+                return "same as fcfs: SGLang falls back to fcfs without the radix cache"
             return None
 
-        def lpm_without_radix(values: Mapping[str, Any]) -> str | None:
-            if values.get("disable-radix-cache") is True and values.get("schedule-policy") == "lpm":
-                return "schedule-policy lpm needs the radix cache, which disable-radix-cache turns off"
-            return None
-
-        rules.append(Rule(("tp-size", "dp-size"), tp_not_divisible))
-        rules.append(Rule(("disable-radix-cache", "schedule-policy"), lpm_without_radix))
-    for first, second in known.exclusive_switches:
-        rules.append(Rule((first, second), _both_on(first, second)))
+        rules.append(Rule(("disable-radix-cache", "schedule-policy"), same_as_fcfs))
     return rules
+
+
+def _vllm_rules() -> list[Rule]:
+    def batch_below_sequences(values: Mapping[str, Any]) -> str | None:
+        tokens, sequences = _count(values.get("max-num-batched-tokens")), _count(values.get("max-num-seqs"))
+        if tokens is not None and sequences is not None and tokens < sequences:
+            return f"max-num-batched-tokens ({tokens}) must be at least max-num-seqs ({sequences})"
+        return None
+
+    def batch_below_context(values: Mapping[str, Any]) -> str | None:
+        if values.get("enable-chunked-prefill") is not False:
+            return None  # chunked prefill is on unless turned off
+        tokens, length = _count(values.get("max-num-batched-tokens")), _count(values.get("max-model-len"))
+        if tokens is not None and length is not None and tokens < length:
+            return (
+                f"with chunked prefill off, max-num-batched-tokens ({tokens}) must be at least max-model-len ({length})"
+            )
+        return None
+
+    return [
+        Rule(("max-num-batched-tokens", "max-num-seqs"), batch_below_sequences),
+        Rule(("max-num-batched-tokens", "max-model-len", "enable-chunked-prefill"), batch_below_context),
+    ]
+
+
+def _count(value: Any) -> int | None:
+    """A positive token or sequence count, or None when the value is not one (unset, "auto", -1)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _both_on(first: str, second: str) -> Callable[[Mapping[str, Any]], str | None]:

@@ -288,9 +288,10 @@ class PresetSelectionForm(forms.Form):
             self.problems.extend(f"The merged grid is too big: {problem}" for problem in too_big)
             result = None
         if result:
-            aliases = same_flag(list(result.parameters), for_engine(self.engine))
+            grid = result.parameters
+            aliases = same_flag(list(grid), for_engine(self.engine))
             try:
-                summary = summarize(result.parameters, rules_for(self.engine, self.gpu_count), aliases)
+                summary = summarize(grid, rules_for(self.engine, self.gpu_count, grid), aliases)
             except PlanTooLarge as refusal:
                 self.problems.append(str(refusal))
         return {

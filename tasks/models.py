@@ -238,7 +238,7 @@ class Task(UniquelyNamed):
             else:
                 aliases = same_flag(list(grid), for_engine(self.runtime))
                 try:
-                    summary = summarize(grid, rules_for(self.runtime, self.gpus or 1), aliases)
+                    summary = summarize(grid, rules_for(self.runtime, self.gpus or 1, grid), aliases)
                 except PlanTooLarge as refusal:
                     errors["parameters"] = [str(refusal)]
                     summary = None
@@ -259,7 +259,8 @@ class Task(UniquelyNamed):
     @cached_property
     def runnable_plan(self) -> Plan:
         """The runnable combinations, counted and indexed; made once per instance."""
-        return Plan(self.parameters or {}, rules_for(self.runtime, self.gpus or 1), self._same_flag())
+        grid = self.parameters or {}
+        return Plan(grid, rules_for(self.runtime, self.gpus or 1, grid), self._same_flag())
 
     @property
     def plan_summary(self) -> PlanSummary:

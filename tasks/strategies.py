@@ -84,7 +84,7 @@ def next_bayesian(task: Task, experiments: Sequence[Experiment]) -> dict[str, An
     (running or finished), always runnable; None when every runnable combination was tried."""
     import optuna
 
-    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1), _aliases(task)
+    grid, rules, aliases = task.parameters, rules_for(task.runtime, task.gpus or 1, task.parameters), _aliases(task)
     tried = {combination_key(experiment.parameters) for experiment in experiments}
     if len(tried) >= task.plan_summary.runnable:
         return None
