@@ -147,6 +147,7 @@ class PresetForm(forms.ModelForm):
 class ImportForm(forms.Form):
     file = forms.FileField(
         label="Preset file",
+        required=False,  # not when the document of a refused try is kept (clean says so)
         help_text="A JSON document exported from autotuner: one preset or a bundle, at most 1 MiB.",
     )
     on_conflict = forms.ChoiceField(
@@ -155,12 +156,47 @@ class ImportForm(forms.Form):
         initial=OnConflict.FAIL,
         widget=forms.RadioSelect,
     )
+    # A browser never fills a file input again: the document of a refused try rides along here,
+    # so the next try (another conflict choice, say) needs no new choice of the file.
+    document = forms.CharField(widget=forms.HiddenInput, required=False, strip=False)
+    document_name = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_IMPORT_SIZE:
-            raise ValidationError(f"The file is {upload.size:,} bytes; at most 1 MiB (1,048,576 bytes) is accepted.")
-        return upload
+    def clean(self) -> dict[str, Any]:
+        """``content`` (the document's bytes) and ``name``: the chosen file's, or the kept document's."""
+        cleaned = super().clean() or {}
+        upload, kept = cleaned.get("file"), cleaned.get("document")
+        if upload:  # its size is known before it is read
+            size, name = upload.size, upload.name
+        elif kept:
+            content = kept.encode("utf-8", "surrogatepass")
+            size, name = len(content), cleaned.get("document_name") or "the file"
+        else:
+            if "file" not in self.errors:  # an empty file says so itself
+                self.add_error("file", self.fields["file"].error_messages["required"])
+            return cleaned
+        if size > MAX_IMPORT_SIZE:
+            self.add_error("file", f"The file is {size:,} bytes; at most 1 MiB (1,048,576 bytes) is accepted.")
+            return cleaned
+        cleaned["content"], cleaned["name"] = upload.read() if upload else content, name
+        return cleaned
+
+    def keep_document(self) -> None:
+        """After a refusal: keep the document for the next try, and say so beside the file input."""
+        content, name = self.cleaned_data["content"], self.cleaned_data["name"]
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if not text or "\x00" in text:  # not text a form field can carry back
+            self["file"].help_text = "Choose the file again to import it, once it is fixed."
+            return
+        data = cast(QueryDict, self.data).copy()
+        data["document"], data["document_name"] = text, name
+        self.data = data
+        self["file"].help_text = (  # the bound field's: it was made while the form was checked
+            f"Still chosen: “{name}” ({len(content):,} bytes), kept from your last try. Import again to use "
+            "it, or choose another file."
+        )
 
 
 def preview_parameters(text: Any, runtime: str = "") -> dict[str, Any]:

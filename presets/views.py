@@ -189,9 +189,8 @@ def preset_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     problems: list[Problem] = []
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
         try:
-            contents, problems = parse_document(parse_json(upload.read()))
+            contents, problems = parse_document(parse_json(form.cleaned_data["content"]))
         except Exception as error:
             problems = [Problem("", str(getattr(error, "detail", error)))]
         if not problems:
@@ -211,6 +210,7 @@ def preset_import(request: HttpRequest) -> HttpResponse:
                 count = len(imported)
                 messages.success(request, f"Imported {count} preset{'s' if count != 1 else ''}: {names}.")
                 return redirect("presets:list")
+        form.keep_document()
     status = INVALID if request.method == "POST" else 200
     context = {"form": form, "problems": problems, "max_size": MAX_IMPORT_SIZE}
     return render(request, "presets/preset_import.html", context, status=status)

@@ -419,3 +419,69 @@ def test_the_export_shown_link_downloads_what_the_list_shows(signed_in, system_p
     ]
     assert [preset["name"] for preset in body["presets"]] == shown
     assert shown == ["High Throughput", "High Throughput (vLLM)", "Low Latency", "Low Latency (vLLM)"]
+
+
+# After a refusal the chosen document is kept: a browser never fills a file input again
+
+
+def kept(response) -> dict[str, str]:
+    form = page(response).find("main").find("form")
+    return {field: form.find("input", name=field).attrs.get("value", "") for field in ("document", "document_name")}
+
+
+def file_help(response) -> str:
+    return page(response).by_id("id_file_helptext").text
+
+
+def test_a_name_clash_keeps_the_document_so_rename_needs_no_new_choice_of_the_file(signed_in, system_presets):
+    content = json.dumps(bundle({"name": "balanced", "parameters": {"a": [1]}}, {"name": "Fresh", "parameters": {}}))
+    content = content.replace('"parameters": {}', '"parameters": {"a": [2]}')
+
+    refused = signed_in.post(IMPORT, {"file": upload(content, "mine.json"), "on_conflict": "fail"})
+    again = signed_in.post(IMPORT, {**kept(refused), "on_conflict": "rename"}, follow=True)
+
+    assert refused.status_code == 422
+    assert kept(refused) == {"document": content, "document_name": "mine.json"}
+    assert file_help(refused) == (
+        f"Still chosen: “mine.json” ({len(content):,} bytes), kept from your last try. Import again to use it, "
+        "or choose another file."
+    )
+    assert flashed(again) == ["Imported 2 presets: “balanced (imported)”, “Fresh”."]
+
+
+def test_a_bad_document_is_kept_and_a_newly_chosen_file_replaces_it(signed_in):
+    refused = signed_in.post(IMPORT, {"file": upload(document(parameters={"tp-size": [None]})), "on_conflict": "fail"})
+    fixed = signed_in.post(
+        IMPORT, {**kept(refused), "file": upload(document(name="Fixed")), "on_conflict": "fail"}, follow=True
+    )
+
+    assert problems(refused) == ["preset.parameters.tp-size[0]: null is not allowed"]
+    assert "Still chosen: “presets.json”" in file_help(refused)
+    assert flashed(fixed) == ["Imported 1 preset: “Fixed”."]
+    assert not ParameterPreset.objects.filter(name="Imported").exists()
+
+
+def test_a_kept_document_is_checked_again_and_kept_again(signed_in):
+    refused = signed_in.post(IMPORT, {"file": upload(b"{not json"), "on_conflict": "fail"})
+    again = signed_in.post(IMPORT, {**kept(refused), "on_conflict": "fail"})
+
+    assert again.status_code == 422
+    assert problems(again) == problems(refused)
+    assert kept(again) == {"document": "{not json", "document_name": "presets.json"}
+
+
+def test_a_kept_document_over_one_mebibyte_is_refused(signed_in):
+    response = signed_in.post(IMPORT, {"document": "x" * (MiB + 1), "document_name": "big.json", "on_conflict": "fail"})
+
+    assert response.status_code == 422
+    assert [item.text for item in page(response).by_id("row-file").find_all("li")] == [
+        "The file is 1,048,577 bytes; at most 1 MiB (1,048,576 bytes) is accepted."
+    ]
+
+
+def test_a_document_that_is_not_text_asks_for_the_file_again(signed_in):
+    response = signed_in.post(IMPORT, {"file": upload(b"\xff\xfe{}"), "on_conflict": "fail"})
+
+    assert response.status_code == 422
+    assert kept(response) == {"document": "", "document_name": ""}
+    assert file_help(response) == "Choose the file again to import it, once it is fixed."
