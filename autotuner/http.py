@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.parsers import JSONParser
@@ -106,6 +107,9 @@ def error_responses(*codes: int, why: Mapping[int, str] | None = None) -> dict[i
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, TooManyFieldsSent):
+        # Django's guard against a flood of parameters; left to Django, an API client got its HTML 400.
+        exc = _too_many_fields(context["request"].META.get("QUERY_STRING", ""))
     # Imported here: rest_framework.views reads the renderer setting, which names this module.
     from rest_framework.views import exception_handler
 
@@ -115,6 +119,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.APIException):
         response.data = error_body(exc)
     return response
+
+
+def _too_many_fields(query: str) -> ApiError:
+    """A 400 for more parameters than Django reads, at the one repeated most when the query string
+    holds them, or at the body."""
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    names = [field.partition("=")[0] for field in query.split("&")]
+    where = (Counter(names).most_common(1)[0][0][:100] or "query") if len(names) > limit else "body"
+    return invalid([Problem(where, f"more than {limit:,} parameters were sent")], f"More than {limit:,} parameters.")
 
 
 def read_json_body(stream: Any) -> Any:
