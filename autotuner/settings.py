@@ -310,6 +310,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "django": {"handlers": [], "level": "INFO"},  # to the root's handler, not Django's DEBUG-only one
+        # autotuner.requests already writes one line per request, status included: runserver's own
+        # line and Django's "Not Found" warning for a 4xx would repeat it. Errors still show.
+        "django.server": {"level": "ERROR"},
+        "django.request": {"level": "ERROR"},
         "autotuner": {"level": env_str("AUTOTUNER_LOG_LEVEL", "INFO")},
     },
 }

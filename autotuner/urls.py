@@ -3,9 +3,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.utils.csp import CSP
+from django.utils.functional import lazy
 from django.views.decorators.csp import csp_override
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from autotuner import views
@@ -23,6 +26,9 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("engines/", include("engines.urls")),
     path("healthz", healthz, name="healthz"),
+    # Browsers and tools that ignore base.html's <link rel="icon"> still ask here. Resolved per request:
+    # with hashed static files the name is known only once collectstatic has run.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
     path("admin/", admin.site.urls),
     path("api/", include(presets_api.urls)),
     path("api/", include(tasks_api.urls)),

@@ -71,7 +71,7 @@ def test_logging_in_through_the_form_leads_to_the_page_asked_for(page: Page) -> 
     page.get_by_role("button", name="Log in", exact=True).click()
     expect(page).to_have_url(re.compile(r"/presets/$"))
     expect(page.get_by_role("heading", name="Presets", exact=True)).to_be_visible()
-    expect(page.get_by_role("link", name="ada", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="ada Account · API tokens", exact=True)).to_be_visible()  # the header
 
 
 def test_creating_a_preset_with_the_live_check_catching_a_mistake(page: Page) -> None:
@@ -201,6 +201,7 @@ def test_duplicating_a_system_preset_gives_an_editable_copy(page: Page) -> None:
     user = log_in(page)
     expect(row(page, "High Throughput").get_by_role("link", name="Edit")).to_have_count(0)
 
+    row(page, "High Throughput").get_by_text("Actions").click()  # the row's menu
     page.get_by_role("button", name="Duplicate High Throughput", exact=True).click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text("High Throughput (copy)")
@@ -222,6 +223,7 @@ def test_deleting_asks_first_and_dismissing_keeps_the_preset(page: Page) -> None
 
     dialogs: list[str] = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    row(page, "Scratch").get_by_text("Actions").click()  # the row's menu
     page.get_by_role("link", name="Delete Scratch", exact=True).click()
     assert dialogs == ["Delete the preset “Scratch”? It goes to the trash, where it can be restored for 30 days."]
     assert deletes == []
