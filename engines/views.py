@@ -18,9 +18,32 @@ from rest_framework.response import Response
 from autotuner.http import ApiError, error_responses
 from autotuner.pages import template_for
 from engines import registry
-from engines.catalogue import Catalogue, Flag, engines, for_engine
+from engines.catalogue import MEANINGFUL_BOUNDS, Catalogue, Flag, engines, for_engine
 
 MAX_SEARCH = 100
+# The flags a tuning grid usually varies, listed first on the Engines page: the sizes and fractions
+# whose meaning bounds them, and the scheduling, batching, cache and precision choices presets tune.
+TUNING_FLAGS = frozenset(MEANINGFUL_BOUNDS) | {
+    "schedule-policy",
+    "scheduling-policy",
+    "chunked-prefill-size",
+    "enable-chunked-prefill",
+    "enable-mixed-chunk",
+    "enable-prefix-caching",
+    "disable-radix-cache",
+    "enable-hierarchical-cache",
+    "kv-cache-dtype",
+    "quantization",
+    "attention-backend",
+    "disable-cuda-graph",
+    "enforce-eager",
+    "enable-torch-compile",
+    "async-scheduling",
+}
+
+
+def is_tuning(flag: Flag) -> bool:
+    return not TUNING_FLAGS.isdisjoint((flag.name, *flag.aliases))
 
 
 def matching(catalogue: Catalogue, search: str) -> list[Flag]:
@@ -52,12 +75,15 @@ def engine_flags(request: HttpRequest) -> HttpResponse:
     if catalogue is None:
         raise Http404(f"No catalogue for {runtime!r}")
     search = request.GET.get("search", "")[:MAX_SEARCH]
+    flags = matching(catalogue, search)
     context: dict[str, Any] = {
         "engines": available,
         "catalogue": catalogue,
         "runtime": runtime,
         "search": search,
-        "flags": matching(catalogue, search),
+        "flags": flags,
+        "tuning": [flag for flag in flags if is_tuning(flag)],
+        "other": [flag for flag in flags if not is_tuning(flag)],
     }
     return render(request, template_for(request, "engines/engine_flags.html", "flag-table"), context)
 

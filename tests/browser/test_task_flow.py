@@ -209,6 +209,24 @@ def test_building_a_task_from_two_presets_step_by_step(page: Page, artifacts_dir
     expect(page.locator(".note")).to_have_text("then edited by hand")
 
 
+def test_a_blank_new_task_page_shows_no_error_and_sizes_the_editor_to_its_grid(page: Page) -> None:
+    high_throughput, memory_efficient = system_presets()
+    log_in(page)
+    editor = page.locator("#id_parameters")
+
+    expect(page.locator("#parameters-preview")).to_have_text("Type a grid or apply presets: it is checked as you type.")
+    expect(page.locator(".preview-status.invalid")).to_have_count(0)
+    blank = editor.bounding_box()
+    assert blank is not None
+    assert blank["height"] < 120, blank  # four lines, not an empty 14rem box
+
+    page.goto(f"/tasks/new/?presets={high_throughput.pk},{memory_efficient.pk}")
+    filled = editor.bounding_box()
+    assert filled is not None
+    assert blank["height"] < filled["height"] < 250, filled  # seven lines and one to type on
+    assert editor.evaluate("(box) => box.scrollHeight <= box.clientHeight")  # all of it in view
+
+
 def test_a_link_with_presets_opens_the_form_with_the_merge_already_shown(page: Page) -> None:
     high_throughput, memory_efficient = system_presets()
     log_in(page)

@@ -31,9 +31,15 @@ def row(response, flag: str) -> dict[str, str]:
     return dict(zip(headings, (cell.text for cell in cells), strict=True))
 
 
-def listed_flags(response) -> list[str]:
-    rows = flag_table(response).find("tbody").find_all("tr")
-    return [row.attrs["id"].removeprefix("flag-") for row in rows if row.attrs.get("id")]
+def listed_flags(response, group: str = "flag-table") -> list[str]:
+    """The flags listed, in page order: the whole table, or one group (tuning-flags, other-flags)."""
+    section = flag_table(response)
+    if group == "tuning-flags":  # the tuning group is the table that follows its heading
+        section = section.find("div", class_="table-scroll")
+    elif group == "other-flags":
+        section = section.by_id("other-flags")
+    rows = section.find_all("tr")
+    return [row.attrs["id"].removeprefix("flag-") for row in rows if row.attrs.get("id", "").startswith("flag-")]
 
 
 def caption(response) -> str:
@@ -56,7 +62,7 @@ def test_the_engines_page_lists_every_sglang_flag_by_default(signed_in):
     assert response.status_code == 200
     assert parse(response.content).find("h1").text == "Engine flags"
     assert caption(response) == f"sglang 0.5.23: {len(SGLANG['flags'])} flags."
-    assert listed_flags(response) == sorted(flag["name"] for flag in SGLANG["flags"])
+    assert sorted(listed_flags(response)) == sorted(flag["name"] for flag in SGLANG["flags"])
     selected = parse(response.content).by_id("id_runtime").find("option", selected="")
     assert selected.text == "sglang"
 
@@ -121,12 +127,56 @@ def test_each_sglang_flag_shows_its_aliases_kind_values_default_and_help(signed_
     assert row(response, flag) == expected
 
 
+def test_the_tuning_flags_come_first_and_the_others_wait_in_a_closed_group(signed_in):
+    response = signed_in.get(PAGE)
+
+    tuning, other = listed_flags(response, "tuning-flags"), listed_flags(response, "other-flags")
+    assert listed_flags(response) == tuning + other
+    assert tuning == sorted(tuning)
+    assert {"tp-size", "dp-size", "mem-fraction-static", "schedule-policy", "chunked-prefill-size"} <= set(tuning)
+    assert {"api-key", "host", "port", "log-level"} <= set(other)
+    assert 10 < len(tuning) < len(other)
+    section = flag_table(response)
+    assert section.find("h2").text == f"Tuning flags ({len(tuning)})"
+    group = section.by_id("other-flags")
+    assert group.tag == "details"
+    assert "open" not in group.attrs
+    assert group.find("summary").text == f"Other flags ({len(other)})"
+
+
+def test_a_search_shows_both_groups_open(signed_in):
+    response = signed_in.get(PAGE, {"search": "cache"})
+
+    assert "disable-radix-cache" in listed_flags(response, "tuning-flags")
+    assert "enable-cache-report" in listed_flags(response, "other-flags")
+    assert "open" in flag_table(response).by_id("other-flags").attrs
+
+
+@pytest.mark.parametrize(
+    ("runtime", "flag"), [("sglang", "tp-size"), ("sglang", "api-key"), ("vllm", "tensor-parallel-size")]
+)
+def test_each_flag_links_to_its_own_row_on_its_engine_s_page(signed_in, runtime, flag):
+    response = signed_in.get(PAGE, {"runtime": runtime, "search": flag})
+
+    link = flag_table(response).by_id(f"flag-{flag}").find("th").find("a")
+    assert link.attrs["href"] == f"/engines/?runtime={runtime}#flag-{flag}"
+    target = signed_in.get(link.attrs["href"].partition("#")[0])
+    assert flag in listed_flags(target)
+
+
+def test_vllm_s_tuning_flags_are_known_by_their_own_names(signed_in):
+    tuning = listed_flags(signed_in.get(PAGE, {"runtime": "vllm"}), "tuning-flags")
+
+    assert {"tensor-parallel-size", "gpu-memory-utilization", "max-num-seqs", "enable-prefix-caching"} <= set(tuning)
+    assert "port" not in tuning
+
+
 def test_the_runtime_choice_shows_the_vllm_flags(signed_in):
     response = signed_in.get(PAGE, {"runtime": "vllm"})
 
     assert response.status_code == 200
     assert caption(response) == f"vllm 0.33.0: {len(VLLM['flags'])} flags."
-    assert listed_flags(response) == sorted(flag["name"] for flag in VLLM["flags"])
+    assert sorted(listed_flags(response)) == sorted(flag["name"] for flag in VLLM["flags"])
     assert parse(response.content).by_id("id_runtime").find("option", selected="").text == "vllm"
     assert row(response, "tensor-parallel-size")["Aliases"] == "tp"
     assert row(response, "gpu-memory-utilization")["Values"] == "(0, 1]"
@@ -157,7 +207,7 @@ def test_a_search_that_matches_nothing_says_so(signed_in):
     response = signed_in.get(PAGE, {"search": "no-such-flag-anywhere"})
 
     assert listed_flags(response) == []
-    assert flag_table(response).find("td", class_="empty").text == "No flag matches."
+    assert flag_table(response).find("p", class_="empty").text == "No flag matches."
 
 
 def test_an_htmx_request_gets_only_the_flag_table(signed_in):
