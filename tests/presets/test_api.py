@@ -7,8 +7,10 @@ from datetime import datetime
 import pytest
 from rest_framework.test import APIClient
 
+from autotuner.http import JSONRenderer
 from presets.models import ParameterPreset
 from tests.factories import make_preset
+from tests.html import parse
 
 pytestmark = pytest.mark.django_db
 
@@ -605,3 +607,39 @@ def test_every_error_is_json_with_a_detail_and_its_problems(
             assert isinstance(error["path"], str)
             assert isinstance(error["message"], str)
             assert error["message"]
+
+
+# The browsable API: JSON indented for people (DRF asks the renderer for an indent there)
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def shown_json(response) -> str:
+    """The answer's JSON as the browsable page shows it, after the status and headers."""
+    text = parse(response.content).find("div", class_="response-info").find("pre").raw_text
+    return text[text.index("\n\n") :].strip()
+
+
+@pytest.mark.parametrize(
+    ("url", "start"),
+    [
+        ("/api/presets/", '[\n  {\n    "id": '),
+        ("own", '{\n  "id": '),
+        ("/api/presets/999999", '{\n  "detail": "Preset 999999 not found"'),
+    ],
+    ids=["list", "one", "error"],
+)
+def test_the_browsable_api_page_shows_the_json_indented(client, user, own_preset, url, start):
+    client.force_login(user)
+
+    response = client.get(detail_url(own_preset) if url == "own" else url, headers=BROWSER)
+
+    assert response["Content-Type"].startswith("text/html")
+    assert shown_json(response).startswith(start)
+
+
+def test_the_renderers_fallback_indents_too():
+    # Over 64 bits: orjson cannot write it, the standard library can.
+    written = JSONRenderer().render({"big": [2**70]}, "application/json; indent=4")
+
+    assert written.decode() == '{\n  "big": [\n    1180591620717411303424\n  ]\n}'
