@@ -131,6 +131,7 @@ class PresetNameForm(forms.ModelForm):
         model = ParameterPreset
         fields = ["name"]
         labels = {"name": "Preset name"}
+        widgets = {"name": forms.TextInput(attrs={"size": 40})}  # the suggestion shows whole
 
 
 class PresetIdsField(forms.Field):
