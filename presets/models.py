@@ -22,6 +22,7 @@ from presets.merging import MergeResult, MergeStrategy, PresetInput, count_combi
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import (
     InvalidParameters,
+    Problem,
     clean_parameters,
     normalize_parameters,
     validate_metadata,
@@ -127,6 +128,18 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
 
 def engine_errors(grid: dict[str, Any], runtime: str) -> list[Finding]:
     return [finding for finding in check_for_runtime(grid, runtime) if finding.level == "error"]
+
+
+def import_engine_problems(document: object, contents: Sequence[Mapping[str, Any]]) -> list[Problem]:
+    """What a save would refuse of each imported preset (engine_errors: its engine's, or every
+    engine's for any engine), at its path in the document (``presets[1].parameters.tp-size[0]``)."""
+    bundle = isinstance(document, Mapping) and "presets" in document
+    problems: list[Problem] = []
+    for index, content in enumerate(contents):
+        where = f"presets[{index}]" if bundle else "preset"
+        found = engine_errors(content["parameters"], content.get("runtime") or "") if content.get("parameters") else []
+        problems += [Problem(f"{where}.parameters.{finding.path}", finding.message) for finding in found]
+    return problems
 
 
 def clean_metadata(metadata: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from presets.models import (
     ParameterPreset,
     ReadOnlyPreset,
     Runtime,
+    import_engine_problems,
 )
 from presets.validators import MAX_NAME_LENGTH, Problem, name_problems
 
@@ -190,7 +191,9 @@ def preset_import(request: HttpRequest) -> HttpResponse:
     problems: list[Problem] = []
     if request.method == "POST" and form.is_valid():
         try:
-            contents, problems = parse_document(parse_json(form.cleaned_data["content"]))
+            document = parse_json(form.cleaned_data["content"])
+            contents, problems = parse_document(document)
+            problems += import_engine_problems(document, contents)
         except Exception as error:
             problems = [Problem("", str(getattr(error, "detail", error)))]
         if not problems:

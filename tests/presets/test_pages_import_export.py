@@ -485,3 +485,39 @@ def test_a_document_that_is_not_text_asks_for_the_file_again(signed_in):
     assert response.status_code == 422
     assert kept(response) == {"document": "", "document_name": ""}
     assert file_help(response) == "Choose the file again to import it, once it is fixed."
+
+
+# The import page refuses what a save would: values the preset's engine refuses, or every engine for any engine
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            document(runtime="sglang", parameters={"mem-fraction-static": [0.8, 9]}),
+            ["preset.parameters.mem-fraction-static[1]: 9 is outside (0, 1]"],
+            id="engine-preset",
+        ),
+        pytest.param(
+            bundle(
+                {"name": "Fine", "parameters": {"tp-size": [1]}},
+                {"name": "Any", "runtime": None, "parameters": {"tp-szie": [2], "mem-fraction-static": ["abc"]}},
+            ),
+            ['presets[1].parameters.mem-fraction-static[0]: "abc" is not a number'],
+            id="any-engine-preset-in-a-bundle",
+        ),
+    ],
+)
+def test_the_import_page_refuses_values_the_engines_refuse_and_creates_nothing(signed_in, content, expected):
+    response = signed_in.post(IMPORT, {"file": upload(content), "on_conflict": "fail"})
+
+    assert response.status_code == 422
+    assert problems(response) == expected
+    assert not ParameterPreset.objects.filter(name__in=["Imported", "Fine", "Any"]).exists()
+
+
+def test_the_import_page_imports_an_any_engine_preset_with_only_an_unknown_flag(signed_in):
+    response = signed_in.post(IMPORT, {"file": upload(document(parameters={"tp-szie": [2]})), "on_conflict": "fail"})
+
+    assert response.status_code == 302
+    assert ParameterPreset.objects.get(name="Imported").parameters == {"tp-szie": [2]}
