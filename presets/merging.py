@@ -68,6 +68,7 @@ class ConflictKind(StrEnum):
     MISSING = "missing"
     NO_COMMON_VALUES = "no_common_values"
     OVERRIDDEN = "overridden"
+    ENGINES = "engines"  # presets written for different engines
 
 
 class DuplicatePresetError(ValueError):

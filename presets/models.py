@@ -18,7 +18,15 @@ from engines import registry
 from engines.catalogue import for_engine
 from engines.checks import Finding, check_for_runtime, same_flag, warnings
 from presets.fields import GridField
-from presets.merging import MergeResult, MergeStrategy, PresetInput, count_combinations, merge
+from presets.merging import (
+    Conflict,
+    ConflictKind,
+    MergeResult,
+    MergeStrategy,
+    PresetInput,
+    count_combinations,
+    merge,
+)
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import (
     InvalidParameters,
@@ -108,22 +116,59 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         self, preset_ids: Sequence[int], *, strategy: MergeStrategy | str, runtime: str = ""
     ) -> tuple[MergeResult, list[dict[str, Any]]]:
         """Merge the presets with these ids in this order, and the provenance a task keeps of them
-        (``[{"id", "name"}]``, in that order). With a runtime, flags that are one flag for that
-        engine (``tp-size`` and ``tensor-parallel-size``) merge as one. The ids are checked for
-        shape by ``validators.preset_id_problems``; here, only whether they exist: PresetsNotFound.
-        The page, the merge API and the task API all merge through this."""
+        (``[{"id", "name"}]``, in that order). The ids are checked for shape by
+        ``validators.preset_id_problems``; here, only whether they exist: PresetsNotFound.
+        The page, the merge API and the task API all merge through this.
+
+        Flags that are one flag for the engine (``tp-size`` and ``tensor-parallel-size``) merge as
+        one: the engine is ``runtime``, else the one engine the presets name. A preset for another
+        engine than ``runtime``, or presets naming two engines, make an ``engines`` conflict."""
         ids = list(preset_ids)
-        found = {
-            pk: PresetInput(name, parameters)
-            for pk, name, parameters in self.filter(pk__in=ids).values_list("pk", "name", "parameters")
-        }
+        rows = self.filter(pk__in=ids).values_list("pk", "name", "parameters", "runtime")
+        found = {pk: PresetInput(name, parameters) for pk, name, parameters, _ in rows}
+        engines = {pk: preset_runtime for pk, _, _, preset_runtime in rows}
         missing = [(index, pk) for index, pk in enumerate(ids) if pk not in found]
         if missing:
             raise PresetsNotFound(missing)
         inputs = [found[pk] for pk in ids]
+        named = {engines[pk] for pk in ids if engines[pk]}
+        if not runtime and len(named) == 1:
+            runtime = next(iter(named))
         catalogue = for_engine(runtime) if runtime else None
         aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
-        return merge(inputs, strategy, same_flag=aliases), [{"id": pk, "name": found[pk].name} for pk in ids]
+        result = merge(inputs, strategy, same_flag=aliases)
+        strangers = [(found[pk].name, engines[pk]) for pk in ids if engines[pk] and engines[pk] != runtime]
+        if strangers and (runtime or len(named) > 1):
+            result.conflicts.insert(
+                0, _engines_conflict(strangers, runtime, [(found[pk].name, engines[pk]) for pk in ids])
+            )
+        return result, [{"id": pk, "name": found[pk].name} for pk in ids]
+
+
+def _engines_conflict(strangers: list[tuple[str, str]], runtime: str, everyone: list[tuple[str, str]]) -> Conflict:
+    """Presets for different engines: one task runs one engine, and each spells its flags its own way."""
+    if runtime:
+        wanted = _label(runtime)
+        names = ", ".join(f"“{name}” is for {_label(other)}" for name, other in strangers)
+        reason = f"{names}, not {wanted}: one task runs one engine, and each spells its flags its own way."
+    else:
+        by_engine: dict[str, list[str]] = {}
+        for name, preset_runtime in everyone:
+            if preset_runtime:
+                by_engine.setdefault(_label(preset_runtime), []).append(f"“{name}”")
+        reason = (
+            "These presets are for different engines ("
+            + "; ".join(f"{label}: {', '.join(names)}" for label, names in by_engine.items())
+            + "): one task runs one engine, and each spells its flags its own way "
+            "(tp-size in SGLang is tensor-parallel-size in vLLM), so their flags are not merged as one."
+        )
+    involved = tuple(name for name, preset_runtime in everyone if preset_runtime)
+    values = {name: [preset_runtime] for name, preset_runtime in everyone if preset_runtime}
+    return Conflict("runtime", ConflictKind.ENGINES, reason, involved, values)
+
+
+def _label(runtime: str) -> str:
+    return registry.engine(runtime).label if registry.is_engine(runtime) else runtime
 
 
 def engine_errors(grid: dict[str, Any], runtime: str) -> list[Finding]:

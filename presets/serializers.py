@@ -25,7 +25,7 @@ from presets.api_fields import (
     refuse,
 )
 from presets.exchange import MAX_VERSION
-from presets.merging import MergeStrategy
+from presets.merging import ConflictKind, MergeStrategy
 from presets.models import ParameterPreset, PresetRevision, RevisionEvent, engine_errors
 from presets.validators import (
     Problem,
@@ -120,7 +120,7 @@ class MergeRequestSerializer(ObjectSerializer):
 
 class ConflictSerializer(serializers.Serializer):
     parameter = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["disjoint", "missing", "no_common_values", "overridden"])
+    kind = serializers.ChoiceField(choices=[kind.value for kind in ConflictKind])
     reason = serializers.CharField()
     presets = serializers.ListField(child=serializers.CharField())
     values = serializers.DictField(required=False)

@@ -25,7 +25,7 @@ from engines.plan import (
     summarize,
 )
 from presets.fields import GridField
-from presets.merging import MergeStrategy, count_combinations
+from presets.merging import ConflictKind, MergeStrategy, count_combinations
 from presets.models import MAX_DESCRIPTION_LENGTH, ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import clean_parameters
@@ -394,6 +394,8 @@ class Task(UniquelyNamed):
             self.preset_versions, self.parameters_edited = {}, False
             return
         result, snapshot = ParameterPreset.objects.merge(ids, strategy=strategy, runtime=self.runtime)
+        if wrong_engine := [conflict.reason for conflict in result.conflicts if conflict.kind == ConflictKind.ENGINES]:
+            raise ValidationError({"runtime": wrong_engine})
         if parameters is None:
             grid = dict(result.parameters)
         elif whole_grid:

@@ -558,7 +558,7 @@ def test_the_merge_keeps_the_spelling_of_the_first_preset(api, tp_presets):
 
 
 @pytest.mark.parametrize("runtime", [None, ""], ids=["null", "empty"])
-def test_the_merge_without_a_runtime_keeps_aliases_apart_and_adds_no_notes(api, tp_presets, runtime):
+def test_the_merge_of_one_engines_presets_joins_its_aliases_without_being_told(api, tp_presets, runtime):
     first, second = tp_presets
     body = {"preset_ids": [first.pk, second.pk]}
     if runtime is not None:
@@ -568,9 +568,53 @@ def test_the_merge_without_a_runtime_keeps_aliases_apart_and_adds_no_notes(api, 
 
     assert response.status_code == 200
     answer = response.json()
-    assert answer["parameters"] == {"tp-size": [1], "tensor-parallel-size": [2, 4]}
-    assert "notes" not in answer
-    assert "warnings" not in answer
+    assert answer["parameters"] == {"tp-size": [1, 2, 4]}
+    assert answer["notes"] == ["tensor-parallel-size in Long name is the same flag as tp-size: merged as tp-size"]
+    assert [conflict["kind"] for conflict in answer["conflicts"]] == ["disjoint"]  # 1 against 2, 4: no engines one
+
+
+def test_the_merge_of_engine_less_presets_keeps_aliases_apart(api):
+    first = make_preset(runtime="", parameters={"tp-size": [1]})
+    second = make_preset(runtime="", parameters={"tensor-parallel-size": [2]})
+
+    response = api.post(MERGE, {"preset_ids": [first.pk, second.pk]}, format="json")
+
+    assert response.json()["parameters"] == {"tp-size": [1], "tensor-parallel-size": [2]}
+    assert "notes" not in response.json()
+
+
+def test_the_merge_of_an_sglang_and_a_vllm_preset_is_an_engines_conflict(api):
+    sglang = make_preset(name="SG base", runtime="sglang", parameters={"tp-size": [1, 2]})
+    vllm = make_preset(name="VL base", runtime="vllm", parameters={"tensor-parallel-size": [2]})
+    anywhere = make_preset(name="Any", runtime="", parameters={"max-running-requests": [8]})
+
+    response = api.post(MERGE, {"preset_ids": [sglang.pk, vllm.pk, anywhere.pk]}, format="json")
+
+    assert response.status_code == 200
+    [conflict] = response.json()["conflicts"]
+    assert conflict == {
+        "parameter": "runtime",
+        "kind": "engines",
+        "reason": "These presets are for different engines (SGLang: “SG base”; vLLM: “VL base”): one task runs "
+        "one engine, and each spells its flags its own way (tp-size in SGLang is tensor-parallel-size in vLLM), "
+        "so their flags are not merged as one.",
+        "presets": ["SG base", "VL base"],
+        "values": {"SG base": ["sglang"], "VL base": ["vllm"]},
+    }
+    assert response.json()["parameters"]["tp-size"] == [1, 2]  # not joined with tensor-parallel-size
+
+
+def test_a_merge_for_one_engine_names_the_presets_of_another(api):
+    sglang = make_preset(name="SG base", runtime="sglang", parameters={"tp-size": [1, 2]})
+    vllm = make_preset(name="VL base", runtime="vllm", parameters={"tensor-parallel-size": [2]})
+
+    response = api.post(MERGE, {"preset_ids": [sglang.pk, vllm.pk], "runtime": "sglang"}, format="json")
+
+    [conflict] = response.json()["conflicts"]
+    assert conflict["kind"] == "engines"
+    assert conflict["reason"] == (
+        "“VL base” is for vLLM, not SGLang: one task runs one engine, and each spells its flags its own way."
+    )
 
 
 def test_the_merge_with_a_runtime_warns_of_what_the_engine_would_say(api):

@@ -676,14 +676,37 @@ def test_the_new_task_preview_skips_nothing_with_enough_gpus(signed_in, alias_pr
     assert preview.find("ul", class_="skipped") is None
 
 
-def test_the_new_task_preview_without_a_runtime_keeps_the_aliases_apart(signed_in, alias_presets):
+def test_the_new_task_preview_without_a_runtime_merges_one_engines_aliases(signed_in, alias_presets):
     first, second = alias_presets
     data = task_form(use_presets="on", presets=[str(first.pk), str(second.pk)], action="refresh", runtime="")
 
     response = signed_in.post("/tasks/new/", data)
 
-    assert preview_flags(response) == ["--tp-size", "--tensor-parallel-size"]
-    assert merge_preview(response).find("ul", class_="notes") is None
+    assert preview_flags(response) == ["--tp-size"]
+
+
+def test_the_new_task_preview_explains_presets_of_another_engine(signed_in):
+    vllm = make_preset(name="VL base", runtime="vllm", parameters={"tensor-parallel-size": [2]})
+    data = task_form(use_presets="on", presets=[str(vllm.pk)], action="refresh", runtime="sglang")
+
+    response = signed_in.post("/tasks/new/", data)
+
+    reasons = [item.text for item in merge_preview(response).find_all("li", class_="conflict-engines")]
+    assert reasons == [
+        "⚠ “VL base” is for vLLM, not SGLang: one task runs one engine, and each spells its flags its own way."
+    ]
+
+
+def test_a_task_refuses_presets_of_another_engine(api):
+    vllm = make_preset(name="VL base", runtime="vllm", parameters={"tensor-parallel-size": [2]})
+    body = {"name": "Mixed", "model": MODEL, "runtime": "sglang", "presets": [vllm.pk]}
+
+    response = api.post("/api/tasks/", body, format="json")
+
+    assert response.status_code == 400
+    reason = "“VL base” is for vLLM, not SGLang: one task runs one engine, and each spells its flags its own way."
+    assert response.json()["errors"] == [{"path": "runtime", "message": reason}]
+    assert not Task.objects.filter(name="Mixed").exists()
 
 
 def test_the_new_task_preview_shows_the_engines_findings(signed_in):
