@@ -115,3 +115,12 @@ def test_each_preset_row_has_its_actions_in_one_compact_menu(signed_in, user):
             element.tag for element in menu.find_all() if element.tag in ("a", "form")
         ]
         assert menu.find("summary").text.startswith("Actions")
+
+
+def test_the_dashboard_says_just_now_rather_than_0_minutes_ago(signed_in, user):
+    make_preset(name="Fresh", created_by=user)
+
+    times = [time.text for time in parse(signed_in.get("/").content).find_all("time")]
+
+    assert "just now" in times
+    assert not [text for text in times if text.startswith("0")]
