@@ -21,7 +21,7 @@ from django.utils import timezone
 from engines.catalogue import for_engine
 from engines.plan import launch_command
 from tasks.benchmark import benchmark, score_levels
-from tasks.models import RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import HOST_COMMAND_LINE, RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Task, TaskStatus
 from tasks.runner import EngineFailed, EngineProcess, free_port
 
 logger = logging.getLogger("autotuner.runs")
@@ -83,19 +83,20 @@ def run_experiment(experiment: Experiment) -> Experiment:
     """Run a claimed experiment to its end and store the outcome; returns it as stored."""
     task = Task.objects.get(pk=experiment.task_id)
     port = free_port()
-    command = launch_command(
-        task.runtime,
-        task.model,
-        experiment.parameters,
-        port=port,
-        catalogue=for_engine(task.runtime),
-        launcher=settings.ENGINE_LAUNCHERS.get(task.runtime),
+    # Everyone sees the engine's own command. A launcher (a container script, a virtualenv's python)
+    # is this host's business and names its paths: what really ran goes in the log, for staff.
+    catalogue = for_engine(task.runtime)
+    command = launch_command(task.runtime, task.model, experiment.parameters, port=port, catalogue=catalogue)
+    launcher = settings.ENGINE_LAUNCHERS.get(task.runtime)
+    ran = launch_command(
+        task.runtime, task.model, experiment.parameters, port=port, catalogue=catalogue, launcher=launcher
     )
     experiment.command = command
     Experiment.objects.filter(pk=experiment.pk).update(command=command)
     outcome: dict[str, Any] = {}
     monitor = Monitor(experiment, timeout_s=task.experiment_timeout)
-    words = shlex.split(command)
+    words = shlex.split(ran)
+    log_head: list[str] = []  # the host's line, once the engine is started
     # The stand-in is a module of this project (python -m engines.standin): it starts from the
     # project's folder, wherever the worker was started. A real engine keeps the worker's folder.
     standin = settings.STANDIN_ENGINE in words
@@ -103,6 +104,8 @@ def run_experiment(experiment: Experiment) -> Experiment:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _check_gpus(task)
+        if ran != command:
+            log_head.append(HOST_COMMAND_LINE + ran)
         engine.start()
         monitor.engine = engine
         Experiment.objects.filter(pk=experiment.pk).update(engine_pid=engine.pid)
@@ -139,7 +142,11 @@ def run_experiment(experiment: Experiment) -> Experiment:
     except _NoGpus as refusal:
         outcome = {"status": ExperimentStatus.FAILED, "error": str(refusal)}
     except OSError as error:  # the launcher itself is missing or not executable
-        outcome = {"status": ExperimentStatus.FAILED, "error": f"could not start the engine: {error}"}
+        # Not the file name, a server path: staff find the command in the log.
+        outcome = {
+            "status": ExperimentStatus.FAILED,
+            "error": f"could not start the engine: {error.strerror or type(error).__name__}",
+        }
     except Exception as error:
         logger.exception("experiment %s failed in the runner", experiment.pk)
         outcome = {"status": ExperimentStatus.FAILED, "error": f"runner error: {error.__class__.__name__}: {error}"}
@@ -152,7 +159,7 @@ def run_experiment(experiment: Experiment) -> Experiment:
         outcome = {**outcome, "status": ExperimentStatus.FAILED, "score": None, "error": monitor.reason}
     close_old_connections()
     Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
-        **outcome, step="", log_tail="\n".join(engine.log_tail), finished_at=timezone.now()
+        **outcome, step="", log_tail="\n".join([*log_head, *engine.log_tail]), finished_at=timezone.now()
     )
     experiment.refresh_from_db()
     logger.info("experiment %s of task %s: %s %s", experiment.number, task.pk, experiment.status, experiment.error)

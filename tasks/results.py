@@ -74,13 +74,13 @@ def plot_points(experiments: Sequence[Experiment]) -> list[Point]:
     ]
 
 
-def record(experiment: Experiment, *, with_levels: bool = True) -> dict[str, Any]:
-    """One experiment as the API and the JSON download give it."""
+def record(experiment: Experiment, *, user: Any, with_levels: bool = True) -> dict[str, Any]:
+    """One experiment as the API and the JSON download give it to ``user``."""
     row = {
         "number": experiment.number,
         "status": experiment.status,
         "parameters": experiment.parameters,
-        "command": experiment.command,  # as the worker ran it
+        "command": experiment.command,  # the engine's own, on the port it ran on (no host launcher)
         "deploy_command": experiment.deploy_command,  # the engine's own launcher on the plan's port
         "score": experiment.score,
         "scored_level": experiment.scored_level,
@@ -95,11 +95,11 @@ def record(experiment: Experiment, *, with_levels: bool = True) -> dict[str, Any
     }
     if with_levels:
         row["levels"] = experiment.levels
-        row["log_tail"] = experiment.log_tail
+        row["log_tail"] = experiment.log_for(user)
     return row
 
 
-def results(task: Task, experiments: Sequence[Experiment]) -> dict[str, Any]:
+def results(task: Task, experiments: Sequence[Experiment], *, user: Any) -> dict[str, Any]:
     best = best_experiment(task, experiments)
     front = pareto_front(plot_points(experiments))
     return {
@@ -108,14 +108,14 @@ def results(task: Task, experiments: Sequence[Experiment]) -> dict[str, Any]:
         "objective": task.objective,
         "higher_is_better": higher_is_better(task),
         "slos": {name: limit for name, limit in task.slos.items() if limit is not None},
-        "best": record(best, with_levels=True) if best else None,
+        "best": record(best, user=user, with_levels=True) if best else None,
         "pareto_front": [point.number for point in front],
-        "experiments": [record(experiment, with_levels=True) for experiment in experiments],
+        "experiments": [record(experiment, user=user, with_levels=True) for experiment in experiments],
     }
 
 
-def results_json(task: Task, experiments: Sequence[Experiment]) -> str:
-    return json.dumps(results(task, experiments), ensure_ascii=False, indent=2)
+def results_json(task: Task, experiments: Sequence[Experiment], *, user: Any) -> str:
+    return json.dumps(results(task, experiments, user=user), ensure_ascii=False, indent=2)
 
 
 def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:

@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 
 from tasks import lifecycle
 from tasks.execution import run_experiment
-from tasks.models import Experiment, ExperimentStatus, Task
+from tasks.models import HOST_COMMAND_LINE, Experiment, ExperimentStatus, Task
 from tasks.runner import _group_alive
 from tests.factories import make_task
 
@@ -62,9 +62,12 @@ def test_a_good_combination_succeeds_with_its_levels_score_and_log():
     assert experiment.score == experiment.throughput == scored["output_tokens_per_s"] > 0
     assert experiment.latency == scored["e2e_s"]["p50"] > 0
     assert (experiment.slo_violation, experiment.meets_slo) == ("", True)
-    assert str(django_settings.STANDIN_ENGINE) in experiment.command
-    assert "--model-path meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1 --port " in experiment.command
+    # The engine's own command, on the port it ran on; the stand-in launcher that really ran is in the log.
+    assert experiment.command.startswith(
+        "python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1 --port "
+    )
     assert experiment.command.endswith("--tp-size 2 --mem-fraction-static 0.8")
+    assert experiment.log_tail.startswith(f"{HOST_COMMAND_LINE}{sys.executable} -m {django_settings.STANDIN_ENGINE} ")
     assert "standin engine: loading meta-llama/Llama-3.1-8B-Instruct (tp 2, memory fraction 0.8)" in (
         experiment.log_tail
     )
@@ -211,7 +214,49 @@ def test_a_missing_launcher_fails_the_experiment_with_the_reason(settings):
 
     experiment.refresh_from_db()
     assert experiment.status == ExperimentStatus.FAILED
-    assert experiment.error == (
-        "could not start the engine: [Errno 2] No such file or directory: '/nonexistent/bin/engine'"
-    )
+    assert experiment.error == "could not start the engine: No such file or directory"  # not the server's path
+    assert experiment.log_tail.startswith(f"{HOST_COMMAND_LINE}/nonexistent/bin/engine --host 127.0.0.1 --port ")
     assert experiment.engine_pid is None
+
+
+def test_users_see_the_engines_own_command_and_only_staff_see_the_hosts_launcher(
+    settings, tmp_path, client, user, staff_user
+):
+    script = tmp_path / "run-in-container.sh"
+    script.write_text('exec "$@"\n')
+    settings.ENGINE_LAUNCHERS = {"sglang": ["/bin/sh", str(script), *django_settings.STANDIN_LAUNCHERS["sglang"]]}
+    experiment = claimed({"tp-size": [1]})
+    run_experiment(experiment)
+    experiment.refresh_from_db()
+    assert experiment.status == ExperimentStatus.SUCCEEDED, experiment.error
+    task = experiment.task
+    host_words = ["run-in-container", str(settings.BASE_DIR), sys.executable]
+    pages = [
+        f"/api/tasks/{task.pk}/experiments",
+        f"/api/tasks/{task.pk}/results",
+        f"/api/tasks/{task.pk}/plan",
+        f"/tasks/{task.pk}/",
+        f"/tasks/{task.pk}/progress/",
+        f"/tasks/{task.pk}/results/",
+        f"/tasks/{task.pk}/results.csv",
+        f"/tasks/{task.pk}/results.json",
+        f"/tasks/{task.pk}/plan.json",
+        f"/tasks/{task.pk}/plan.sh",
+    ]
+
+    client.force_login(user)
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        body = b"".join(response) if response.streaming else response.content
+        assert not [word for word in host_words if word in body.decode()], page
+    records = client.get(f"/api/tasks/{task.pk}/experiments").json()
+    assert records[0]["command"] == experiment.command
+    assert "standin engine: loading meta-llama/Llama-3.1-8B-Instruct" in records[0]["log_tail"]
+
+    client.force_login(staff_user)
+    log = client.get(f"/api/tasks/{task.pk}/experiments").json()[0]["log_tail"]
+    assert log.splitlines()[0] == f"{HOST_COMMAND_LINE}/bin/sh {script} {sys.executable} -m engines.standin " + (
+        experiment.command.removeprefix("python -m sglang.launch_server ")
+    )
+    assert f"{HOST_COMMAND_LINE}/bin/sh {script}" in client.get(f"/tasks/{task.pk}/results/").content.decode()
