@@ -517,7 +517,7 @@ def test_the_edit_form_asks_for_a_change_note_just_above_the_save_button(signed_
     rows = form.find_all("div", class_="form-row")
     assert rows[-1].attrs["id"] == "row-change_note"
     assert rows[-1].find("label").text == "Change note:"
-    assert rows[-1].find("p", class_="help").text == "Why you changed it; shown in the history."
+    assert rows[-1].find("p", class_="help").text == "Why you changed it; shown in the history. At most 500 characters."
     note = rows[-1].find("input", name="change_note")
     assert (note.attrs["maxlength"], note.attrs.get("value", "")) == ("500", "")
     assert "required" not in note.attrs
