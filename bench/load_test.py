@@ -16,7 +16,8 @@ worker until gunicorn killed it: a plan page far into a random-strategy task ove
 (``/api/tasks/{id}/plan?page=<far>&page_size=1000``), that task's ``plan.json`` and ``plan.sh``
 downloads, a merge of 50 ids that name no preset (404) and one of 100,000 ids (400). Each must get
 its own answer; meanwhile the normal clients' requests should keep p99 <= 4 x p50 (printed with a
-verdict, not part of the exit status: speed depends on the machine).
+verdict, not part of the exit status: speed depends on the machine). ``--hostile 0`` runs the same
+load without them, to compare; ``--clients 0 --hostile 1`` times each hostile request on its own.
 
 Afterwards every acknowledged create and update must be stored with the value last written, and
 every deleted preset must be gone; the run also counts 5xx answers and any body saying "database is
@@ -385,9 +386,11 @@ class Attacker(Client):
         return next(self.turn)
 
     async def far_plan_page(self) -> None:
-        page = self.rng.randint(self.pages // 2, self.pages)
+        page = self.rng.randint(self.pages // 2, self.pages - 1)  # a full page: the last may be short
         query = urlencode({"page": page, "page_size": PLAN_PAGE_SIZE})
-        await self._call("far_plan_page", "GET", f"/api/tasks/{self.task_id}/plan?{query}", allowed=(200,))
+        answer = await self._call("far_plan_page", "GET", f"/api/tasks/{self.task_id}/plan?{query}", allowed=(200,))
+        if answer.status == 200 and len(answer.json()["experiments"]) != PLAN_PAGE_SIZE:
+            self.tally.misanswered.append(f"far_plan_page: page {page} holds not {PLAN_PAGE_SIZE} experiments")
 
     # A download of a plan too long for one file may be refused with 400.
     async def plan_json(self) -> None:
