@@ -33,7 +33,7 @@ from presets.exchange import (
     parse_document,
     preset_download,
 )
-from presets.models import NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, engine_errors
+from presets.models import NameTaken, OnConflict, ParameterPreset, ReadOnlyPreset, import_engine_problems
 from presets.validators import Problem
 
 
@@ -120,13 +120,7 @@ class PresetExchangeMixin(PresetViewSetBase):
             )
         document = import_document(request)
         contents, problems = parse_document(document)
-        for index, content in enumerate(contents):
-            where = f"presets[{index}]" if is_bundle(document) else "preset"
-            if content.get("parameters") and content.get("runtime"):
-                problems += [
-                    Problem(f"{where}.parameters.{finding.path}", finding.message)
-                    for finding in engine_errors(content["parameters"], content["runtime"])
-                ]
+        problems += import_engine_problems(document, contents)
         if problems:
             raise invalid(problems, f"Invalid preset document: {problems[0]}" if len(problems) == 1 else "")
         try:

@@ -20,8 +20,9 @@ from rest_framework.fields import empty
 
 from engines.registry import quoted_names
 from presets.exchange import FORMAT_VERSION, MAX_USERNAME_LENGTH
-from presets.models import MAX_DESCRIPTION_LENGTH, MAX_NOTE_LENGTH
+from presets.models import MAX_NOTE_LENGTH
 from presets.validators import (
+    MAX_DESCRIPTION_LENGTH,
     MAX_FLAG_LENGTH,
     MAX_MERGE_PRESETS,
     MAX_METADATA_DEPTH,
@@ -170,7 +171,7 @@ class NameField(CheckedField):
     {"type": "string", "nullable": True, "maxLength": MAX_DESCRIPTION_LENGTH, "pattern": STORABLE_TEXT}
 )
 class DescriptionField(CheckedField):
-    check = staticmethod(lambda value: text_problems(value, limit=None))
+    check = staticmethod(lambda value: text_problems(value, limit=MAX_DESCRIPTION_LENGTH, trim=False))
     max_length = MAX_DESCRIPTION_LENGTH
 
 

@@ -92,11 +92,12 @@ class PresetHistoryMixin(PresetViewSetBase):
             body.is_valid(raise_exception=True)
             revision = self.revision(preset, version)
             content = revision.content
-            runtime = content.get("runtime")
-            if runtime and (found := engine_errors(content.get("parameters", {}), runtime)):
+            runtime = content.get("runtime") or ""
+            if found := engine_errors(content.get("parameters", {}), runtime):
+                refuser = f"The {runtime} engine" if runtime else "Every engine with these flags"
                 raise ApiError(
                     status.HTTP_409_CONFLICT,
-                    f"The {runtime} engine now refuses version {revision.version}'s parameters.",
+                    f"{refuser} now refuses version {revision.version}'s parameters.",
                     [Problem(f"parameters.{finding.path}", finding.message) for finding in found],
                 )
             try:

@@ -29,6 +29,7 @@ from presets.merging import (
 )
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import (
+    MAX_DESCRIPTION_LENGTH,
     InvalidParameters,
     Problem,
     clean_parameters,
@@ -40,9 +41,8 @@ SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
 TRASH_DAYS = 30  # a deleted preset can be restored for this long, then `manage.py purge_trash` removes it
 SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
 SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
-# A description is a few paragraphs. Checked by validation (model, form, API), not by the column:
-# it stays a text column, so rows written before the limit still load, show and migrate.
-MAX_DESCRIPTION_LENGTH = 2000
+# MAX_DESCRIPTION_LENGTH is checked by validation (model, form, API, import), not by the column: it
+# stays a text column, so rows written before the limit still load, show and migrate.
 
 
 # The engines of engines.registry, as choices: a new engine there is a new runtime here.

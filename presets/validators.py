@@ -23,6 +23,8 @@ MAX_VALUES = 1000
 MAX_STRING_LENGTH = 500
 MAX_FLAG_LENGTH = 100
 MAX_NAME_LENGTH = 255
+# Descriptions: a paragraph or two about when to use the preset or task; the pages show it whole.
+MAX_DESCRIPTION_LENGTH = 2000
 MAX_METADATA_DEPTH = 10
 MAX_METADATA_SIZE = 64 * 1024
 # A grid is searched by sampling, and a grid search runs at most engines.plan.MAX_GRID_EXPERIMENTS:
@@ -327,7 +329,10 @@ def validate_metadata(value: object) -> None:
         raise ValidationError([ValidationError(message, code="invalid_metadata") for message in messages(problems)])
 
 
-PRESET_TEXT_FIELDS = {"description": None, "category": 100}
+# The free-text fields a preset document holds, with their limits. A description is kept as written
+# (its line breaks and indentation are the author's); a category is trimmed.
+PRESET_TEXT_FIELDS = {"description": MAX_DESCRIPTION_LENGTH, "category": 100}
+TRIMMED_TEXT_FIELDS = {"category"}
 RUNTIMES = engine_names()
 
 
@@ -354,7 +359,7 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
             if not partial:
                 fields[field] = ""
             continue
-        value, found = text_problems(data[field], limit=limit)
+        value, found = text_problems(data[field], limit=limit, trim=field in TRIMMED_TEXT_FIELDS)
         problems += [problem.under(field) for problem in found]
         if not found:
             fields[field] = value
@@ -389,18 +394,19 @@ def preset_fields(data: object, *, partial: bool = False) -> tuple[dict[str, Any
     return fields, problems
 
 
-def text_problems(value: object, *, limit: int | None) -> tuple[str, list[Problem]]:
-    """A preset's description (no limit, kept as written) or category (trimmed, at most ``limit``
-    characters), and what is wrong with it; null counts as empty."""
+def text_problems(value: object, *, limit: int | None, trim: bool = True) -> tuple[str, list[Problem]]:
+    """Free text of at most ``limit`` characters (counted as kept: trimmed with ``trim``, else as
+    written), and what is wrong with it; null counts as empty."""
     if value is None:
         return "", []
     if not isinstance(value, str):
         return "", [Problem("", f"expected a string, got {describe_type(value)}")]
-    if limit and len(value.strip()) > limit:
-        return value, [Problem("", f"at most {limit} characters are allowed, got {len(value.strip())}")]
+    kept = value.strip() if trim else value
+    if limit and len(kept) > limit:
+        return value, [Problem("", f"at most {limit:,} characters are allowed, got {len(kept):,}")]
     if _UNSTORABLE.search(value):
         return value, [Problem("", "text contains a NUL or an unpaired surrogate character")]
-    return (value.strip() if limit else value), []
+    return kept, []
 
 
 def note_problems(note: object, *, limit: int) -> tuple[str, list[Problem]]:

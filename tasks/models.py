@@ -26,9 +26,9 @@ from engines.plan import (
 )
 from presets.fields import GridField
 from presets.merging import ConflictKind, MergeStrategy, count_combinations
-from presets.models import MAX_DESCRIPTION_LENGTH, ParameterPreset, Runtime
+from presets.models import ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
-from presets.validators import clean_parameters
+from presets.validators import MAX_DESCRIPTION_LENGTH, clean_parameters
 from tasks.validators import clean_concurrency_levels
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]

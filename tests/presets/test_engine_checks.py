@@ -313,13 +313,25 @@ def test_one_bad_preset_in_a_bundle_stops_the_whole_import(api):
     assert not ParameterPreset.objects.filter(name__in=["Fine", "Broken"]).exists()
 
 
-def test_an_imported_any_engine_preset_is_not_checked(api):
+def test_an_imported_any_engine_preset_is_checked_against_every_engine(api):
     document = {"version": "1.0", "preset": {"name": "Imported", "parameters": {"mem-fraction-static": [9]}}}
 
     response = api.post(IMPORT, document, format="json")
 
-    assert response.status_code == 201
-    assert ParameterPreset.objects.get(name="Imported").parameters == {"mem-fraction-static": [9]}
+    assert response.status_code == 400
+    assert [error["path"] for error in response.json()["errors"]] == ["preset.parameters.mem-fraction-static[0]"]
+    assert not ParameterPreset.objects.filter(name="Imported").exists()
+
+
+def test_an_imported_description_over_the_limit_is_refused_at_its_path(api):
+    preset = {"name": "Imported", "description": "x" * 2001, "parameters": {"tp-size": [1]}}
+
+    response = api.post(IMPORT, {"version": "1.0", "preset": preset}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"path": "preset.description", "message": "at most 2,000 characters are allowed, got 2,001"}
+    ]
 
 
 # The model, as the admin and the seed use it

@@ -729,3 +729,18 @@ def test_the_schema_documents_the_diff_parameters_and_version_and_change_note(sc
 @pytest.mark.parametrize("path", ["/api/presets/{id}/export/", "/api/presets/export/"])
 def test_the_schema_documents_the_history_flag_of_exports(schema, path):
     assert "history" in {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+
+
+def test_an_any_engine_version_every_engine_now_refuses_is_not_restored(api, user):
+    # Version 1 was saved before any-engine presets were checked against every engine.
+    preset = ParameterPreset(name="Old", created_by=user, parameters={"mem-fraction-static": [9]})
+    preset.save(by=user)
+    preset.parameters = {"mem-fraction-static": [0.8]}
+    preset.save(by=user)
+
+    response = api.post(restore_url(preset, 1), {}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Every engine with these flags now refuses version 1's parameters."
+    assert [error["path"] for error in response.json()["errors"]] == ["parameters.mem-fraction-static[0]"]
+    assert preset.revisions.count() == 2

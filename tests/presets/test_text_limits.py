@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from presets.models import MAX_DESCRIPTION_LENGTH, ParameterPreset
+from presets.models import ParameterPreset
+from presets.validators import MAX_DESCRIPTION_LENGTH
 from tests.factories import make_preset
 from tests.html import parse
 

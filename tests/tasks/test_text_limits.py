@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from presets.models import MAX_DESCRIPTION_LENGTH
+from presets.validators import MAX_DESCRIPTION_LENGTH
 from tasks.models import Task
 from tests.factories import make_task
 from tests.html import parse
