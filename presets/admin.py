@@ -44,7 +44,7 @@ class ParameterPresetAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: ParameterPreset | None = None) -> bool:
         if obj is not None and obj.is_system:
-            return False  # shown read-only: duplicate it to customise
+            return False  # shown read-only: duplicate it to customize
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: ParameterPreset | None = None) -> bool:

@@ -40,7 +40,7 @@ from presets.validators import (
 SYSTEM_PRESETS_FILE = Path(__file__).parent / "data" / "system_presets.json"
 TRASH_DAYS = 30  # a deleted preset can be restored for this long, then `manage.py purge_trash` removes it
 SUGGESTED_CATEGORIES = ["memory", "performance", "general", "custom"]
-SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customise"
+SYSTEM_READ_ONLY = "System presets are read-only; duplicate it to customize"
 # MAX_DESCRIPTION_LENGTH is checked by validation (model, form, API, import), not by the column: it
 # stays a text column, so rows written before the limit still load, show and migrate.
 

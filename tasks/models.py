@@ -87,10 +87,10 @@ class OptimizationStrategy(models.TextChoices):
 
 
 class Objective(models.TextChoices):
-    MAXIMIZE_THROUGHPUT = "maximize_throughput", "Maximise throughput"
-    MINIMIZE_LATENCY = "minimize_latency", "Minimise end-to-end latency"
-    MINIMIZE_TTFT = "minimize_ttft", "Minimise time to first token"
-    MINIMIZE_TPOT = "minimize_tpot", "Minimise time per output token"
+    MAXIMIZE_THROUGHPUT = "maximize_throughput", "Maximize throughput"
+    MINIMIZE_LATENCY = "minimize_latency", "Minimize end-to-end latency"
+    MINIMIZE_TTFT = "minimize_ttft", "Minimize time to first token"
+    MINIMIZE_TPOT = "minimize_tpot", "Minimize time per output token"
 
 
 class TaskQuerySet(NamedQuerySet):
@@ -462,7 +462,10 @@ class Experiment(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="experiments")
     number = models.PositiveIntegerField(help_text="1, 2, 3 … within the task, in the order they were planned.")
     parameters = GridField(help_text="Each flag mapped to the one value this experiment uses (in grid order).")
-    command = models.TextField(blank=True, help_text="The exact launch command, as run.")
+    command = models.TextField(
+        blank=True,
+        help_text="The engine's own launch command, on the port it ran on (a host launcher's is in the log: staff).",
+    )
     status = models.CharField(
         max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.PENDING, db_index=True
     )

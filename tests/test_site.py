@@ -172,7 +172,7 @@ def test_forbidden_uses_the_sites_page_and_says_why(signed_in, system_presets):
     assert response.status_code == 403
     document = page(response)
     assert document.find("h1").text == "Not allowed"
-    assert "System presets are read-only; duplicate it to customise" in document.find("main").text
+    assert "System presets are read-only; duplicate it to customize" in document.find("main").text
 
 
 # Accessibility smoke check

@@ -374,7 +374,7 @@ def test_detail_of_a_system_preset_says_it_is_read_only_and_offers_no_edit_or_de
     document = page(signed_in.get(f"/presets/{preset.pk}/"))
 
     assert document.find("h1").find("span", class_="badge").text == "System"
-    assert "System presets are read-only; duplicate it to customise." in document.find("p", class_="note").text
+    assert "System presets are read-only; duplicate it to customize." in document.find("p", class_="note").text
     facts = document.find("dl", class_="facts")
     assert "system" in [value.text for value in facts.find_all("dd")]
     links = [link.text for link in document.find("div", class_="actions").find_all("a")]

@@ -56,7 +56,7 @@ def test_the_detail_page_shows_the_configuration(signed_in, user):
     assert shown["GPUs per experiment"] == "2"
     assert shown["Made by"].startswith("ada, ")
     assert shown["Strategy"] == "Random sample"
-    assert shown["Objective"] == "Minimise time to first token"
+    assert shown["Objective"] == "Minimize time to first token"
     assert shown["Experiments"] == "4 of 6 combinations (capped)"
     assert shown["Timeout per experiment"] == "900 s"
     assert shown["Concurrency levels"] == "1, 8, 64"

@@ -92,7 +92,7 @@ def test_the_best_card_names_each_figure_it_shows(signed_in, finished):
     response = signed_in.get(finished.get_absolute_url())
 
     card = page(response).find("div", class_="best-config")
-    assert "Objective: maximise throughput, measured at concurrency 32." in card.text
+    assert "Objective: maximize throughput, measured at concurrency 32." in card.text
     assert best_figures(response) == {"Throughput": "300.0 output tokens/s", "Latency p50": "2.00 s end to end"}
     assert "300.0 · 300.0" not in card.text
 
