@@ -19,6 +19,12 @@ from presets.validators import MAX_NAME_LENGTH, RUNTIMES, clean_parameters, vali
 NAME_HELP = f"Unique, compared without case or surrounding spaces; at most {MAX_NAME_LENGTH} characters."
 
 
+def printable(text: str) -> str:
+    """Text a page can hold: a lone surrogate (which a JSON escape such as \\ud800 gives, and UTF-8
+    cannot encode) written as its escape, as the API's renderer writes it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class JSONTextField(forms.JSONField):
     """A JSON textarea that keeps what the user typed on error and says where JSON breaks."""
 
@@ -35,6 +41,12 @@ class JSONTextField(forms.JSONField):
             return parse_json(value.encode("utf-8", "surrogatepass"))
         except APIException as error:
             raise ValidationError(str(error.detail), code="invalid") from None
+
+    def clean(self, value: Any) -> Any:
+        try:
+            return super().clean(value)
+        except ValidationError as error:  # a message may quote a flag named with a JSON escape
+            raise ValidationError([printable(message) for message in error.messages], code="invalid") from None
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         return initial if self.disabled else data  # the raw text, exactly as typed

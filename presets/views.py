@@ -29,7 +29,7 @@ from presets.exchange import (
     preset_download,
 )
 from presets.filters import PresetFilter
-from presets.forms import ImportForm, PresetForm, preview_parameters
+from presets.forms import ImportForm, PresetForm, preview_parameters, printable
 from presets.merging import count_combinations, grid_summary
 from presets.models import (
     SUGGESTED_CATEGORIES,
@@ -196,6 +196,7 @@ def preset_import(request: HttpRequest) -> HttpResponse:
             problems += import_engine_problems(document, contents)
         except Exception as error:
             problems = [Problem("", str(getattr(error, "detail", error)))]
+        problems = [Problem(printable(problem.path), printable(problem.message)) for problem in problems]
         if not problems:
             try:
                 with transaction.atomic():

@@ -146,6 +146,19 @@ class PresetIdsField(forms.Field):
         return [int(part) if part.isascii() and part.isdigit() and len(part) <= 20 else part for part in parts]
 
 
+# What the selector's fields stand for when a value is left out.
+UNCHOSEN: dict[str, Any] = {
+    "use_presets": False,
+    "selector_present": False,
+    "presets": [],
+    "merge_strategy": MergeStrategy.UNION,
+    "preset_search": "",
+    "runtime": "",
+    "gpus": 1,
+    "action": ("", None),
+}
+
+
 class PresetSelectionForm(forms.Form):
     """The preset selector: which presets, in the order picked (the merge order), and how.
 
@@ -176,7 +189,9 @@ class PresetSelectionForm(forms.Form):
         self.problems: list[str] = []
         self._merged: tuple[tuple[Any, ...], Merged] | None = None
         self.full_clean()
-        cleaned = self.cleaned_data
+        if self.errors:  # text Django refuses in any field (a NUL): left out, as nothing chosen
+            self.problems.append("Text with a NUL character was left out.")
+        cleaned = self.cleaned_data = {**UNCHOSEN, **self.cleaned_data}
         self.ids: list[int] = cleaned["presets"]
         self.strategy: MergeStrategy = cleaned["merge_strategy"]
         self.engine: str = cleaned["runtime"]  # the engine the merge is for: "" is none

@@ -462,7 +462,9 @@ def task_results_download(request: HtmxHttpRequest, pk: int, kind: str) -> HttpR
 def experiment_save_preset(request: HtmxHttpRequest, pk: int, number: int) -> HttpResponse:
     """Save an experiment's configuration as a preset, under the name the user gives (the results
     card sends it; this page asks for it again when it is taken or missing)."""
-    experiment = get_object_or_404(Experiment.objects.select_related("task"), task_id=pk, number=number)
+    # Through the task's own id: a lookup on the foreign key column lets an id past 64 bits reach the
+    # database driver, which raises instead of finding nothing.
+    experiment = get_object_or_404(Experiment.objects.select_related("task"), task__pk=pk, number=number)
     if request.method == "GET":
         form = PresetNameForm(initial={"name": experiment.suggested_preset_name()})
     else:
