@@ -8,7 +8,10 @@ from engines.views import EngineViewSet
 
 app_name = "engines"
 
-urlpatterns = [path("", views.engine_flags, name="flags")]
+urlpatterns = [
+    path("", views.engine_flags, name="flags"),
+    path("<str:runtime>/changes/", views.engine_changes, name="changes"),
+]
 
 api_router = SimpleRouter()
 api_router.trailing_slash = "/?"

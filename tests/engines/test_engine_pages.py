@@ -1,4 +1,5 @@
-"""The engines' flags to browse: the /engines/ page (with its htmx table fragment) and /api/engines/."""
+"""The engines' flags to browse: the /engines/ page (with its htmx table fragment), a version's
+changes page, and /api/engines/."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ PAGE = "/engines/"
 API = "/api/engines/"
 HTMX = {"HX-Request": "true"}
 SGLANG = json.loads((DATA_DIR / "sglang-0.5.23.json").read_text())
-VLLM = json.loads((DATA_DIR / "vllm-0.33.0.json").read_text())
+VLLM = json.loads((DATA_DIR / "vllm-0.34.0.json").read_text())  # the default for new presets and tasks
+VLLM_033 = json.loads((DATA_DIR / "vllm-0.33.0.json").read_text())
 
 
 def flag_table(response) -> Element:
@@ -46,6 +48,12 @@ def caption(response) -> str:
     return flag_table(response).find("p").text
 
 
+def current_catalogue(response) -> tuple[str, str]:
+    """The engine label and version the page's version links mark as shown."""
+    [link] = parse(response.content).find("nav", class_="engine-versions").find_all("a", aria_current="page")
+    return link.parent.find("span", class_="engine-label").text, link.text
+
+
 # The page
 
 
@@ -63,8 +71,7 @@ def test_the_engines_page_lists_every_sglang_flag_by_default(signed_in):
     assert parse(response.content).find("h1").text == "Engine flags"
     assert caption(response) == f"sglang 0.5.23: {len(SGLANG['flags'])} flags."
     assert sorted(listed_flags(response)) == sorted(flag["name"] for flag in SGLANG["flags"])
-    selected = parse(response.content).by_id("id_runtime").find("option", selected="")
-    assert selected.text == "sglang"
+    assert current_catalogue(response) == ("SGLang", "0.5.23")
 
 
 @pytest.mark.parametrize(
@@ -175,13 +182,13 @@ def test_the_runtime_choice_shows_the_vllm_flags(signed_in):
     response = signed_in.get(PAGE, {"runtime": "vllm"})
 
     assert response.status_code == 200
-    assert caption(response) == f"vllm 0.33.0: {len(VLLM['flags'])} flags."
+    assert caption(response) == f"vllm {VLLM['version']}: {len(VLLM['flags'])} flags."
     assert sorted(listed_flags(response)) == sorted(flag["name"] for flag in VLLM["flags"])
-    assert parse(response.content).by_id("id_runtime").find("option", selected="").text == "vllm"
+    assert current_catalogue(response) == ("vLLM", VLLM["version"])
     assert row(response, "tensor-parallel-size")["Aliases"] == "tp"
     assert row(response, "gpu-memory-utilization")["Values"] == "(0, 1]"
-    # A switch with a --no- form shows it next to its kind.
-    assert row(response, "enable-chunked-prefill")["Kind"] == "switch (--no-enable-chunked-prefill)"
+    # A switch with an off form shows it next to its kind.
+    assert row(response, "enable-chunked-prefill")["Kind"] == "switch (--disable-chunked-prefill)"
     assert "tp-size" not in listed_flags(response)
 
 
@@ -244,16 +251,230 @@ def test_the_engines_page_passes_the_accessibility_check(signed_in, query):
     assert accessibility_problems(response.content) == []
 
 
+# Versions: the links that choose one, and an older version's page
+
+
+def version_links(response) -> dict[str, list[str]]:
+    """Each engine's version links as shown: ``{"vLLM": ["0.34.0 (default)", "0.33.0", "What changed"]}``."""
+    nav = parse(response.content).find("nav", class_="engine-versions")
+    found = {}
+    for item in nav.find_all("li"):
+        label = item.find("span", class_="engine-label").text
+        found[label] = [link.text for link in item.find_all("a")]
+    return found
+
+
+def test_the_engines_page_links_every_version_shipped_newest_first(signed_in):
+    response = signed_in.get(PAGE, {"runtime": "vllm", "search": "tensor"})
+
+    assert version_links(response) == {"SGLang": ["0.5.23"], "vLLM": ["0.34.0", "0.33.0", "What changed"]}
+    nav = parse(response.content).find("nav", class_="engine-versions")
+    hrefs = {link.text: link.attrs["href"] for link in nav.find_all("a")}
+    # The default version's link names no version, so it follows the next release; each keeps the search.
+    assert hrefs["0.34.0"] == "/engines/?runtime=vllm&search=tensor"
+    assert hrefs["0.33.0"] == "/engines/?runtime=vllm&version=0.33.0&search=tensor"
+    assert hrefs["What changed"] == "/engines/vllm/changes/"
+    assert "(default)" in nav.find_all("li")[1].text
+
+
+def test_an_older_version_shows_its_own_flags_and_says_which_is_the_default(signed_in):
+    response = signed_in.get(PAGE, {"runtime": "vllm", "version": "0.33.0"})
+
+    assert response.status_code == 200
+    assert caption(response) == f"vllm 0.33.0: {len(VLLM_033['flags'])} flags."
+    assert sorted(listed_flags(response)) == sorted(flag["name"] for flag in VLLM_033["flags"])
+    assert "enable-extensible-kv-cache" not in listed_flags(response)
+    assert current_catalogue(response) == ("vLLM", "0.33.0")
+    notice = parse(response.content).by_id("older-version")
+    assert notice.text.startswith("This is vllm 0.33.0. New presets and tasks are checked against 0.34.0")
+    assert notice.find("a").attrs["href"] == "/engines/vllm/changes/?from=0.33.0&to=0.34.0"
+
+
+def test_the_search_and_each_flag_link_keep_the_older_version(signed_in):
+    response = signed_in.get(PAGE, {"runtime": "vllm", "version": "0.33.0", "search": "tensor"})
+
+    form = parse(response.content).by_id("flag-filters")
+    hidden = {field.attrs["name"]: field.attrs["value"] for field in form.find_all("input", type="hidden")}
+    assert hidden == {"runtime": "vllm", "version": "0.33.0"}
+    link = flag_table(response).by_id("flag-tensor-parallel-size").find("th").find("a")
+    assert link.attrs["href"] == "/engines/?runtime=vllm&version=0.33.0#flag-tensor-parallel-size"
+
+
+def test_the_default_version_s_page_names_no_version(signed_in):
+    response = signed_in.get(PAGE, {"runtime": "vllm", "version": "0.34.0"})
+
+    assert current_catalogue(response) == ("vLLM", "0.34.0")
+    form = parse(response.content).by_id("flag-filters")
+    assert [field.attrs["name"] for field in form.find_all("input", type="hidden")] == ["runtime"]
+    assert parse(response.content).find("p", id="older-version") is None
+    assert "enable-extensible-kv-cache" in listed_flags(response, "tuning-flags")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "version"),
+    [("vllm", "0.35.0"), ("sglang", "0.33.0"), ("vllm", "../vllm-0.33.0"), ("vllm", "0.33.0\x00")],
+    ids=["not-shipped", "another-engine-s", "a-path", "a-nul"],
+)
+def test_a_version_not_shipped_is_a_404_that_names_the_shipped_ones(signed_in, runtime, version):
+    response = signed_in.get(PAGE, {"runtime": runtime, "version": version})
+
+    assert response.status_code == 404
+    problem = parse(response.content).by_id("version-problem").text
+    assert problem.startswith(f"{runtime} {version!r} is not shipped; shipped: ")
+    assert problem.endswith(f"Showing the default, {'0.34.0' if runtime == 'vllm' else '0.5.23'}.")
+
+
+# What changed between two versions
+
+
+def changes_section(response) -> Element:
+    return parse(response.content).by_id("changes")
+
+
+def names(response, section: str) -> list[str]:
+    """The flags one part of the changes page lists: e.g. tuning-added, other-changed."""
+    heading = changes_section(response).by_id(section)
+    table = heading.parent.children[heading.parent.children.index(heading) + 2]
+    return [row.attrs["id"].partition("-")[2] for row in table.find_all("tr") if row.attrs.get("id")]
+
+
+def changed(response, flag: str) -> dict[str, str]:
+    """One changed flag's attributes as the page shows them, ``{"default": "0.92 → none"}``."""
+    row = changes_section(response).by_id(f"changed-{flag}")
+    return {item.attrs["data-attribute"]: item.text.partition(": ")[2] for item in row.find_all("li")}
+
+
+def test_the_changes_page_compares_the_two_newest_versions_by_default(signed_in):
+    response = signed_in.get("/engines/vllm/changes/")
+
+    assert response.status_code == 200
+    assert parse(response.content).find("h1").text == "vLLM: what changed from 0.33.0 to 0.34.0"
+    for side, version in (("id_from", "0.33.0"), ("id_to", "0.34.0")):
+        assert parse(response.content).by_id(side).find("option", selected="").text == version
+    added = {flag["name"] for flag in VLLM["flags"]} - {flag["name"] for flag in VLLM_033["flags"]}
+    summary = changes_section(response).by_id("changes-summary").text
+    assert summary.startswith(f"{len(added)} flags added, 0 removed, ")
+    assert sorted(names(response, "tuning-added") + names(response, "other-added")) == sorted(added)
+
+
+def test_the_tuning_flags_changes_come_first(signed_in):
+    response = signed_in.get("/engines/vllm/changes/")
+
+    sections = [section.attrs["id"] for section in changes_section(response).find_all("section")[1:]]
+    assert sections == ["tuning-changes", "other-changes"]
+    assert {
+        "enable-extensible-kv-cache",
+        "cache-aware-admission-window",
+        "cache-aware-admission-threshold",
+        "max-num-inflight-kv-loads",
+    } <= set(names(response, "tuning-added"))
+    assert {"gpu-memory-utilization", "quantization"} <= set(names(response, "tuning-changed"))
+    assert "checkpoint-prepare-on-startup" in names(response, "other-added")
+
+
+def test_a_changed_default_and_changed_choices_show_old_and_new(signed_in):
+    response = signed_in.get("/engines/vllm/changes/")
+
+    old_default = next(flag["default"] for flag in VLLM_033["flags"] if flag["name"] == "gpu-memory-utilization")
+    assert changed(response, "gpu-memory-utilization") == {"default": f"{old_default} → none"}
+    quantization = changes_section(response).by_id("changed-quantization")
+    assert {value.text for value in quantization.find_all("ins")} >= {"lut_b_moe", "mxfp4_hadamard32", "w4afp8"}
+    assert [value.text for value in quantization.find_all("del")] == ["fp_quant"]
+    assert changed(response, "spec-method")["kind"] == "choice → string"
+    link = quantization.find("th").find("a")
+    assert link.attrs["href"] == "/engines/?runtime=vllm#flag-quantization"
+
+
+def test_comparing_backwards_lists_the_new_flags_as_removed(signed_in):
+    response = signed_in.get("/engines/vllm/changes/", {"from": "0.34.0", "to": "0.33.0"})
+
+    assert response.status_code == 200
+    assert "enable-extensible-kv-cache" in names(response, "tuning-removed")
+    assert changed(response, "gpu-memory-utilization")["default"].startswith("none → ")
+    # A removed flag links to its row in the version that still has it.
+    link = changes_section(response).by_id("flag-enable-extensible-kv-cache").find("a")
+    assert link.attrs["href"] == "/engines/?runtime=vllm#flag-enable-extensible-kv-cache"
+
+
+def test_a_version_compared_with_itself_is_identical(signed_in):
+    response = signed_in.get("/engines/vllm/changes/", {"from": "0.33.0", "to": "0.33.0"})
+
+    assert response.status_code == 200
+    assert changes_section(response).by_id("changes-summary").text == (
+        "vLLM 0.33.0 compared with itself is identical; choose two different versions."
+    )
+
+
+def test_an_engine_with_one_version_has_nothing_to_compare(signed_in):
+    response = signed_in.get("/engines/sglang/changes/")
+
+    assert response.status_code == 200
+    assert changes_section(response).by_id("changes-summary").text == (
+        "Only SGLang 0.5.23 is shipped: there is nothing to compare it with."
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "wrong"),
+    [({"from": "0.32.0"}, ["from"]), ({"to": "latest"}, ["to"]),
+     ({"from": "x" * 500, "to": "../0.33.0"}, ["from", "to"]), ({"from": "0.5.23"}, ["from"])],
+    ids=["old-unknown", "new-unknown", "both-hostile", "another-engine-s"],
+)  # fmt: skip
+def test_a_version_not_shipped_is_a_404_page_naming_the_shipped_ones(signed_in, query, wrong):
+    response = signed_in.get("/engines/vllm/changes/", query)
+
+    assert response.status_code == 404
+    problems = changes_section(response).find("div", class_="error-summary").find_all("li")
+    assert [problem.text.partition(":")[0] for problem in problems] == wrong
+    assert all(problem.text.endswith("is not shipped; shipped: 0.34.0, 0.33.0") for problem in problems)
+    assert all(len(problem.text) < 120 for problem in problems)
+    assert parse(response.content).by_id("id_from").find_all("option")[0].text == "0.34.0"
+
+
+@pytest.mark.parametrize("runtime", ["tensorrt", "VLLM", "vllm-0.34.0"], ids=["unknown", "wrong-case", "versioned"])
+def test_the_changes_page_of_an_unknown_engine_is_not_found(signed_in, runtime):
+    assert signed_in.get(f"/engines/{runtime}/changes/").status_code == 404
+
+
+def test_the_changes_page_sends_an_anonymous_visitor_to_log_in(client):
+    response = client.get("/engines/vllm/changes/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/engines/vllm/changes/"
+
+
+@pytest.mark.parametrize(
+    "query", [{}, {"from": "0.34.0", "to": "0.33.0"}, {"from": "nope"}], ids=["default", "backwards", "unknown"]
+)
+def test_the_changes_page_passes_the_accessibility_check(signed_in, query):
+    response = signed_in.get("/engines/vllm/changes/", query)
+
+    assert accessibility_problems(response.content) == []
+
+
 # The API
 
 
-def test_the_api_lists_both_engines_with_version_and_flag_count(api):
+def test_the_api_lists_both_engines_with_every_version_shipped_newest_first(api):
     response = api.get(API)
 
     assert response.status_code == 200
     assert response.json() == [
-        {"runtime": "sglang", "version": "0.5.23", "flags": len(SGLANG["flags"])},
-        {"runtime": "vllm", "version": "0.33.0", "flags": len(VLLM["flags"])},
+        {
+            "runtime": "sglang",
+            "version": "0.5.23",
+            "flags": len(SGLANG["flags"]),
+            "versions": [{"version": "0.5.23", "flags": len(SGLANG["flags"]), "default": True}],
+        },
+        {
+            "runtime": "vllm",
+            "version": "0.34.0",
+            "flags": len(VLLM["flags"]),
+            "versions": [
+                {"version": "0.34.0", "flags": len(VLLM["flags"]), "default": True},
+                {"version": "0.33.0", "flags": len(VLLM_033["flags"]), "default": False},
+            ],
+        },
     ]
 
 
@@ -288,8 +509,8 @@ def test_the_api_returns_the_vllm_catalogue_with_negations(api):
     response = api.get("/api/engines/vllm")
 
     flags = {flag["name"]: flag for flag in response.json()["flags"]}
-    assert flags["enable-chunked-prefill"]["negation"] == "no-enable-chunked-prefill"
-    assert flags["enable-prefix-caching"]["negation"] == "no-enable-prefix-caching"
+    assert flags["enable-chunked-prefill"]["negation"] == "disable-chunked-prefill"
+    assert flags["enable-prefix-caching"]["negation"] == "disable-prefix-caching"
     assert flags["tensor-parallel-size"]["aliases"] == ["tp"]
 
 
@@ -304,6 +525,28 @@ def test_the_api_search_filters_the_flags(api):
     assert len(names) < len(SGLANG["flags"])
     for flag in flags:
         assert "mem" in " ".join([flag["name"], *flag["aliases"], flag["help"].lower()])
+
+
+def test_the_api_returns_an_older_version_by_its_number(api):
+    response = api.get("/api/engines/vllm/", {"version": "0.33.0", "search": "gpu-memory-utilization"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["engine"], body["version"]) == ("vllm", "0.33.0")
+    expected = next(flag for flag in VLLM_033["flags"] if flag["name"] == "gpu-memory-utilization")
+    assert body["flags"][0]["default"] == expected["default"]
+    assert api.get("/api/engines/vllm/").json()["version"] == "0.34.0"
+
+
+@pytest.mark.parametrize(
+    "version", ["0.35.0", "0.5.23", "../vllm-0.33.0", "x" * 300], ids=["unknown", "sglang-s", "a-path", "long"]
+)
+def test_an_unknown_version_answers_a_json_404_at_the_version(api, version):
+    response = api.get("/api/engines/vllm/", {"version": version})
+
+    assert response.status_code == 404
+    message = f"vllm {version[:40]!r} is not shipped; shipped: 0.34.0, 0.33.0"
+    assert response.json() == {"detail": message, "errors": [{"path": "version", "message": message}]}
 
 
 def test_an_unknown_engine_answers_a_json_404(api):
