@@ -57,6 +57,7 @@ def test_five_failures_for_one_username_lock_it_with_a_429_page(client, user):
     document = parse(response.content)
     assert document.find("h1").text == "Too many failed logins"
     assert "paused for 15 minutes" in document.find("main").text
+    assert "After 5 failed attempts for “ada”, or 50 from this address" in document.find("main").text
     assert "You can try again in 15 minutes." in document.find("main").text
     assert "_auth_user_id" not in client.session
 
