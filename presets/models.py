@@ -380,7 +380,7 @@ class ParameterPreset(UniquelyNamed):
 
     @property
     def runtime_label(self) -> str:
-        return self.get_runtime_display() if self.runtime else "any"
+        return self.get_runtime_display() if self.runtime else "Any engine"
 
     def can_change(self, user: Any) -> bool:
         """Edit, replace and delete rights: the creator and staff, never for a system preset."""

@@ -83,7 +83,7 @@ class ConsoleErrors:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
-        self.allowed: list[str] = ["/favicon.ico"]
+        self.allowed: list[str] = []
 
     def record(self, text: str) -> None:
         self.seen.append(text)

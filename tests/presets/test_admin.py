@@ -109,7 +109,7 @@ def test_changelist_shows_an_empty_runtime_as_any(admin_client_):
 
     rows = changelist_rows(admin_client_.get(CHANGELIST))
 
-    assert rows["Anywhere"]["runtime_shown"] == "any"
+    assert rows["Anywhere"]["runtime_shown"] == "Any engine"
     assert rows["Anywhere"]["parameter_count"] == "1"
     assert rows["Anywhere"]["combinations"] == "3"
 

@@ -139,7 +139,7 @@ def test_list_shows_each_preset_with_its_columns(signed_in, system_presets, user
     assert cells[5].find("time").attrs["datetime"] == balanced.updated_at.isoformat()
     any_cells = rows["Any engine grid"].find_all("td")
     assert any_cells[0].find("span", class_="badge") is None
-    assert [cell.text for cell in any_cells[1:3]] == ["—", "any"]
+    assert [cell.text for cell in any_cells[1:3]] == ["—", "Any engine"]
     assert f"{len(system_presets) + 1} presets" in page(response).by_id("preset-table").text
 
 
