@@ -1,10 +1,10 @@
 """A bundle import cut short by a killed server leaves nothing half-imported.
 
 gunicorn (one sync worker) serves a fresh SQLite database (on bin/test's PostgreSQL run, a fresh
-database on that server); a 500-preset bundle import is sent and the server is SIGKILLed halfway
-through it (half the time a first, identical import took): the master, then the worker running the
-import, as a crashed host would lose both. After a restart the bundle's presets are all there or
-none is: the import runs in one transaction.
+database on that server); a bundle import of as many presets as an import takes is sent, and the
+server is SIGKILLed halfway through it (half the time a first, identical import took): the master,
+then the worker running the import, as a crashed host would lose both. After a restart the
+bundle's presets are all there or none is: the import runs in one transaction.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import Any
 import pytest
 
 from bench.load_test import Session, free_port, prepare, wait_until_up
+from presets.exchange import MAX_IMPORT_PRESETS
 from tests.postgres import create_database
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE_SIZE = 500
+BUNDLE_SIZE = MAX_IMPORT_PRESETS
 
 
 def wait_for[T](make_coroutine: Callable[[], Coroutine[Any, Any, T]]) -> T:
