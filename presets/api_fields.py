@@ -51,16 +51,20 @@ RUNTIME_HELP = "The engine these flags are for; null (or empty) means any engine
 NUL = "\\u0000"
 CONTROL = "\\u0000-\\u001f\\u007f"
 STORABLE_TEXT = f"^[^{NUL}]*$"  # PostgreSQL's jsonb refuses NUL
+# What trimming removes (Python's str.strip, as the validators and DRF trim), spelled out: regex
+# engines read \s differently (Python's counts U+0085 and U+001C-U+001F, ECMA's U+FEFF, the Rust
+# one schemathesis validates with neither U+0085 nor U+001C-U+001F).
+SPACE = "\\t-\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 
 
 def trimmed_text(first: str, others: str, *, required: bool) -> str:
     """A pattern for text that is trimmed (surrounding spaces dropped), then holds only characters
     from ``others``, starting and ending with one from ``first``."""
     inner = f"[{first}]([{others}]*[{first}])?"
-    return f"^\\s*{inner}\\s*$" if required else f"^\\s*({inner})?\\s*$"
+    return f"^[{SPACE}]*{inner}[{SPACE}]*$" if required else f"^[{SPACE}]*({inner})?[{SPACE}]*$"
 
 
-NAME_PATTERN = trimmed_text(f"^{CONTROL}\\s", f"^{CONTROL}", required=True)
+NAME_PATTERN = trimmed_text(f"^{CONTROL}{SPACE}", f"^{CONTROL}", required=True)
 # Integers are stored within 64 bits; a number written with a fraction or an exponent (1.5, 1e300)
 # is a float and may be larger. JSON Schema cannot tell 1e300 from the integer 10**300, so the
 # schema allows any number and says so.
@@ -182,7 +186,7 @@ class CategoryField(CheckedField):
 
 
 # Trimmed first, then at most MAX_NOTE_LENGTH characters: spaces around a note do not count.
-NOTE_PATTERN = f"^\\s*([^{NUL}\\s]([^{NUL}]{{0,{MAX_NOTE_LENGTH - 2}}}[^{NUL}\\s])?)?\\s*$"
+NOTE_PATTERN = f"^[{SPACE}]*([^{NUL}{SPACE}]([^{NUL}]{{0,{MAX_NOTE_LENGTH - 2}}}[^{NUL}{SPACE}])?)?[{SPACE}]*$"
 
 
 @extend_schema_field({"type": "string", "nullable": True, "pattern": NOTE_PATTERN})

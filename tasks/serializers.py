@@ -22,7 +22,7 @@ from rest_framework.fields import empty, get_error_detail
 from rest_framework.settings import api_settings
 
 from autotuner.http import ApiError
-from presets.api_fields import GridField, NameField, PresetIdsField, refuse
+from presets.api_fields import SPACE, GridField, NameField, PresetIdsField, refuse
 from presets.merging import MergeStrategy
 from presets.models import PresetsNotFound
 from presets.serializers import FindingSerializer
@@ -33,7 +33,7 @@ from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_conc
 
 INT64 = 2**63
 STORABLE = r"^[^\u0000]+$"
-NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+NOT_BLANK = rf"^[^\u0000]*[^\u0000{SPACE}][^\u0000]*$"  # SPACE: what DRF's trimming removes
 # What a replacement (PUT) sets back to the default when it does not send it.
 RESET_BY_PUT = [name for name in TASK_SETTINGS if name not in ("name", "model", "runtime", "parameters")]
 
