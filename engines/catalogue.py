@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from engines.registry import engine_names, is_engine
 
 DATA_DIR = Path(__file__).parent / "data"
-KINDS = ("integer", "float", "switch", "choice", "string", "json", "list")
+# "size": a whole number the engine also reads with a unit suffix (``32k``), see Flag.units.
+KINDS = ("integer", "float", "switch", "choice", "string", "json", "list", "size")
 FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 
 # Bounds the engines do not state but the meaning fixes: fractions of memory lie in (0, 1],
@@ -26,7 +28,7 @@ FLAG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 MEANINGFUL_BOUNDS: dict[str, dict[str, float | bool]] = {
     "mem-fraction-static": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
     "gpu-memory-utilization": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
-    "schedule-conservativeness": {"minimum": 0, "exclusive_minimum": True},
+    "schedule-conservativeness": {"minimum": 0},  # sglang srt/arg_groups/validation_hook.py:314 asserts >= 0
     "tp-size": {"minimum": 1},
     "dp-size": {"minimum": 1},
     "pp-size": {"minimum": 1},
@@ -66,6 +68,40 @@ class Flag:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    # Off forms the engine accepts but keeps out of its help (vLLM's ``no-enable-X``).
+    hidden_negations: tuple[str, ...] = ()
+    # A size flag's suffixes and what each multiplies by, as the engine's own converter reads them:
+    # vLLM's ``k`` is 1000 and ``K`` 1024; SGLang's ``k`` is 1000 and ``Ki`` 1024.
+    units: tuple[tuple[str, int], ...] = ()
+    auto: int | None = None  # the number the word "auto" stands for, exempt from the bounds
+
+    def size(self, value: object) -> int | None:
+        """The whole number a size flag's value stands for (``"32k"`` -> 32000), or None."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        if self.auto is not None and text.lower() == "auto":
+            return self.auto
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]+)", text)
+        multiplier = dict(self.units).get(match.group(2)) if match else None
+        if match is None or multiplier is None:
+            return None
+        number = match.group(1)
+        if "." in number and multiplier % 1000:  # both engines refuse decimals with binary units
+            return None
+        return int(Decimal(number) * multiplier)
+
+    @property
+    def size_example(self) -> str:
+        """``32k``: how this flag's sizes may be written, for messages."""
+        shown = [f"32{suffix}" for suffix, _ in self.units[:2]]
+        return " or ".join(shown + (["auto"] if self.auto is not None else []))
 
     @property
     def bounds_text(self) -> str:
@@ -90,6 +126,11 @@ class Flag:
             "deprecated": self.deprecated,
             "negation": self.negation,
         }
+        if self.hidden_negations:
+            data["hidden_negations"] = list(self.hidden_negations)
+        if self.kind == "size":
+            data["units"] = dict(self.units)
+            data["auto"] = self.auto
         for bound in ("minimum", "maximum"):
             if getattr(self, bound) is not None:
                 data[bound] = getattr(self, bound)
@@ -109,6 +150,7 @@ class Catalogue:
     source: str
     flags: Mapping[str, Flag]
     by_any_name: Mapping[str, Flag] = field(repr=False)
+    by_negation: Mapping[str, Flag] = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_flags(cls, engine: str, version: str, source: str, flags: Iterable[Flag]) -> Catalogue:
@@ -121,11 +163,21 @@ class Catalogue:
                         f"{engine} {version}: {name} names both {by_any_name[name].name} and {flag.name}"
                     )
                 by_any_name[name] = flag
-        return cls(engine, version, source, by_name, by_any_name)
+        by_negation = {
+            negation: flag
+            for flag in by_name.values()
+            for negation in (flag.negation, *flag.hidden_negations)
+            if negation is not None
+        }
+        return cls(engine, version, source, by_name, by_any_name, by_negation)
 
     def lookup(self, name: str) -> Flag | None:
         """The flag a name or alias stands for."""
         return self.by_any_name.get(name)
+
+    def negated(self, name: str) -> Flag | None:
+        """The switch ``name`` turns off (``disable-prefix-caching`` -> ``enable-prefix-caching``)."""
+        return self.by_negation.get(name)
 
     def suggest(self, name: str) -> str | None:
         """The known flag name closest to a misspelt one, for "did you mean"."""
@@ -176,6 +228,9 @@ def parse(document: Any, where: str = "catalogue") -> Catalogue:
                 minimum=bounds.get("minimum"),
                 maximum=bounds.get("maximum"),
                 exclusive_minimum=bool(bounds.get("exclusive_minimum")),
+                hidden_negations=tuple(entry.get("hidden_negations") or ()),
+                units=tuple((str(suffix), int(value)) for suffix, value in (entry.get("units") or {}).items()),
+                auto=entry.get("auto"),
             )
         )
     return Catalogue.from_flags(str(document["engine"]), str(document["version"]), document.get("source", ""), flags)
@@ -194,25 +249,41 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.]", version))
 
 
-def for_engine(engine: object) -> Catalogue | None:
-    """The newest catalogue shipped for an engine, or None for an engine we do not know."""
+def for_engine(engine: object, version: object = None) -> Catalogue | None:
+    """The catalogue of an engine's ``version``, by default the newest shipped (what new presets
+    and tasks use); None for an engine or a version we do not ship."""
     if not is_engine(engine):
         return None  # never a file pattern built from what a client sent
-    return _newest(engine, DATA_DIR)
+    shipped = _shipped(engine, DATA_DIR)
+    if version is None:
+        return _read(shipped[-1]) if shipped else None
+    # Looked up among the files found, so a version string from a client never names a path.
+    found = next((path for path in shipped if path.stem == f"{engine}-{version}"), None)
+    return _read(found) if found else None
+
+
+def versions(engine: object) -> list[str]:
+    """The versions shipped for an engine, oldest first."""
+    if not is_engine(engine):
+        return []
+    return [path.stem.split("-", 1)[1] for path in _shipped(engine, DATA_DIR)]
 
 
 def clear_cache() -> None:
     """Forget the catalogues read so far (after the data files changed)."""
-    _newest.cache_clear()
+    _shipped.cache_clear()
+    _read.cache_clear()
     _engines_in.cache_clear()
 
 
 @cache
-def _newest(engine: str, data_dir: Path) -> Catalogue | None:
-    files = sorted(data_dir.glob(f"{engine}-*.json"), key=_version_key)
-    if not files:
-        return None
-    return parse(json.loads(files[-1].read_text()), files[-1].name)
+def _shipped(engine: str, data_dir: Path) -> list[Path]:
+    return sorted(data_dir.glob(f"{engine}-*.json"), key=_version_key)
+
+
+@cache
+def _read(path: Path) -> Catalogue:
+    return parse(json.loads(path.read_text()), path.name)
 
 
 @cache

@@ -59,6 +59,11 @@ def value_problem(flag: Flag, value: object) -> str | None:
             shown = ", ".join(flag.choices or ())
             return f"{_shown(value)} is not one of: {shown}"
         return None
+    elif kind == "size":
+        number = flag.size(value)
+        if number is None:
+            return f"{_shown(value)} is not a whole number or a size such as {flag.size_example}"
+        return None if number == flag.auto else _bounds_problem(flag, number)
     elif kind == "json":
         if not isinstance(value, str):
             return f"{_shown(value)} is not JSON text"
@@ -74,6 +79,10 @@ def value_problem(flag: Flag, value: object) -> str | None:
     # A number: within the flag's bounds, whatever its kind (a catalogue read from --help text
     # types valued flags as strings, but the bounds their meaning fixes still hold).
     return _bounds_problem(flag, value)
+
+
+def _switch(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"{_shown(value)} is not true or false (a switch is on or off)"
 
 
 def _bounds_problem(flag: Flag, value: float) -> str | None:
@@ -93,7 +102,7 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
     where = f"{catalogue.engine} {catalogue.version}"
     spelled: dict[str, str] = {}  # canonical flag -> the name the grid gave it first
     for name, values in grid.items():
-        flag = catalogue.lookup(name)
+        flag = catalogue.lookup(name) or catalogue.negated(name)  # disable-X is enable-X turned off
         if flag is not None and spelled.setdefault(flag.name, name) != name:
             first = spelled[flag.name]
             findings.append(Finding(ERROR, name, f"the same {where} flag as {first}; give its values once"))
@@ -106,9 +115,14 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
         if flag.deprecated:
             findings.append(Finding(WARNING, name, f"deprecated in {where}"))
         for index, value in enumerate(values):
-            problem = value_problem(flag, value)
+            problem = value_problem(flag, value) if flag.name == name or name in flag.aliases else _switch(value)
             if problem:
                 findings.append(Finding(ERROR, f"{name}[{index}]", problem))
+            elif flag.kind == "string" and flag.choices and str(value) not in flag.choices:
+                # The engine takes values its plugins register (vLLM's quantization): known ones are hints.
+                known = ", ".join(flag.choices[:8]) + (", ..." if len(flag.choices) > 8 else "")
+                message = f"{_shown(value)} is not a value {where} knows (a plugin may add it); known: {known}"
+                findings.append(Finding(WARNING, f"{name}[{index}]", message))
     return findings
 
 
@@ -146,7 +160,9 @@ def check_every_engine(grid: Mapping[str, Sequence[object]], catalogues: Sequenc
     checked = [(catalogue, check_grid(grid, catalogue)) for catalogue in catalogues]
     findings: list[Finding] = []
     for name in grid:
-        knowing = [(catalogue, found) for catalogue, found in checked if catalogue.lookup(name) is not None]
+        knowing = [
+            (catalogue, found) for catalogue, found in checked if catalogue.lookup(name) or catalogue.negated(name)
+        ]
         if not knowing:
             hint = next(filter(None, (catalogue.suggest(name) for catalogue in catalogues)), None)
             message = "not a flag of any engine" + (f"; did you mean {hint}?" if hint else "")

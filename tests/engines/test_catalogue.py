@@ -105,12 +105,12 @@ def missing(key: str) -> dict[str, Any]:
         ),
         pytest.param(
             with_flags({"name": "tp-size", "kind": "int"}),
-            "catalogue.flags[0].kind: expected one of integer, float, switch, choice, string, json, list",
+            "catalogue.flags[0].kind: expected one of integer, float, switch, choice, string, json, list, size",
             id="unknown-kind",
         ),
         pytest.param(
             with_flags({"name": "tp-size"}),
-            "catalogue.flags[0].kind: expected one of integer, float, switch, choice, string, json, list",
+            "catalogue.flags[0].kind: expected one of integer, float, switch, choice, string, json, list, size",
             id="no-kind",
         ),
         pytest.param(

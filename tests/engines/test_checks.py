@@ -108,9 +108,10 @@ def test_a_value_of_the_wrong_kind_is_an_error_naming_flag_index_and_value(grid,
         ),
         pytest.param({"tp-size": [0]}, "tp-size[0]: 0 must be >= 1", id="below-a-minimum"),
         pytest.param(
-            {"schedule-conservativeness": [0]},
-            "schedule-conservativeness[0]: 0 must be > 0",
-            id="at-an-exclusive-minimum",
+            # sglang srt/arg_groups/validation_hook.py:314 asserts schedule_conservativeness >= 0
+            {"schedule-conservativeness": [-0.5]},
+            "schedule-conservativeness[0]: -0.5 must be >= 0",
+            id="below-an-inclusive-zero",
         ),
         pytest.param({"max-loras": [9]}, "max-loras[0]: 9 must be <= 8", id="above-a-maximum"),
     ],

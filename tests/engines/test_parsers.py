@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -11,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 import engines.management.commands.regenerate_catalogue as regenerate
 from engines.catalogue import Flag, dumps, parse
-from engines.parsers import catalogue_from, engine_version, flags_from_help, flags_from_parser
+from engines.parsers import catalogue_from, flags_from_help, flags_from_parser
 from engines.registry import engine_names
 
 
@@ -305,11 +306,126 @@ def test_a_catalogue_read_from_help_text_is_written_and_read_back_unchanged(help
     assert parse(json.loads(dumps(written))) == parse(written.as_document())
 
 
-def test_engine_version_reads_the_modules_version_or_says_unknown():
-    assert engine_version("json") == json.__version__
-    assert engine_version("itertools") == "unknown"
-    with pytest.raises(ImportError):
-        engine_version("no_such_engine_module")
+class EnableDisableAction(argparse.BooleanOptionalAction):
+    """vLLM 0.34's own action, as vllm/utils/argparse_utils.py:120-145 defines it and :148-151
+    registers it (the hidden ``--no-enable-x`` stays with the parser, out of the option strings)."""
+
+    _inverse_prefixes = {"--enable-": "--disable-", "--disable-": "--enable-"}
+
+    def __init__(self, option_strings, dest, *args, **kwargs):
+        super().__init__(option_strings, dest, *args, **kwargs)
+        inverses = [
+            inverse + opt.removeprefix(prefix)
+            for opt in option_strings
+            for prefix, inverse in self._inverse_prefixes.items()
+            if opt.startswith(prefix)
+        ]
+        negated = {opt for opt in self.option_strings if opt not in option_strings}
+        self.negative_option_strings = negated | set(inverses)
+        self.visible_option_strings = [*option_strings, *inverses] if inverses else list(self.option_strings)
+        self.option_strings = [*self.option_strings, *inverses]
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, option_string not in self.negative_option_strings)
+
+
+class DeprecatedStoreTrueAction(argparse.Action):
+    """SGLang 0.5.23's action for --disable-cuda-graph (srt/arg_groups/argparse_actions.py:77-100)."""
+
+    def __init__(self, option_strings, dest, new_flag=None, nargs=0, const=True, default=False, **kwargs):
+        super().__init__(option_strings, dest, nargs=nargs, const=const, default=default, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+
+
+def human_readable_int(value: str) -> int:
+    """vLLM 0.34's converter (vllm/utils/argparse_utils.py:30-74): k is 1000, K is 1024."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT])", value.strip())
+    if not match:
+        return int(value)
+    number, suffix = match.groups()
+    if suffix.islower():
+        return int(float(number) * 1000 ** "kmgt".index(suffix) * 1000)
+    return int(number) * 1024 ** ("KMGT".index(suffix) + 1)
+
+
+def human_readable_int_or_auto(value: str) -> int:
+    """vLLM 0.34 (vllm/utils/argparse_utils.py:77-94): -1 or auto is -1."""
+    return -1 if value.strip() in ("-1", "auto") else human_readable_int(value)
+
+
+def optional_type(return_type):
+    """vLLM's wrapper for a flag that may be None (vllm/engine/arg_utils.py:173-179)."""
+
+    def _optional_type(val):
+        return None if val in ("", "None") else return_type(val)
+
+    return _optional_type
+
+
+def vllm_like_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.register("action", argparse.BooleanOptionalAction, EnableDisableAction)
+    action = parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, help="Reuse.")
+    action.option_strings = action.visible_option_strings
+    parser.add_argument("--disable-cuda-graph", action=DeprecatedStoreTrueAction, help="Deprecated. Use another.")
+    parser.add_argument("--max-model-len", type=human_readable_int_or_auto, help="Context length.")
+    parser.add_argument("--max-num-batched-tokens", type=optional_type(human_readable_int), help="Tokens.")
+    parser.add_argument("--gpu-memory-utilization", type=optional_type(float), help="Fraction.")
+    parser.add_argument("--max-num-seqs", type=optional_type(int), help="Sequences.")
+    parser.add_argument("--kv-cache-dtype", type=str, metavar=["auto", "fp8"], default="auto", help="Cache dtype.")
+    return parser
+
+
+def test_vllm_enable_and_disable_are_one_switch_whose_negation_is_the_documented_disable_form():
+    flag = {flag.name: flag for flag in flags_from_parser(vllm_like_parser())}["enable-prefix-caching"]
+
+    assert (flag.kind, flag.aliases, flag.negation) == ("switch", (), "disable-prefix-caching")
+    assert flag.hidden_negations == ("no-enable-prefix-caching",)
+
+
+def test_a_deprecated_value_less_action_is_a_switch_not_a_string():
+    flag = {flag.name: flag for flag in flags_from_parser(vllm_like_parser())}["disable-cuda-graph"]
+
+    assert (flag.kind, flag.deprecated, flag.default) == ("switch", True, False)
+
+
+def test_vllm_type_converters_are_read_through_their_optional_wrappers():
+    flags = {flag.name: flag for flag in flags_from_parser(vllm_like_parser())}
+
+    assert flags["gpu-memory-utilization"].kind == "float"
+    assert flags["max-num-seqs"].kind == "integer"
+    assert flags["kv-cache-dtype"].kind == "string"
+    assert flags["kv-cache-dtype"].choices == ("auto", "fp8")  # suggestions: the engine takes any text
+
+
+def test_a_human_readable_int_is_a_size_with_the_units_its_converter_takes():
+    flags = {flag.name: flag for flag in flags_from_parser(vllm_like_parser())}
+
+    tokens, length = flags["max-num-batched-tokens"], flags["max-model-len"]
+    assert tokens.kind == length.kind == "size"
+    assert dict(tokens.units) == {
+        "k": 1000,
+        "K": 1024,
+        "m": 10**6,
+        "M": 2**20,
+        "g": 10**9,
+        "G": 2**30,
+        "t": 10**12,
+        "T": 2**40,
+    }
+    assert (tokens.auto, length.auto) == (None, -1)
+    assert [tokens.size(value) for value in ("32k", "32K", "1.5k", "1.5K", "8192", 8192, "1Mi")] == [
+        32000,
+        32768,
+        1500,
+        None,
+        8192,
+        8192,
+        None,
+    ]
+    assert [length.size(value) for value in ("auto", -1, "-1")] == [-1, -1, -1]
 
 
 @pytest.fixture
@@ -360,5 +476,7 @@ def test_reading_help_text_needs_the_version_it_came_from(help_file, tmp_path):
 
 @pytest.mark.parametrize("engine", engine_names())
 def test_an_engine_that_is_not_importable_asks_for_help_text(engine, tmp_path):
-    with pytest.raises(CommandError, match=rf"^{engine} is not importable here \(.*\); use --from-help$"):
+    with pytest.raises(
+        CommandError, match=rf"^{engine} is not importable here \(.*\); use --python, --engine-path or --from-help$"
+    ):
         regenerate_catalogue(engine, "--engine-version", "9.9", "--output", str(tmp_path / "out.json"))

@@ -126,7 +126,8 @@ def test_the_command_uses_the_engines_own_name_for_an_alias(signed_in):
     [
         pytest.param(
             {"tensor-parallel-size": [2], "enable-chunked-prefill": [False]},
-            f"{VLLM} --tensor-parallel-size 2 --no-enable-chunked-prefill",
+            # vllm/utils/argparse_utils.py:120-145: --disable-X is the documented off form, --no-enable-X hidden
+            f"{VLLM} --tensor-parallel-size 2 --disable-chunked-prefill",
             id="a-switch-off-as-its-negation",
         ),
         pytest.param(

@@ -1,28 +1,35 @@
 from __future__ import annotations
 
-import importlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from engines import registry
-from engines.catalogue import DATA_DIR, dumps, parse
-from engines.parsers import catalogue_from, engine_version, flags_from_help, flags_from_parser
+from engines.catalogue import DATA_DIR, CatalogueError, dumps, parse
+from engines.parsers import catalogue_from, flags_from_help
 
 
 class Command(BaseCommand):
     help = (
-        "Write engines/data/<engine>-<version>.json from the installed engine's own argument parser, "
-        "or from its --help output (--from-help FILE) where the engine cannot be imported."
+        "Write engines/data/<engine>-<version>.json from the engine's own argument parser, run by a Python "
+        "where the engine is installed (--python, --engine-path), or from its --help output (--from-help FILE)."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("engine", choices=registry.engine_names())
         parser.add_argument("--from-help", metavar="FILE", help="read the flags from saved --help output")
+        parser.add_argument(
+            "--python", metavar="PYTHON", default=sys.executable, help="a Python with the engine's parse-time packages"
+        )
+        parser.add_argument("--engine-path", metavar="DIR", help="where the engine's wheel is unpacked (on sys.path)")
         # Not --version: every Django command already has that one (Django's own version).
-        parser.add_argument("--engine-version", help="the engine version (default: the installed one)")
+        parser.add_argument("--engine-version", help="the engine version (--from-help only)")
         parser.add_argument("--output", metavar="FILE", help="where to write (default: engines/data/)")
 
     def handle(
@@ -30,6 +37,8 @@ class Command(BaseCommand):
         *args: Any,
         engine: str,
         from_help: str | None,
+        python: str,
+        engine_path: str | None,
         engine_version: str | None,
         output: str | None,
         **options: Any,
@@ -39,25 +48,36 @@ class Command(BaseCommand):
                 raise CommandError("--from-help needs --engine-version: the help text does not say which release it is")
             flags = flags_from_help(Path(from_help).read_text())
             source = f"{engine} {engine_version}, the --help output in {Path(from_help).name}"
+            catalogue = catalogue_from(engine, engine_version, source, flags)
         else:
-            module, _, function = registry.engine(engine).parser.partition(":")
-            try:
-                parser = getattr(importlib.import_module(module), function)()
-            except ImportError as error:
-                raise CommandError(f"{engine} is not importable here ({error}); use --from-help") from None
-            flags = flags_from_parser(parser)
-            engine_version = engine_version or self._installed_version(engine)
-            source = f"{engine} {engine_version}, its own argument parser"
-        catalogue = catalogue_from(engine, engine_version, source, flags)
+            catalogue = parse(json.loads(self._own_document(engine, python, engine_path)))
         text = dumps(catalogue)
         parse(json.loads(text))  # what is written must load
-        target = Path(output) if output else DATA_DIR / f"{engine}-{engine_version}.json"
+        target = Path(output) if output else DATA_DIR / f"{engine}-{catalogue.version}.json"
         target.write_text(text)
-        self.stdout.write(f"Wrote {len(catalogue.flags)} flags of {engine} {engine_version} to {target}")
+        self.stdout.write(f"Wrote {len(catalogue.flags)} flags of {engine} {catalogue.version} to {target}")
 
     @staticmethod
-    def _installed_version(engine: str) -> str:
+    def _own_document(engine: str, python: str, engine_path: str | None) -> str:
+        """The catalogue the engine's own parser gives, from ``python -m engines.parsers`` in ``python``."""
+        paths = [engine_path] if engine_path else []
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, str(settings.BASE_DIR)])}
         try:
-            return engine_version(engine)
-        except ImportError as error:
-            raise CommandError(str(error)) from None
+            done = subprocess.run(
+                [python, "-m", "engines.parsers", engine],
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        except OSError as error:
+            raise CommandError(f"cannot run {python}: {error}") from None
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise CommandError(f"{engine} is not importable here ({last}); use --python, --engine-path or --from-help")
+        try:
+            parse(json.loads(done.stdout))
+        except (ValueError, CatalogueError) as error:
+            raise CommandError(f"{engine}'s parser gave no catalogue: {error}") from None
+        return done.stdout
