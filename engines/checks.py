@@ -14,7 +14,7 @@ only some of them refuse is a warning naming those.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engines.catalogue import Catalogue, Flag, for_engine
@@ -140,6 +140,14 @@ def same_flag(names: Sequence[str], catalogue: Catalogue | None) -> dict[str, st
         return {}
     found = {name: catalogue.lookup(name) for name in names}
     return {name: flag.name for name, flag in found.items() if flag is not None}
+
+
+def same_value(names: Sequence[str], catalogue: Catalogue | None) -> dict[str, Callable[[object], int | None]]:
+    """For each size flag among ``names``, what the engine reads its values as (``"32k"`` -> 32000)."""
+    if catalogue is None:
+        return {}
+    found = {name: catalogue.lookup(name) for name in names}
+    return {name: flag.size for name, flag in found.items() if flag is not None and flag.kind == "size"}
 
 
 def _place(path: str) -> tuple[int, int]:

@@ -33,7 +33,7 @@ same value (the first spelling is kept). Inputs are expected normalised by
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -204,12 +204,14 @@ def merge(
     presets: Sequence[PresetInput],
     strategy: MergeStrategy | str = MergeStrategy.UNION,
     same_flag: Mapping[str, str] | None = None,
+    same_value: Mapping[str, Callable[[Scalar], Scalar | None]] | None = None,
 ) -> MergeResult:
     """Merge ``presets`` in the given order. Raises DuplicatePresetError, ValueError for a bad strategy.
 
     ``same_flag`` maps flag names to the flag they stand for (an engine's aliases, e.g.
     ``tensor-parallel-size`` -> ``tp-size``): such flags merge as one, under the name the
-    user wrote first.
+    user wrote first. ``same_value`` maps a flag to what the engine reads each of its values as
+    (``"32k"`` -> 32000 for a size): values the engine reads alike merge as one, as that number.
     """
     strategy = MergeStrategy(strategy)
     seen: set[str] = set()
@@ -220,8 +222,11 @@ def merge(
         seen.add(folded)
     names = [preset.name for preset in presets]
     notes: list[str] = []
+    if same_value:
+        presets, notes = _read_values(presets, same_value)
     if same_flag:
-        presets, notes = _join_aliases(presets, same_flag)
+        presets, alias_notes = _join_aliases(presets, same_flag)
+        notes += alias_notes
     if strategy is MergeStrategy.UNION:
         parameters, sources, conflicts = _union(presets)
     elif strategy is MergeStrategy.INTERSECTION:
@@ -229,6 +234,29 @@ def merge(
     else:
         parameters, sources, conflicts = _last_wins(presets)
     return MergeResult(parameters, names, conflicts, sources, strategy, notes)
+
+
+def _read_values(
+    presets: Sequence[PresetInput], same_value: Mapping[str, Callable[[Scalar], Scalar | None]]
+) -> tuple[list[PresetInput], list[str]]:
+    """The presets with each value of a ``same_value`` flag written as the number it stands for."""
+    read: list[PresetInput] = []
+    notes: list[str] = []
+    for preset in presets:
+        grid = dict(preset.parameters)
+        for flag, values in preset.parameters.items():
+            if flag not in same_value:
+                continue
+            numbers = [number if (number := same_value[flag](value)) is not None else value for value in values]
+            if numbers != list(values):
+                notes.extend(
+                    f"{flag} {format_value(value)} in {preset.name} is {format_value(number)}: merged as {number}"
+                    for value, number in zip(values, numbers, strict=True)
+                    if type(value) is not type(number) or value != number
+                )
+                grid[flag] = numbers
+        read.append(PresetInput(preset.name, grid))
+    return read, notes
 
 
 def _join_aliases(presets: Sequence[PresetInput], same_flag: Mapping[str, str]) -> tuple[list[PresetInput], list[str]]:

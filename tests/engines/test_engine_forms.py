@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from engines.catalogue import for_engine, versions
-from engines.checks import ERROR, WARNING, check_grid
+from engines.checks import ERROR, WARNING, check_grid, same_value
 from engines.plan import command_arguments
+from presets.merging import PresetInput, merge
 
 
 def vllm():
@@ -119,3 +120,24 @@ def test_vllm_0_34_knows_the_quantization_methods_it_added():
     assert {"lut_b_moe", "mxfp4_hadamard32", "w4afp8"} <= set(known)
     assert "fp_quant" not in known
     assert "fp_quant" in for_engine("vllm", "0.33.0").flags["quantization"].choices
+
+
+@pytest.mark.parametrize("strategy", ["union", "intersection"])
+def test_sizes_the_engine_reads_alike_merge_as_one_value(strategy):
+    # sglang srt/utils/common.py:3394-3424: "32k" is 32000, "32Ki" is 32768
+    presets = [
+        PresetInput("Short", {"context-length": ["32k", 65536]}),
+        PresetInput("Long", {"context-length": [32000, "64Ki"]}),
+    ]
+    sizes = same_value(["context-length"], for_engine("sglang"))
+
+    result = merge(presets, strategy, same_value=sizes)
+
+    assert result.parameters["context-length"] == [32000, 65536]
+    assert "context-length 32k in Short is 32000: merged as 32000" in result.notes
+
+
+def test_without_the_engine_sizes_stay_as_written():
+    presets = [PresetInput("Short", {"context-length": ["32k"]}), PresetInput("Long", {"context-length": [32000]})]
+
+    assert merge(presets, "union").parameters["context-length"] == ["32k", 32000]
