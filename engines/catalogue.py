@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from engines import registry
 from engines.registry import engine_names, is_engine
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -151,9 +152,12 @@ class Catalogue:
     flags: Mapping[str, Flag]
     by_any_name: Mapping[str, Flag] = field(repr=False)
     by_negation: Mapping[str, Flag] = field(repr=False, default_factory=dict)
+    abbreviations: Mapping[str, str] = field(repr=False, default_factory=dict)  # "tp" -> "tp-size"
 
     @classmethod
-    def from_flags(cls, engine: str, version: str, source: str, flags: Iterable[Flag]) -> Catalogue:
+    def from_flags(
+        cls, engine: str, version: str, source: str, flags: Iterable[Flag], abbreviations: Iterable[str] = ()
+    ) -> Catalogue:
         by_name = {flag.name: flag for flag in sorted(flags, key=lambda flag: flag.name)}
         by_any_name: dict[str, Flag] = {}
         for flag in by_name.values():
@@ -169,7 +173,15 @@ class Catalogue:
             for negation in (flag.negation, *flag.hidden_negations)
             if negation is not None
         }
-        return cls(engine, version, source, by_name, by_any_name, by_negation)
+        shortened = {}
+        for prefix in abbreviations:  # argparse's rule: the option strings it begins all belong to one flag
+            owners = {
+                flag.name for name, flag in [*by_any_name.items(), *by_negation.items()] if name.startswith(prefix)
+            }
+            if prefix not in by_any_name and len(owners) == 1:
+                shortened[prefix] = owners.pop()
+                by_any_name[prefix] = by_name[shortened[prefix]]
+        return cls(engine, version, source, by_name, by_any_name, by_negation, shortened)
 
     def lookup(self, name: str) -> Flag | None:
         """The flag a name or alias stands for."""
@@ -233,7 +245,9 @@ def parse(document: Any, where: str = "catalogue") -> Catalogue:
                 auto=entry.get("auto"),
             )
         )
-    return Catalogue.from_flags(str(document["engine"]), str(document["version"]), document.get("source", ""), flags)
+    engine = str(document["engine"])
+    abbreviations = registry.engine(engine).abbreviations if registry.is_engine(engine) else ()
+    return Catalogue.from_flags(engine, str(document["version"]), document.get("source", ""), flags, abbreviations)
 
 
 def _bounds_of(entry: dict[str, Any]) -> dict[str, Any]:

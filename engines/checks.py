@@ -102,7 +102,9 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
     where = f"{catalogue.engine} {catalogue.version}"
     spelled: dict[str, str] = {}  # canonical flag -> the name the grid gave it first
     for name, values in grid.items():
-        flag = catalogue.lookup(name) or catalogue.negated(name)  # disable-X is enable-X turned off
+        flag = catalogue.lookup(name)
+        negated = None if flag else catalogue.negated(name)  # disable-X is enable-X turned off
+        flag = flag or negated
         if flag is not None and spelled.setdefault(flag.name, name) != name:
             first = spelled[flag.name]
             findings.append(Finding(ERROR, name, f"the same {where} flag as {first}; give its values once"))
@@ -114,8 +116,11 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
             continue
         if flag.deprecated:
             findings.append(Finding(WARNING, name, f"deprecated in {where}"))
+        if name in catalogue.abbreviations:
+            message = f"an abbreviation of {flag.name} that {where} takes while no other flag starts with it"
+            findings.append(Finding(WARNING, name, f"{message}; counted as {flag.name}"))
         for index, value in enumerate(values):
-            problem = value_problem(flag, value) if flag.name == name or name in flag.aliases else _switch(value)
+            problem = _switch(value) if negated else value_problem(flag, value)
             if problem:
                 findings.append(Finding(ERROR, f"{name}[{index}]", problem))
             elif flag.kind == "string" and flag.choices and str(value) not in flag.choices:

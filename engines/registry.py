@@ -28,6 +28,9 @@ class Engine:
     parser: str  # "module:function" building the engine's own server argument parser
     # Switches the engine refuses together (its argument checks raise for these pairs).
     exclusive_switches: tuple[tuple[str, str], ...] = ()
+    # Prefixes people write for a flag that work only because argparse takes any unambiguous
+    # prefix of a long option (allow_abbrev): known as that flag while no other starts with them.
+    abbreviations: tuple[str, ...] = ()
 
     @property
     def launcher(self) -> list[str]:
@@ -47,6 +50,8 @@ ENGINES: tuple[Engine, ...] = (
             ("enable-hierarchical-cache", "disable-radix-cache"),
             ("enable-unified-cache-external-linker", "enable-hierarchical-cache"),
         ),
+        # sglang serve --tp 2 --dp 2: ServerArgs.add_cli_args declares --tp-size and --dp-size only.
+        abbreviations=("tp", "dp"),
     ),
     Engine(
         name="vllm",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engines.catalogue import for_engine, versions
-from engines.checks import ERROR, WARNING, check_grid, same_value
-from engines.plan import command_arguments
+from engines.catalogue import Catalogue, Flag, for_engine, versions
+from engines.checks import ERROR, WARNING, check_grid, same_flag, same_value
+from engines.plan import Plan, command_arguments, rules_for
 from presets.merging import PresetInput, merge
 
 
@@ -141,3 +141,35 @@ def test_without_the_engine_sizes_stay_as_written():
     presets = [PresetInput("Short", {"context-length": ["32k"]}), PresetInput("Long", {"context-length": [32000]})]
 
     assert merge(presets, "union").parameters["context-length"] == ["32k", 32000]
+
+
+@pytest.mark.parametrize(("written", "flag"), [("tp", "tp-size"), ("dp", "dp-size")])
+def test_sglang_tp_and_dp_are_the_parallel_sizes_with_a_note(written, flag):
+    # sglang srt/server_args.py:679 builds a plain argparse.ArgumentParser (allow_abbrev): --tp is the
+    # only unambiguous prefix of --tp-size, which ServerArgs.add_cli_args declares; --tp itself it does not.
+    catalogue = for_engine("sglang")
+
+    assert catalogue.lookup(written) is catalogue.flags[flag]
+    assert same_flag([written], catalogue) == {written: flag}
+    assert findings({written: [2]}, catalogue) == [
+        (
+            WARNING,
+            f"{written}: an abbreviation of {flag} that sglang 0.5.23 takes while no other flag starts with it; "
+            f"counted as {flag}",
+        )
+    ]
+
+
+def test_an_abbreviation_two_flags_begin_is_not_known():
+    flags = [Flag(name="tp-size", kind="integer"), Flag(name="tpu-count", kind="integer")]
+
+    assert Catalogue.from_flags("sglang", "1", "test", flags, abbreviations=["tp"]).lookup("tp") is None
+
+
+def test_the_gpu_rule_counts_sglang_tp_and_dp():
+    catalogue = for_engine("sglang")
+    grid = {"tp": [2, 4], "dp": [1, 2]}
+
+    plan = Plan(grid, rules_for("sglang", 2), same_flag(list(grid), catalogue))
+
+    assert list(plan.combinations()) == [{"tp": 2, "dp": 1}]  # tp × dp GPUs, at most the 2 there are
