@@ -233,7 +233,7 @@ def test_hostile_input_in_every_form_field_is_an_error_on_the_form(client, user,
     signed_in = client
     if name != "login":  # the login page sends the signed-in home
         client.force_login(user)
-    problems = []
+    problems: list[str] = []
     for field_name, kind in form.fields.items():
         if kind == "file":
             for where, place_kind in DOCUMENT_PLACES.items():
