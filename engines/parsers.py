@@ -12,6 +12,7 @@ import contextlib
 import enum
 import importlib
 import importlib.metadata
+import io
 import json
 import re
 import sys
@@ -240,17 +241,41 @@ def own_catalogue(engine: str) -> Catalogue:
     return catalogue_from(engine, version, f"{engine} {version}, its own argument parser", flags)
 
 
-def main(engine: str) -> None:
+# What names the model on each engine's server command line, before the flags.
+MODEL_ARGUMENTS = {"sglang": ["--model-path", "model"], "vllm": ["model"]}
+
+
+def refusals(engine: str, command_lines: Iterable[list[str]]) -> list[str | None]:
+    """For each list of flags, the engine's own parser's error message, or None where it parses."""
+    module, _, function = registry.engine(engine).parser.partition(":")
+    parser = getattr(importlib.import_module(module), function)()
+    answers: list[str | None] = []
+    for words in command_lines:
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):
+                parser.parse_args([*MODEL_ARGUMENTS[engine], *words])
+        except SystemExit:  # argparse's way of refusing: the message is on stderr
+            answers.append(said.getvalue().strip().splitlines()[-1] if said.getvalue().strip() else "refused")
+        else:
+            answers.append(None)
+    return answers
+
+
+def main(engine: str, mode: str = "") -> None:
+    """Print the engine's catalogue; with ``--parse``, read JSON lists of flags from stdin and
+    print, for each, the engine's refusal or null (one JSON list)."""
     from engines import gpustubs
 
     gpustubs.install(engine)
+    lines = json.loads(sys.stdin.read()) if mode == "--parse" else []
     # vLLM reads its help text from the config docstrings only when asked for help
     # (engine/arg_utils.py NEEDS_HELP); the parser is built, never run.
     sys.argv = [engine, "serve", "--help"]
-    with contextlib.redirect_stdout(sys.stderr):  # what the engine prints while importing is not the catalogue
-        text = dumps(own_catalogue(engine))
+    with contextlib.redirect_stdout(sys.stderr):  # what the engine prints while importing is not the answer
+        text = json.dumps(refusals(engine, lines)) if mode == "--parse" else dumps(own_catalogue(engine))
     sys.stdout.write(text)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -11,8 +11,14 @@ from engines.plan import Plan, command_arguments, rules_for
 from presets.merging import PresetInput, merge
 
 
-def vllm():
-    return for_engine("vllm")
+def shipped(engine: str, version: str | None = None) -> Catalogue:
+    catalogue = for_engine(engine, version)
+    assert catalogue is not None
+    return catalogue
+
+
+def vllm() -> Catalogue:
+    return shipped("vllm")
 
 
 def findings(grid, catalogue):
@@ -21,23 +27,23 @@ def findings(grid, catalogue):
 
 def test_the_newest_vllm_is_the_default_and_the_previous_one_loads_by_version():
     assert versions("vllm") == ["0.33.0", "0.34.0"]
-    assert for_engine("vllm").version == "0.34.0"
-    assert for_engine("vllm", "0.33.0").version == "0.33.0"
+    assert shipped("vllm").version == "0.34.0"
+    assert shipped("vllm", "0.33.0").version == "0.33.0"
     assert for_engine("vllm", "0.32.0") is None
     assert for_engine("vllm", "../sglang-0.5.23") is None
 
 
 def test_vllm_0_34_leaves_gpu_memory_utilization_unset_by_default():
     # vllm 0.34.0 config/cache.py: gpu_memory_utilization defaults to None (1.0 with the extensible KV cache)
-    assert for_engine("vllm", "0.33.0").flags["gpu-memory-utilization"].default == 0.92
+    assert shipped("vllm", "0.33.0").flags["gpu-memory-utilization"].default == 0.92
     assert vllm().flags["gpu-memory-utilization"].default is None
-    assert vllm().lookup("enable-extensible-kv-cache").negation == "disable-extensible-kv-cache"
+    assert vllm().flags["enable-extensible-kv-cache"].negation == "disable-extensible-kv-cache"
 
 
 @pytest.mark.parametrize("version", ["0.33.0", "0.34.0"])
 def test_disable_x_is_the_enable_x_switch_turned_off_not_an_unknown_flag(version):
     # vllm/utils/argparse_utils.py:120-145 (EnableDisableAction): --disable-X sets X to False
-    catalogue = for_engine("vllm", version)
+    catalogue = shipped("vllm", version)
 
     assert catalogue.lookup("disable-prefix-caching") is None  # not an alias: it means the opposite
     assert catalogue.negated("disable-prefix-caching") is catalogue.flags["enable-prefix-caching"]
@@ -81,7 +87,7 @@ def test_a_switch_off_renders_as_the_engines_documented_disable_form():
     ],
 )
 def test_a_size_reads_as_the_engines_own_converter_reads_it(engine, flag, value, number):
-    catalogue = for_engine(engine)
+    catalogue = shipped(engine)
 
     assert catalogue.flags[flag].size(value) == number
     assert findings({flag: [value]}, catalogue) == []
@@ -99,14 +105,14 @@ def test_a_size_reads_as_the_engines_own_converter_reads_it(engine, flag, value,
     ],
 )
 def test_a_size_the_engine_refuses_is_an_error(engine, flag, value, message):
-    assert findings({flag: [value]}, for_engine(engine)) == [(ERROR, f"{flag}[0]: {message}")]
+    assert findings({flag: [value]}, shipped(engine)) == [(ERROR, f"{flag}[0]: {message}")]
 
 
 @pytest.mark.parametrize("version", ["0.33.0", "0.34.0"])
 @pytest.mark.parametrize("flag", ["quantization", "kv-cache-dtype"])
 def test_a_value_vllm_does_not_list_is_a_warning_since_plugins_register_more(flag, version):
     # vllm config/model.py: quantization is QuantizationMethods | str at run time; config/cache.py: CacheDType | str
-    catalogue = for_engine("vllm", version)
+    catalogue = shipped("vllm", version)
 
     found = findings({flag: ["fp8", "my_plugin_method"]}, catalogue)
 
@@ -116,10 +122,10 @@ def test_a_value_vllm_does_not_list_is_a_warning_since_plugins_register_more(fla
 
 def test_vllm_0_34_knows_the_quantization_methods_it_added():
     # vllm 0.34.0 model_executor/layers/quantization/__init__.py QUANTIZATION_METHODS
-    known = vllm().flags["quantization"].choices
+    known = vllm().flags["quantization"].choices or ()
     assert {"lut_b_moe", "mxfp4_hadamard32", "w4afp8"} <= set(known)
     assert "fp_quant" not in known
-    assert "fp_quant" in for_engine("vllm", "0.33.0").flags["quantization"].choices
+    assert "fp_quant" in (shipped("vllm", "0.33.0").flags["quantization"].choices or ())
 
 
 @pytest.mark.parametrize("strategy", ["union", "intersection"])
@@ -129,7 +135,7 @@ def test_sizes_the_engine_reads_alike_merge_as_one_value(strategy):
         PresetInput("Short", {"context-length": ["32k", 65536]}),
         PresetInput("Long", {"context-length": [32000, "64Ki"]}),
     ]
-    sizes = same_value(["context-length"], for_engine("sglang"))
+    sizes = same_value(["context-length"], shipped("sglang"))
 
     result = merge(presets, strategy, same_value=sizes)
 
@@ -147,7 +153,7 @@ def test_without_the_engine_sizes_stay_as_written():
 def test_sglang_tp_and_dp_are_the_parallel_sizes_with_a_note(written, flag):
     # sglang srt/server_args.py:679 builds a plain argparse.ArgumentParser (allow_abbrev): --tp is the
     # only unambiguous prefix of --tp-size, which ServerArgs.add_cli_args declares; --tp itself it does not.
-    catalogue = for_engine("sglang")
+    catalogue = shipped("sglang")
 
     assert catalogue.lookup(written) is catalogue.flags[flag]
     assert same_flag([written], catalogue) == {written: flag}
@@ -167,7 +173,7 @@ def test_an_abbreviation_two_flags_begin_is_not_known():
 
 
 def test_the_gpu_rule_counts_sglang_tp_and_dp():
-    catalogue = for_engine("sglang")
+    catalogue = shipped("sglang")
     grid = {"tp": [2, 4], "dp": [1, 2]}
 
     plan = Plan(grid, rules_for("sglang", 2), same_flag(list(grid), catalogue))
