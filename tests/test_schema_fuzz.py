@@ -20,7 +20,8 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.generation.stateful import run_state_machine_as_test
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.openapi.checks import UseAfterFree
+from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 
 from autotuner.wsgi import application
 from engines.catalogue import for_engine
@@ -104,11 +105,43 @@ def valid_data_accepted(ctx, response, case):
     return positive_data_acceptance(ctx, response, case)
 
 
+def deleted_stays_deleted(ctx, response, case):
+    """schemathesis' use_after_free, except for a deleted preset restored from the trash since
+    (``POST /api/presets/trash/{id}/restore/``): the check knows no way back but a new create."""
+    try:
+        return use_after_free(ctx, response, case)
+    except UseAfterFree as failure:
+        if not restored_since(ctx, failure.deleted_case_id, case):
+            raise
+    return None
+
+
+def restored_since(ctx, deleted_case_id, case) -> bool:
+    """Whether the preset a DELETE removed is out of the trash again when ``case`` runs."""
+    preset, restored = None, False
+    for earlier in ctx.internals.find_all_cases():
+        if earlier.id == case.id:
+            break
+        if earlier.id == deleted_case_id:
+            preset = str(earlier.path_parameters["id"])
+        elif preset is not None and str((earlier.path_parameters or {}).get("id")) == preset:
+            answer = ctx.internals.find_response(case_id=earlier.id)
+            if answer is not None and 200 <= answer.status_code < 300:
+                restored = {RESTORE: True, DELETE: False}.get(earlier.operation.label, restored)
+    return restored
+
+
+RESTORE, DELETE = "POST /api/presets/trash/{id}/restore/", "DELETE /api/presets/{id}/"
+
+
 def checks_for(case) -> dict:
-    """Every check, with positive_data_acceptance narrowed to what the schema can say."""
+    """Every check, with positive_data_acceptance and use_after_free narrowed to what they can know."""
     cannot_say = CANNOT_SAY.get(case.operation.label, [])
-    narrowed = [] if positive_data_acceptance in cannot_say else [valid_data_accepted]
-    return {"excluded_checks": [positive_data_acceptance, *cannot_say], "additional_checks": narrowed}
+    narrowed = [deleted_stays_deleted] + ([] if positive_data_acceptance in cannot_say else [valid_data_accepted])
+    return {
+        "excluded_checks": [positive_data_acceptance, use_after_free, *cannot_say],
+        "additional_checks": narrowed,
+    }
 
 
 FUZZ_SETTINGS = settings(
