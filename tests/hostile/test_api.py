@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.hostile.cases import GRID_LIMITS, HOSTILE, api_problems, dotted, has, spliced
+from tests.hostile.cases import HOSTILE, api_problems, dotted, has, spliced
 
 pytestmark = pytest.mark.django_db
 
@@ -154,8 +154,6 @@ BODIES: dict[str, Any] = {
 }
 # Inputs that a field takes as they are: metadata is any small JSON object, a grid-shaped one too.
 FINE_AT = {"metadata": ("grid-10e21",)}
-# Where a 10^21-combination grid is taken today (until the grid limits land).
-TAKES_ASTRONOMICAL_GRIDS: set[tuple[str, str]] = set()
 
 
 def label(operation: Operation) -> str:
@@ -210,8 +208,6 @@ TAKES_LONG_METADATA = {"presets_create", "presets_update", "presets_partial_upda
 
 
 def known(operation: Operation, hostile) -> tuple:
-    if (operation.id, hostile.id) in TAKES_ASTRONOMICAL_GRIDS:
-        return (GRID_LIMITS,)
     if hostile.id == "list-100k" and operation.id in TAKES_LONG_METADATA:
         return (METADATA_SIZE,)
     return ()
