@@ -42,7 +42,9 @@ ENGINES: tuple[Engine, ...] = (
     Engine(
         name="sglang",
         label="SGLang",
-        program=("python", "-m", "sglang.launch_server"),
+        # SGLang recommends `sglang serve` (sglang/cli/serve.py); `python -m sglang.launch_server` still works
+        # and stays one setting away (AUTOTUNER_SGLANG_LAUNCHER).
+        program=("sglang", "serve"),
         model_arguments=("--model-path", "{model}"),
         parallel_flags=("tp-size", "dp-size", "pp-size"),
         parser="engines.parsers:sglang_parser",

@@ -261,7 +261,7 @@ def test_an_sglang_launch_command_lists_each_flag_in_grid_order():
     command = launch_command("sglang", MODEL, combination, port=30001, catalogue=launch_catalogue())
 
     assert command == (
-        f"python -m sglang.launch_server --model-path {MODEL} --host 127.0.0.1 --port 30001 "
+        f"sglang serve --model-path {MODEL} --host 127.0.0.1 --port 30001 "
         "--tp-size 2 --mem-fraction-static 0.9 --enable-mixed-chunk"
     )
 
@@ -318,7 +318,7 @@ def test_the_port_defaults_to_30000():
 def test_each_flag_is_rendered_as_the_engine_reads_it(combination, arguments):
     command = launch_command("sglang", MODEL, combination, catalogue=launch_catalogue())
 
-    prefix = f"python -m sglang.launch_server --model-path {MODEL} --host 127.0.0.1 --port 30000"
+    prefix = f"sglang serve --model-path {MODEL} --host 127.0.0.1 --port 30000"
     assert command == prefix + arguments
 
 
@@ -332,7 +332,7 @@ def test_a_model_path_with_spaces_is_quoted():
     sglang = launch_command("sglang", "/models/My Llama", {}, catalogue=None)
     vllm = launch_command("vllm", "/models/My Llama", {}, catalogue=None)
 
-    assert sglang.startswith("python -m sglang.launch_server --model-path '/models/My Llama' --host")
+    assert sglang.startswith("sglang serve --model-path '/models/My Llama' --host")
     assert vllm.startswith("vllm serve '/models/My Llama' --host")
 
 

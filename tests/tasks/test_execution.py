@@ -64,7 +64,7 @@ def test_a_good_combination_succeeds_with_its_levels_score_and_log():
     assert (experiment.slo_violation, experiment.meets_slo) == ("", True)
     # The engine's own command, on the port it ran on; the stand-in launcher that really ran is in the log.
     assert experiment.command.startswith(
-        "python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1 --port "
+        "sglang serve --model-path meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1 --port "
     )
     assert experiment.command.endswith("--tp-size 2 --mem-fraction-static 0.8")
     assert experiment.log_tail.startswith(f"{HOST_COMMAND_LINE}{sys.executable} -m {django_settings.STANDIN_ENGINE} ")
@@ -257,6 +257,6 @@ def test_users_see_the_engines_own_command_and_only_staff_see_the_hosts_launcher
     client.force_login(staff_user)
     log = client.get(f"/api/tasks/{task.pk}/experiments").json()[0]["log_tail"]
     assert log.splitlines()[0] == f"{HOST_COMMAND_LINE}/bin/sh {script} {sys.executable} -m engines.standin " + (
-        experiment.command.removeprefix("python -m sglang.launch_server ")
+        experiment.command.removeprefix("sglang serve ")
     )
     assert f"{HOST_COMMAND_LINE}/bin/sh {script}" in client.get(f"/tasks/{task.pk}/results/").content.decode()

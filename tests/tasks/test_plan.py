@@ -17,7 +17,7 @@ from tests.tasks.pages.helpers import form_data
 pytestmark = pytest.mark.django_db
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-SGLANG = f"python -m sglang.launch_server --model-path {MODEL} --host 127.0.0.1 --port 30000"
+SGLANG = f"sglang serve --model-path {MODEL} --host 127.0.0.1 --port 30000"
 VLLM = f"vllm serve {MODEL} --host 127.0.0.1 --port 30000"
 FOUR_GPUS = "tp-size × dp-size × pp-size = 4 GPUs, more than the 2 available"
 EIGHT_GPUS = "tp-size × dp-size × pp-size = 8 GPUs, more than the 2 available"
@@ -155,7 +155,7 @@ def test_a_vllm_task_renders_vllm_serve_commands(signed_in, parameters, command)
     [
         pytest.param(
             "sglang",
-            "python -m sglang.launch_server --model-path '/models/My Llama' --host 127.0.0.1 --port 30000 --tp-size 1",
+            "sglang serve --model-path '/models/My Llama' --host 127.0.0.1 --port 30000 --tp-size 1",
             id="sglang",
         ),
         pytest.param(

@@ -122,7 +122,7 @@ def test_the_best_card_shows_the_command_to_copy_and_saves_it_as_a_preset(signed
 
     command = card.find("code")  # to start it for real: on the plan's port, not the worker's
     assert command.text == finished.experiments.get(number=1).deploy_command
-    assert command.text.startswith("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct")
+    assert command.text.startswith("sglang serve --model-path meta-llama/Llama-3.1-8B-Instruct")
     assert "--tp-size 1 --schedule-policy fcfs" in command.text
     assert "--port 41001" not in command.text
     assert card.find("button", type="button").attrs["data-copy"] == command.attrs["id"]
