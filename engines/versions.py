@@ -1,4 +1,4 @@
-"""The catalogue versions shipped for an engine, and what changed between two of them.
+"""What changed in an engine's flags between two of its catalogues (two versions of the engine).
 
 ``compare(old, new)`` lines the flags of two catalogues of one engine up by name and returns
 the flags added, the flags removed, and for each flag in both the attributes that changed::
@@ -17,15 +17,10 @@ Pure functions and frozen dataclasses; no Django.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from engines import catalogue as catalogues
 from engines.catalogue import Catalogue, Flag
-from engines.registry import is_engine
 
 # What a preset or a task relies on, in the order a reader wants them.
 ATTRIBUTES = ("name", "kind", "default", "choices", "bounds", "aliases", "negation", "deprecated")
@@ -125,43 +120,3 @@ def compare(old: Catalogue, new: Catalogue) -> Differences:
         removed=tuple(removed),
         changed=tuple(sorted(changed, key=lambda item: item.name)),
     )
-
-
-# Which versions ship. Version strings from a request are only ever compared with the shipped
-# files' names, never turned into a path.
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """``0.34.0`` -> ``(0, 34, 0)``, so 0.10 sorts after 0.9."""
-    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.]", version))
-
-
-def shipped(engine: object) -> list[str]:
-    """The versions of an engine's catalogue in ``engines/data/``, newest first; [] for no engine."""
-    if not is_engine(engine):
-        return []
-    return list(_files(engine, catalogues.DATA_DIR))
-
-
-def load(engine: object, version: str) -> Catalogue | None:
-    """One shipped version of an engine's catalogue, or None when it is not shipped."""
-    if not is_engine(engine):
-        return None
-    path = _files(engine, catalogues.DATA_DIR).get(version)
-    return _read(path) if path else None
-
-
-def every(engine: object) -> list[Catalogue]:
-    """Every shipped catalogue of an engine, newest first."""
-    return [found for version in shipped(engine) if (found := load(engine, version)) is not None]
-
-
-@cache
-def _files(engine: str, data_dir: Path) -> dict[str, Path]:
-    found = {path.stem.split("-", 1)[1]: path for path in data_dir.glob(f"{engine}-*.json")}
-    return dict(sorted(found.items(), key=lambda item: version_key(item[0]), reverse=True))
-
-
-@cache
-def _read(path: Path) -> Catalogue:
-    return catalogues.parse(json.loads(path.read_text()), path.name)

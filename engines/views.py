@@ -20,8 +20,10 @@ from rest_framework.response import Response
 
 from autotuner.http import ApiError, error_responses
 from autotuner.pages import template_for
-from engines import registry, versions
+from engines import registry
 from engines.catalogue import MEANINGFUL_BOUNDS, Catalogue, Flag, engines, for_engine
+from engines.catalogue import versions as versions_of
+from engines.versions import ChangedFlag, Differences, compare
 from presets.validators import Problem
 
 MAX_SEARCH = 100
@@ -74,6 +76,14 @@ def matching(catalogue: Catalogue, search: str) -> list[Flag]:
     return [flag for score, _, flag in sorted((item for item in ranked if item[0] is not None), key=lambda x: x[:2])]
 
 
+def newest_first(engine: str) -> list[str]:
+    return versions_of(engine)[::-1]
+
+
+def not_shipped(engine: str, version: str) -> str:
+    return f"{engine} {version[:40]!r} is not shipped; shipped: {', '.join(newest_first(engine))}"
+
+
 def default_version(engine: str) -> str:
     """The version new presets and tasks of an engine are checked against."""
     catalogue = for_engine(engine)
@@ -91,7 +101,7 @@ def version_choices(shown: Catalogue, search: str) -> list[dict[str, Any]]:
     found = []
     for engine in engines():
         links = []
-        for version in versions.shipped(engine):
+        for version in newest_first(engine):
             query = {"runtime": engine, "version": pinned(engine, version), "search": search}
             links.append(
                 {
@@ -114,12 +124,12 @@ def engine_flags(request: HttpRequest) -> HttpResponse:
     if runtime not in available:
         raise Http404(f"No catalogue for {runtime!r}")
     version = request.GET.get("version") or default_version(runtime)
-    catalogue = versions.load(runtime, version)
+    catalogue = for_engine(runtime, version)
     problem = ""
     if catalogue is None:  # the page answers 404 and says so, above the default version's flags
-        problem = f"{runtime} {version[:40]!r} is not shipped; shipped: {', '.join(versions.shipped(runtime))}."
+        problem = f"{not_shipped(runtime, version)}."
         version = default_version(runtime)
-        catalogue = versions.load(runtime, version)
+        catalogue = for_engine(runtime, version)
         assert catalogue is not None  # the default is shipped
     search = request.GET.get("search", "")[:MAX_SEARCH]
     flags = matching(catalogue, search)
@@ -145,10 +155,10 @@ class ChangeGroup:
     title: str
     added: list[Flag] = field(default_factory=list)
     removed: list[Flag] = field(default_factory=list)
-    changed: list[versions.ChangedFlag] = field(default_factory=list)
+    changed: list[ChangedFlag] = field(default_factory=list)
 
 
-def tuning_first(differences: versions.Differences) -> list[ChangeGroup]:
+def tuning_first(differences: Differences) -> list[ChangeGroup]:
     """The differences in two groups, the tuning flags' and the others'; a renamed flag is a tuning
     flag when either name is."""
     tuning, other = ChangeGroup("tuning", "Tuning flags"), ChangeGroup("other", "Other flags")
@@ -166,16 +176,16 @@ def tuning_first(differences: versions.Differences) -> list[ChangeGroup]:
 def engine_changes(request: HttpRequest, runtime: str) -> HttpResponse:
     """What changed in an engine's flags from one shipped version to another; by default from the
     version before the newest to the newest. An unknown version is a 404 page naming the shipped ones."""
-    shipped = versions.shipped(runtime) if runtime in engines() else []
+    shipped = newest_first(runtime) if runtime in engines() else []
     if not shipped:
         raise Http404(f"No catalogue for {runtime[:40]!r}")
     chosen = {
         "from": request.GET.get("from") or shipped[min(1, len(shipped) - 1)],
         "to": request.GET.get("to") or shipped[0],
     }
-    old, new = versions.load(runtime, chosen["from"]), versions.load(runtime, chosen["to"])
+    old, new = for_engine(runtime, chosen["from"]), for_engine(runtime, chosen["to"])
     problems = [
-        Problem(side, f"{runtime} {chosen[side][:40]!r} is not shipped; shipped: {', '.join(shipped)}")
+        Problem(side, not_shipped(runtime, chosen[side]))
         for side, found in (("from", old), ("to", new))
         if found is None
     ]
@@ -188,7 +198,7 @@ def engine_changes(request: HttpRequest, runtime: str) -> HttpResponse:
     }
     if old is None or new is None:
         return render(request, "engines/engine_changes.html", context, status=404)
-    differences = versions.compare(old, new)
+    differences = compare(old, new)
     context.update(
         differences=differences,
         groups=tuning_first(differences),
@@ -234,7 +244,11 @@ class EngineViewSet(viewsets.ViewSet):
         found = []
         for engine in engines():
             default = default_version(engine)
-            counts = {catalogue.version: len(catalogue.flags) for catalogue in versions.every(engine)}
+            counts = {
+                version: len(shipped.flags)
+                for version in newest_first(engine)
+                if (shipped := for_engine(engine, version))
+            }
             found.append(
                 {
                     "runtime": engine,
@@ -264,9 +278,9 @@ class EngineViewSet(viewsets.ViewSet):
         if runtime not in engines():
             raise ApiError(status.HTTP_404_NOT_FOUND, f"No engine {runtime[:40]!r}; known: {', '.join(engines())}")
         version = request.query_params.get("version") or default_version(runtime)
-        catalogue = versions.load(runtime, version)
+        catalogue = for_engine(runtime, version)
         if catalogue is None:
-            message = f"{runtime} {version[:40]!r} is not shipped; shipped: {', '.join(versions.shipped(runtime))}"
+            message = not_shipped(runtime, version)
             raise ApiError(status.HTTP_404_NOT_FOUND, message, [Problem("version", message)])
         flags = matching(catalogue, request.query_params.get("search", "")[:MAX_SEARCH])
         document = catalogue.as_document()
