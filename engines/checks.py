@@ -22,6 +22,9 @@ from engines.registry import engine_names
 
 ERROR = "error"
 WARNING = "warning"
+# "Did you mean" is looked for among every flag name of an engine: a few misspellings are a typo
+# worth a hint, a grid of hundreds of unknown flags is not, and would cost a request seconds.
+MAX_SUGGESTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
     findings: list[Finding] = []
     where = f"{catalogue.engine} {catalogue.version}"
     spelled: dict[str, str] = {}  # canonical flag -> the name the grid gave it first
+    unknown = 0
     for name, values in grid.items():
         flag = catalogue.lookup(name)
         negated = None if flag else catalogue.negated(name)  # disable-X is enable-X turned off
@@ -110,7 +114,8 @@ def check_grid(grid: Mapping[str, Sequence[object]], catalogue: Catalogue) -> li
             findings.append(Finding(ERROR, name, f"the same {where} flag as {first}; give its values once"))
             continue
         if flag is None:
-            hint = catalogue.suggest(name)
+            unknown += 1
+            hint = catalogue.suggest(name) if unknown <= MAX_SUGGESTIONS else None
             message = f"not a {where} flag" + (f"; did you mean {hint}?" if hint else "")
             findings.append(Finding(WARNING, name, message))
             continue
@@ -172,12 +177,15 @@ def check_every_engine(grid: Mapping[str, Sequence[object]], catalogues: Sequenc
         return []
     checked = [(catalogue, check_grid(grid, catalogue)) for catalogue in catalogues]
     findings: list[Finding] = []
+    unknown = 0
     for name in grid:
         knowing = [
             (catalogue, found) for catalogue, found in checked if catalogue.lookup(name) or catalogue.negated(name)
         ]
         if not knowing:
-            hint = next(filter(None, (catalogue.suggest(name) for catalogue in catalogues)), None)
+            unknown += 1
+            hints = (catalogue.suggest(name) for catalogue in catalogues) if unknown <= MAX_SUGGESTIONS else ()
+            hint = next(filter(None, hints), None)
             message = "not a flag of any engine" + (f"; did you mean {hint}?" if hint else "")
             findings.append(Finding(WARNING, name, message))
             continue

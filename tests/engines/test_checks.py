@@ -7,8 +7,19 @@ from typing import Any
 
 import pytest
 
-from engines.catalogue import Catalogue, parse
-from engines.checks import ERROR, WARNING, Finding, check_every_engine, check_grid, errors, same_flag, warnings
+from engines.catalogue import Catalogue, for_engine, parse
+from engines.checks import (
+    ERROR,
+    MAX_SUGGESTIONS,
+    WARNING,
+    Finding,
+    check_every_engine,
+    check_for_runtime,
+    check_grid,
+    errors,
+    same_flag,
+    warnings,
+)
 from engines.parsers import catalogue_from, flags_from_help
 
 
@@ -327,3 +338,16 @@ def test_a_grid_every_engine_takes_has_no_findings():
 
 def test_without_catalogues_an_any_engine_grid_has_no_findings():
     assert check_every_engine({"tp-szie": ["x"]}, []) == []
+
+
+@pytest.mark.parametrize("runtime", ["sglang", ""], ids=["one-engine", "any-engine"])
+def test_only_the_first_misspelt_flags_of_a_grid_get_a_did_you_mean(runtime):
+    # A hint is a search through every flag name: a grid of hundreds of unknown flags gets them for
+    # the first MAX_SUGGESTIONS only, so checking it stays cheap.
+    known = [name for name in for_engine("sglang").flags if len(name) > 8][: MAX_SUGGESTIONS + 5]
+    grid = {f"{name}x": [1] for name in known}
+
+    findings = check_for_runtime(grid, runtime)
+
+    hinted = [finding.path for finding in findings if "did you mean" in finding.message]
+    assert hinted == [f"{name}x" for name in known[:MAX_SUGGESTIONS]]
