@@ -100,7 +100,7 @@ def test_changelist_shows_the_system_presets_with_their_columns(admin_client_, s
     assert rows["Memory Efficient"]["combinations"] == "2"
     assert rows["High Throughput (vLLM)"]["category"] == "performance"
     assert rows["High Throughput (vLLM)"]["runtime_shown"] == "vLLM"
-    assert rows["High Throughput (vLLM)"]["parameter_count"] == "6"
+    assert rows["High Throughput (vLLM)"]["parameter_count"] == "5"  # gpu-memory-utilization left unset for vLLM 0.34
     assert rows["High Throughput (vLLM)"]["combinations"] == "4"
 
 
