@@ -380,6 +380,9 @@ def test_a_changed_default_and_changed_choices_show_old_and_new(signed_in):
     quantization = changes_section(response).by_id("changed-quantization")
     assert {value.text for value in quantization.find_all("ins")} >= {"lut_b_moe", "mxfp4_hadamard32", "w4afp8"}
     assert [value.text for value in quantization.find_all("del")] == ["fp_quant"]
+    # Read aloud, the struck and marked values say which were added and which removed.
+    assert changed(response, "quantization")["choices"].startswith("added ")
+    assert changed(response, "quantization")["choices"].endswith(" removed fp_quant")
     assert changed(response, "spec-method")["kind"] == "choice → string"
     link = quantization.find("th").find("a")
     assert link.attrs["href"] == "/engines/?runtime=vllm#flag-quantization"
