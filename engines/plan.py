@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engines.catalogue import Catalogue
+from engines.catalogue import Catalogue, for_engine
 from engines.registry import UnknownEngine, engine
 
 MAX_GRID_EXPERIMENTS = 10_000
@@ -169,16 +169,27 @@ def _sglang_rules(gpus: int, grid: Mapping[str, Sequence[Any]]) -> list[Rule]:
 
 
 def _vllm_rules() -> list[Rule]:
+    catalogue = for_engine("vllm")
+
+    def count(flag: str, value: Any) -> int | None:
+        """A positive token or sequence count as vLLM reads it ("32k" is 32000), or None when the
+        value is not one (unset, "auto", -1: the model's own length)."""
+        known = catalogue.lookup(flag) if catalogue else None
+        number = known.size(value) if known is not None and known.kind == "size" else value
+        return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else None
+
     def batch_below_sequences(values: Mapping[str, Any]) -> str | None:
-        tokens, sequences = _count(values.get("max-num-batched-tokens")), _count(values.get("max-num-seqs"))
+        tokens = count("max-num-batched-tokens", values.get("max-num-batched-tokens"))
+        sequences = count("max-num-seqs", values.get("max-num-seqs"))
         if tokens is not None and sequences is not None and tokens < sequences:
             return f"max-num-batched-tokens ({tokens}) must be at least max-num-seqs ({sequences})"
         return None
 
     def batch_below_context(values: Mapping[str, Any]) -> str | None:
-        if values.get("enable-chunked-prefill") is not False:
-            return None  # chunked prefill is on unless turned off
-        tokens, length = _count(values.get("max-num-batched-tokens")), _count(values.get("max-model-len"))
+        if values.get("enable-chunked-prefill") is not False and values.get("disable-chunked-prefill") is not True:
+            return None  # chunked prefill is on unless turned off, in either of vLLM's spellings
+        tokens = count("max-num-batched-tokens", values.get("max-num-batched-tokens"))
+        length = count("max-model-len", values.get("max-model-len"))
         if tokens is not None and length is not None and tokens < length:
             return (
                 f"with chunked prefill off, max-num-batched-tokens ({tokens}) must be at least max-model-len ({length})"
@@ -187,13 +198,11 @@ def _vllm_rules() -> list[Rule]:
 
     return [
         Rule(("max-num-batched-tokens", "max-num-seqs"), batch_below_sequences),
-        Rule(("max-num-batched-tokens", "max-model-len", "enable-chunked-prefill"), batch_below_context),
+        Rule(
+            ("max-num-batched-tokens", "max-model-len", "enable-chunked-prefill", "disable-chunked-prefill"),
+            batch_below_context,
+        ),
     ]
-
-
-def _count(value: Any) -> int | None:
-    """A positive token or sequence count, or None when the value is not one (unset, "auto", -1)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _both_on(first: str, second: str) -> Callable[[Mapping[str, Any]], str | None]:

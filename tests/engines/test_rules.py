@@ -153,3 +153,18 @@ def test_vllm_without_chunked_prefill_needs_a_batch_as_long_as_the_context():
     )
     assert reason("vllm", 1, max_num_batched_tokens=4096, max_model_len=8192, enable_chunked_prefill=True) is None
     assert reason("vllm", 1, max_num_batched_tokens=4096, max_model_len=8192) is None
+    # vllm/utils/argparse_utils.py EnableDisableAction: --disable-chunked-prefill is the same switch off.
+    assert reason("vllm", 1, max_num_batched_tokens=4096, max_model_len=8192, disable_chunked_prefill=True) == (
+        "with chunked prefill off, max-num-batched-tokens (4096) must be at least max-model-len (8192)"
+    )
+
+
+def test_vllm_reads_human_readable_sizes_as_it_compares_them():
+    # vllm/engine/arg_utils.py human_readable_int: "4k" is 4000, "4K" is 4096; -1 max-model-len is the model's.
+    assert reason("vllm", 1, max_num_batched_tokens="4k", max_model_len="8K", enable_chunked_prefill=False) == (
+        "with chunked prefill off, max-num-batched-tokens (4000) must be at least max-model-len (8192)"
+    )
+    assert reason("vllm", 1, max_num_batched_tokens="4k", max_model_len=-1, enable_chunked_prefill=False) is None
+    assert reason("vllm", 1, max_num_batched_tokens="1k", max_num_seqs=1024) == (
+        "max-num-batched-tokens (1000) must be at least max-num-seqs (1024)"
+    )
