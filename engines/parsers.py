@@ -54,7 +54,9 @@ def _first_sentence(text: str | None) -> str:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
-        return value.name.lower()  # vLLM reads an enum flag by its member's name (MambaBackendEnum)
+        value = value.value  # vLLM's MambaBackendEnum.TRITON is "triton" on its command line, O2 is 2
+    if isinstance(value, set | frozenset):
+        value = sorted(value, key=str)  # a set default (vLLM's offload-params) is a list of values
     try:
         json.dumps(value)
     except (TypeError, ValueError):

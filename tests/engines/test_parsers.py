@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -368,13 +370,16 @@ def vllm_like_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.register("action", argparse.BooleanOptionalAction, EnableDisableAction)
     action = parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, help="Reuse.")
+    assert isinstance(action, EnableDisableAction)
     action.option_strings = action.visible_option_strings
     parser.add_argument("--disable-cuda-graph", action=DeprecatedStoreTrueAction, help="Deprecated. Use another.")
     parser.add_argument("--max-model-len", type=human_readable_int_or_auto, help="Context length.")
     parser.add_argument("--max-num-batched-tokens", type=optional_type(human_readable_int), help="Tokens.")
     parser.add_argument("--gpu-memory-utilization", type=optional_type(float), help="Fraction.")
     parser.add_argument("--max-num-seqs", type=optional_type(int), help="Sequences.")
-    parser.add_argument("--kv-cache-dtype", type=str, metavar=["auto", "fp8"], default="auto", help="Cache dtype.")
+    # vllm/engine/arg_utils.py:220-234 writes a Literal that also takes any text as a list metavar
+    suggestions: Any = ["auto", "fp8"]
+    parser.add_argument("--kv-cache-dtype", type=str, metavar=suggestions, default="auto", help="Cache dtype.")
     return parser
 
 
@@ -480,3 +485,49 @@ def test_an_engine_that_is_not_importable_asks_for_help_text(engine, tmp_path):
         CommandError, match=rf"^{engine} is not importable here \(.*\); use --python, --engine-path or --from-help$"
     ):
         regenerate_catalogue(engine, "--engine-version", "9.9", "--output", str(tmp_path / "out.json"))
+
+
+@pytest.fixture
+def installed_sglang(tmp_path):
+    """A folder holding an engine called sglang, release 9.9, as its wheel unpacks: a package whose
+    ServerArgs.add_cli_args declares its flags, and the dist-info its version is read from."""
+    root = tmp_path / "engine"
+    package = root / "sglang" / "srt"
+    package.mkdir(parents=True)
+    (root / "sglang" / "__init__.py").write_text("import torch  # the GPU stack, never called while parsing\n")
+    (package / "__init__.py").write_text("")
+    (package / "server_args.py").write_text(
+        "class ServerArgs:\n"
+        "    @staticmethod\n"
+        "    def add_cli_args(parser):\n"
+        "        parser.add_argument('--model-path', required=True)\n"
+        "        parser.add_argument('--tp-size', type=int, default=1, help='The tensor parallelism size.')\n"
+        "        parser.add_argument('--mem-fraction-static', type=float, help='The memory fraction.')\n"
+    )
+    metadata = root / "sglang-9.9.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: sglang\nVersion: 9.9\nRequires-Dist: torch==2.14.1\n"
+    )
+    return root
+
+
+def test_the_command_writes_what_the_engines_own_parser_says_and_nothing_more(installed_sglang, tmp_path):
+    output = tmp_path / "out.json"
+
+    printed = regenerate_catalogue(
+        "sglang", "--python", sys.executable, "--engine-path", str(installed_sglang), "--output", str(output)
+    )
+
+    written = json.loads(output.read_text())
+    assert printed == f"Wrote 3 flags of sglang 9.9 to {output}\n"
+    assert (written["version"], written["source"]) == ("9.9", "sglang 9.9, its own argument parser")
+    assert [flag["name"] for flag in written["flags"]] == ["mem-fraction-static", "model-path", "tp-size"]
+    # Bounds a flag's meaning fixes are added when a catalogue is read, never written into the file.
+    assert "minimum" not in written["flags"][0]
+    assert parse(written).flags["mem-fraction-static"].bounds_text == "(0, 1]"
+
+
+def test_an_engine_the_given_python_cannot_import_is_named_with_the_reason(tmp_path):
+    with pytest.raises(CommandError, match=r"^sglang is not importable here \(.*\); use --python"):
+        regenerate_catalogue("sglang", "--python", sys.executable, "--engine-path", str(tmp_path))

@@ -48,11 +48,12 @@ class Command(BaseCommand):
                 raise CommandError("--from-help needs --engine-version: the help text does not say which release it is")
             flags = flags_from_help(Path(from_help).read_text())
             source = f"{engine} {engine_version}, the --help output in {Path(from_help).name}"
-            catalogue = catalogue_from(engine, engine_version, source, flags)
+            text = dumps(catalogue_from(engine, engine_version, source, flags))
         else:
-            catalogue = parse(json.loads(self._own_document(engine, python, engine_path)))
-        text = dumps(catalogue)
-        parse(json.loads(text))  # what is written must load
+            text = self._own_document(engine, python, engine_path)
+        # What is written must load; it holds only what the engine says (parse adds the bounds a
+        # flag's meaning fixes: written back, they would override a later change of those).
+        catalogue = parse(json.loads(text))
         target = Path(output) if output else DATA_DIR / f"{engine}-{catalogue.version}.json"
         target.write_text(text)
         self.stdout.write(f"Wrote {len(catalogue.flags)} flags of {engine} {catalogue.version} to {target}")
