@@ -40,6 +40,20 @@ def invalid(problems: list[Problem], summary: str = "") -> ApiError:
     return ApiError(status.HTTP_400_BAD_REQUEST, summary, problems)
 
 
+# An answer lists at most this many problems: a body under the size limit can hold hundreds of
+# thousands (200 flags of 1,000 bad values), and listing each cost seconds and megabytes.
+MAX_LISTED_PROBLEMS = 100
+
+
+def listed(problems: list[Problem]) -> list[Problem]:
+    """The first MAX_LISTED_PROBLEMS problems, the last of them saying how many more there are."""
+    if len(problems) <= MAX_LISTED_PROBLEMS:
+        return problems
+    last = problems[MAX_LISTED_PROBLEMS - 1]
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return [*problems[: MAX_LISTED_PROBLEMS - 1], Problem(last.path, f"{last.message} (and {more:,} more problems)")]
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
@@ -66,10 +80,10 @@ def _flatten(detail: Any, path: str = "") -> list[Problem]:
 def error_body(exc: exceptions.APIException) -> dict[str, Any]:
     """The JSON body of an API error: one sentence, and every problem with its path."""
     if isinstance(exc, ApiError):
-        problems = exc.problems
+        problems = listed(exc.problems)
         detail = str(exc.detail)
     elif isinstance(exc, exceptions.ValidationError):
-        problems = _flatten(exc.detail)
+        problems = listed(_flatten(exc.detail))
         detail = str(problems[0]) if len(problems) == 1 else f"{len(problems)} problems; see errors"
     else:
         problems = []

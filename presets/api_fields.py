@@ -18,6 +18,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from autotuner.http import listed
 from engines.registry import quoted_names
 from presets.exchange import FORMAT_VERSION, MAX_USERNAME_LENGTH
 from presets.models import MAX_NOTE_LENGTH
@@ -123,6 +124,7 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
 
 def problem_detail(problems: list[Problem]) -> Any:
     """Problems as a ValidationError's detail, every one under its path (``""``: the field itself)."""
+    problems = listed(problems)
     if all(not problem.path for problem in problems):
         return [problem.message for problem in problems]
     detail: dict[str, list[str]] = {}

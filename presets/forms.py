@@ -9,12 +9,12 @@ from django.http import QueryDict
 from django.urls import reverse
 from rest_framework.exceptions import APIException
 
-from autotuner.http import parse_json
+from autotuner.http import listed, parse_json
 from engines.checks import check_for_runtime, errors, warnings
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
 from presets.models import MAX_NOTE_LENGTH, OnConflict, ParameterPreset, Runtime
-from presets.validators import MAX_NAME_LENGTH, RUNTIMES, clean_parameters, validate_metadata
+from presets.validators import MAX_NAME_LENGTH, RUNTIMES, Problem, clean_parameters, validate_metadata
 
 NAME_HELP = f"Unique, compared without case or surrounding spaces; at most {MAX_NAME_LENGTH} characters."
 
@@ -46,7 +46,8 @@ class JSONTextField(forms.JSONField):
         try:
             return super().clean(value)
         except ValidationError as error:  # a message may quote a flag named with a JSON escape
-            raise ValidationError([printable(message) for message in error.messages], code="invalid") from None
+            shown = listed([Problem("", message) for message in error.messages])
+            raise ValidationError([printable(str(problem)) for problem in shown], code="invalid") from None
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         return initial if self.disabled else data  # the raw text, exactly as typed

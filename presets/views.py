@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from autotuner.http import parse_json
+from autotuner.http import listed, parse_json
 from autotuner.pages import HtmxHttpRequest, filtered_page, template_for
 from presets.diff import diff_contents
 from presets.exchange import (
@@ -196,7 +196,7 @@ def preset_import(request: HttpRequest) -> HttpResponse:
             problems += import_engine_problems(document, contents)
         except Exception as error:
             problems = [Problem("", str(getattr(error, "detail", error)))]
-        problems = [Problem(printable(problem.path), printable(problem.message)) for problem in problems]
+        problems = [Problem(printable(problem.path), printable(problem.message)) for problem in listed(problems)]
         if not problems:
             try:
                 with transaction.atomic():
