@@ -18,7 +18,6 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from engines.catalogue import for_engine
 from engines.plan import launch_command
 from tasks.benchmark import benchmark, score_levels
 from tasks.models import HOST_COMMAND_LINE, RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Task, TaskStatus
@@ -85,7 +84,7 @@ def run_experiment(experiment: Experiment) -> Experiment:
     port = free_port()
     # Everyone sees the engine's own command. A launcher (a container script, a virtualenv's python)
     # is this host's business and names its paths: what really ran goes in the log, for staff.
-    catalogue = for_engine(task.runtime)
+    catalogue = task.catalogue
     command = launch_command(task.runtime, task.model, experiment.parameters, port=port, catalogue=catalogue)
     launcher = settings.ENGINE_LAUNCHERS.get(task.runtime)
     ran = launch_command(

@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from engines.catalogue import for_engine
+from engines.catalogue import Catalogue, for_engine
 from engines.checks import Finding, check_for_runtime, same_flag
+from engines.checks import warnings as warnings_of
 from engines.plan import (
     MAX_GRID_EXPERIMENTS,
     Plan,
@@ -145,6 +146,14 @@ class Task(UniquelyNamed):
         blank=True,
         help_text="Optional engine image or version tag, e.g. v0.5.23; at most 200 characters.",
     )
+    # A task is checked, planned and rendered against the flags of the engine release it was made
+    # for: shipping a newer catalogue (vLLM 0.34 beside 0.33) must not change an existing task.
+    catalogue_version = models.CharField(
+        max_length=32,
+        blank=True,
+        editable=False,
+        help_text="The engine release whose flags the task is checked against: the newest shipped when it was made.",
+    )
     gpus = models.PositiveSmallIntegerField(
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(1024)],
@@ -210,6 +219,10 @@ class Task(UniquelyNamed):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.parameters = clean_parameters(self.parameters)
         self._pin_preset_versions()
+        if not self.catalogue_version or for_engine(self.runtime, self.catalogue_version) is None:
+            # New, or moved to another engine: the newest release of its engine.
+            newest = for_engine(self.runtime)
+            self.catalogue_version = newest.version if newest else ""
         if not self._state.adding and self.pk is not None and kwargs.get("update_fields") is None:
             # An edit never writes the status: a worker may have moved it since the form was read.
             # Status changes are saved by tasks.lifecycle, with update_fields=STATUS_FIELDS.
@@ -232,11 +245,15 @@ class Task(UniquelyNamed):
         except ValidationError:
             grid = None  # reported by clean_fields
         if grid and self.runtime:
-            found = [finding for finding in check_for_runtime(grid, self.runtime) if finding.level == "error"]
+            found = [
+                finding
+                for finding in check_for_runtime(grid, self.runtime, self.catalogue_version)
+                if finding.level == "error"
+            ]
             if found:
                 errors["parameters"] = [str(finding) for finding in found]
             else:
-                aliases = same_flag(list(grid), for_engine(self.runtime))
+                aliases = same_flag(list(grid), self.catalogue)
                 try:
                     summary = summarize(grid, rules_for(self.runtime, self.gpus or 1, grid), aliases)
                 except PlanTooLarge as refusal:
@@ -267,19 +284,24 @@ class Task(UniquelyNamed):
         """Total and runnable combinations, with why the others are skipped."""
         return self.runnable_plan.summary
 
+    @property
+    def catalogue(self) -> Catalogue | None:
+        """The flags of the engine release the task was made for (the newest, before it is saved)."""
+        return (for_engine(self.runtime, self.catalogue_version) if self.catalogue_version else None) or for_engine(
+            self.runtime
+        )
+
     def _same_flag(self) -> dict[str, str]:
-        return same_flag(list(self.parameters or {}), for_engine(self.runtime))
+        return same_flag(list(self.parameters or {}), self.catalogue)
 
     @property
     def engine_warnings(self) -> list[Finding]:
-        return [
-            finding for finding in check_for_runtime(self.parameters or {}, self.runtime) if finding.level == "warning"
-        ]
+        return warnings_of(check_for_runtime(self.parameters or {}, self.runtime, self.catalogue_version))
 
     def plan(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str]]:
         """The runnable experiments from 0-based ``start`` on, lazily: number, flags and exact launch
         command. Starting far into a huge grid costs no more than starting at the beginning."""
-        render = command_renderer(self.runtime, self.model, list(self.parameters), catalogue=for_engine(self.runtime))
+        render = command_renderer(self.runtime, self.model, list(self.parameters), catalogue=self.catalogue)
         for number, combination in enumerate(self.runnable_plan.combinations(start), start + 1):
             yield number, combination, render(combination)
 
@@ -516,9 +538,7 @@ class Experiment(models.Model):
     def deploy_command(self) -> str:
         """The command to start this configuration for real: the engine's own launcher on the plan's
         port, where ``command`` is what the worker ran (on a free port, maybe through a launcher)."""
-        return launch_command(
-            self.task.runtime, self.task.model, self.parameters, catalogue=for_engine(self.task.runtime)
-        )
+        return launch_command(self.task.runtime, self.task.model, self.parameters, catalogue=self.task.catalogue)
 
     def suggested_preset_name(self) -> str:
         """What "Save as preset" offers to call it: the first free "<task> #<number> (config)"."""

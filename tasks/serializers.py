@@ -202,6 +202,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "skipped",
             "warnings",
             *TASK_SETTINGS,
+            "catalogue_version",
             "presets",
             "merge_strategy",
             "created_by",
@@ -214,7 +215,14 @@ class TaskSerializer(serializers.ModelSerializer):
             "finished_at",
             "error",
         ]
-        read_only_fields = ["status", "parameters_edited", "status_changed_at", "started_at", "finished_at"]
+        read_only_fields = [
+            "status",
+            "parameters_edited",
+            "catalogue_version",
+            "status_changed_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def run_validation(self, data: Any = empty) -> Any:
         if not isinstance(data, dict):  # a list, a string, a number, null: not a task

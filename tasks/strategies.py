@@ -14,7 +14,6 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from engines.catalogue import for_engine
 from engines.checks import same_flag
 from engines.plan import rules_for, skip_reason
 
@@ -48,7 +47,7 @@ def sample_without_replacement(task: Task, seed: int, count: int) -> list[dict[s
 
 
 def _aliases(task: Task) -> dict[str, str]:
-    return same_flag(list(task.parameters), for_engine(task.runtime))
+    return same_flag(list(task.parameters), task.catalogue)
 
 
 # Bayesian search

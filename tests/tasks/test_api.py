@@ -34,6 +34,7 @@ FIELDS = {
     "model",
     "runtime",
     "engine_version",
+    "catalogue_version",
     "gpus",
     "parameters",
     "optimization_strategy",
