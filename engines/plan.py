@@ -410,8 +410,13 @@ def runnable(
 
 def command_arguments(flag: str, value: Any, catalogue: Catalogue | None) -> list[str]:
     """One flag's part of a command line: ``--tp-size 2``; a switch is bare when on, and when off
-    either omitted or given as its ``--no-`` form where the engine has one."""
+    either omitted or given as its off form where the engine has one (vLLM's ``--disable-X``).
+    A grid that names the off form (``disable-prefix-caching``) gets it when true and the switch's
+    on form when false."""
     known = catalogue.lookup(flag) if catalogue else None
+    turned_off = catalogue.negated(flag) if catalogue is not None and known is None else None
+    if turned_off is not None and isinstance(value, bool):
+        return [f"--{flag}"] if value else [f"--{turned_off.name}"]
     if known is not None:
         flag = known.name  # the engine's own long name, whatever alias the grid used (vLLM's "tp" is "-tp")
     if isinstance(value, bool):

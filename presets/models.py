@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from engines import registry
 from engines.catalogue import for_engine
-from engines.checks import Finding, check_for_runtime, same_flag, warnings
+from engines.checks import Finding, check_for_runtime, same_flag, same_value, warnings
 from presets.fields import GridField
 from presets.merging import (
     Conflict,
@@ -135,13 +135,12 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         if not runtime and len(named) == 1:
             runtime = next(iter(named))
         catalogue = for_engine(runtime) if runtime else None
-        aliases = same_flag([flag for preset in inputs for flag in preset.parameters], catalogue) if catalogue else None
-        result = merge(inputs, strategy, same_flag=aliases)
-        strangers = [(found[pk].name, engines[pk]) for pk in ids if engines[pk] and engines[pk] != runtime]
-        if strangers and (runtime or len(named) > 1):
-            result.conflicts.insert(
-                0, _engines_conflict(strangers, runtime, [(found[pk].name, engines[pk]) for pk in ids])
-            )
+        flags = [flag for preset in inputs for flag in preset.parameters]
+        result = merge(inputs, strategy, same_flag=same_flag(flags, catalogue), same_value=same_value(flags, catalogue))
+        everyone = [(found[pk].name, engines[pk]) for pk in ids]
+        strangers = [(name, preset_runtime) for name, preset_runtime in everyone if preset_runtime not in ("", runtime)]
+        if strangers:  # with no runtime named or inferred, every preset naming an engine
+            result.conflicts.insert(0, _engines_conflict(strangers, runtime, everyone))
         return result, [{"id": pk, "name": found[pk].name} for pk in ids]
 
 

@@ -10,8 +10,18 @@ from typing import Any
 
 import pytest
 
-from engines.catalogue import Catalogue, Flag, parse
-from engines.plan import Plan, PlanSummary, PlanTooLarge, Rule, launch_command, rules_for, runnable, summarize
+from engines.catalogue import Catalogue, Flag, for_engine, parse
+from engines.plan import (
+    Plan,
+    PlanSummary,
+    PlanTooLarge,
+    Rule,
+    command_arguments,
+    launch_command,
+    rules_for,
+    runnable,
+    summarize,
+)
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -427,3 +437,13 @@ def test_a_grid_whose_ruled_flags_have_too_many_value_combinations_is_refused():
 
     assert "tp-size, dp-size have 250,000 combinations of values" in str(refusal.value)
     assert "at most 100,000" in str(refusal.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "arguments"),
+    [(True, ["--disable-prefix-caching"]), (False, ["--enable-prefix-caching"])],
+    ids=["off", "on"],
+)
+def test_a_switch_named_by_its_off_form_renders_as_vllm_reads_it(value, arguments):
+    # vllm/utils/argparse_utils.py EnableDisableAction: --disable-X turns X off, --enable-X on.
+    assert command_arguments("disable-prefix-caching", value, for_engine("vllm")) == arguments

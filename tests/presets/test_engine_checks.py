@@ -667,3 +667,15 @@ def test_the_merge_refuses_a_bad_runtime_naming_it(api, tp_presets, runtime):
     assert response.status_code == 400
     assert [error["path"] for error in errors(response)] == ["runtime"]
     assert 'expected "sglang", "vllm" or null' in errors(response)[0]["message"]
+
+
+def test_the_merge_compares_sizes_by_the_number_the_engine_reads(api):
+    # vllm/engine/arg_utils.py human_readable_int: "32k" is 32000, as 32000 is.
+    first = make_preset(runtime="vllm", parameters={"max-model-len": ["32k", 8192]})
+    second = make_preset(runtime="vllm", parameters={"max-model-len": [32000, 4096]})
+
+    response = api.post(MERGE, {"preset_ids": [first.pk, second.pk]}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["parameters"]["max-model-len"] == [4096, 8192, 32000]  # one 32000, numbers ascending
+    assert any("32k" in note for note in response.json()["notes"])
