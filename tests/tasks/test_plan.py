@@ -789,11 +789,13 @@ def test_a_task_from_presets_with_a_runtime_that_is_not_text_answers_400(api, ru
     assert [error["path"] for error in response.json()["errors"]] == ["runtime"]
 
 
-def test_the_new_task_preview_of_an_unknown_runtime_checks_against_no_engine(signed_in):
+def test_the_new_task_preview_of_an_unknown_runtime_checks_as_with_no_engine_chosen(signed_in):
+    # No engine chosen yet: the grid is checked as an any-engine preset is, against every engine.
     preset = make_preset(runtime="sglang", parameters={"enable-mixed-chunking": [True]})
     data = task_form(use_presets="on", presets=[str(preset.pk)], action="refresh", runtime="*")
 
     response = signed_in.post("/tasks/new/", data)
 
     assert response.status_code == 200
-    assert merge_preview(response).find_all("li", class_="conflict") == []
+    findings = [item.text for item in merge_preview(response).find_all("li", class_="conflict")]
+    assert findings == ["⚠ enable-mixed-chunking: not a flag of any engine; did you mean enable-mixed-chunk?"]
