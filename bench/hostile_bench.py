@@ -15,6 +15,7 @@ every answer well under 1 s, no 5xx, no traceback, no timeout. Nothing is assert
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -94,9 +95,35 @@ def requests(data: dict[str, Any]):
                 yield hostile.id, f"{method} {operation.path} ?{name}", method, \
                     f"{api.url(operation, objects)}?{query}", None, token  # fmt: skip
 
+    # What tests/hostile/test_bounded_work.py caps, at full size: 200 flags of 1,000 refused values
+    # (200,000 problems), a bundle of 15,000 presets and a history of 100,000 versions.
+    refused = json.dumps({f"flag-{number}": [None] * 1000 for number in range(200)})
+    bundle = {
+        "version": "1.0",
+        "presets": [{"name": f"Bulk {n}", "parameters": {"tp-size": [1]}} for n in range(20_000)],
+    }
+    history = {"version": "1.0", "preset": {"name": "Long", "parameters": {"tp-size": [1]}, "history": [1] * 100_000}}
+    for where, path, body in [
+        ("POST /api/presets/ 200,000 problems", "/api/presets/", f'{{"name": "Many", "parameters": {refused}}}'),
+        ("POST /api/tasks/ 200,000 problems", "/api/tasks/",
+         f'{{"name": "Many", "model": "m", "runtime": "sglang", "parameters": {refused}}}'),
+        ("POST /api/presets/import 15,000 presets", "/api/presets/import", json.dumps(bundle)),
+        ("POST /api/presets/import 100,000 versions", "/api/presets/import", json.dumps(history)),
+    ]:  # fmt: skip
+        yield "bounded-work", where, "POST", path, body, as_json
     names = {key: str(pk) for key, pk in objects.items()}
     browser = {"Cookie": f"sessionid={data['session']}; csrftoken={CSRF}", "X-CSRFToken": CSRF,
                "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+    for name in ("presets:preview", "presets:create", "tasks:new"):
+        data = {**pages.FORMS[name].data, "parameters": refused}
+        yield (
+            "bounded-work",
+            f"POST {name} 200,000 problems",
+            "POST",
+            pages.url(name, names),
+            pages.encoded(data),
+            browser,
+        )
     for name, form in pages.FORMS.items():
         if name in ("login", "logout"):  # the session stays signed in
             continue
