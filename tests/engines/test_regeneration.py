@@ -7,27 +7,18 @@ AUTOTUNER_ENGINE_PYTHON to a Python with engines.gpustubs.PARSE_TIME_PACKAGES in
 
 from __future__ import annotations
 
-import os
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from engines.catalogue import DATA_DIR
-
-SOURCES = os.environ.get("AUTOTUNER_ENGINE_SOURCES", "")
-PYTHON = os.environ.get("AUTOTUNER_ENGINE_PYTHON", "")
+from tests.engines.wheels import PYTHON, unpacked
 
 
 @pytest.mark.parametrize("committed", sorted(DATA_DIR.glob("*.json")), ids=lambda path: path.stem)
 def test_the_engines_own_parser_regenerates_the_committed_catalogue(committed, tmp_path):
-    unpacked = Path(SOURCES) / committed.stem
-    if not (SOURCES and PYTHON and unpacked.is_dir()):
-        pytest.skip(
-            f"{committed.stem} is not unpacked here: set AUTOTUNER_ENGINE_SOURCES (with {committed.stem}/ in it) "
-            "and AUTOTUNER_ENGINE_PYTHON, as engines/data/README.md shows"
-        )
+    sources = unpacked(committed.stem)
     output = tmp_path / committed.name
 
     call_command(
@@ -36,7 +27,7 @@ def test_the_engines_own_parser_regenerates_the_committed_catalogue(committed, t
         "--python",
         PYTHON,
         "--engine-path",
-        str(unpacked),
+        str(sources),
         "--output",
         str(output),
         stdout=StringIO(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -15,10 +14,9 @@ from engines.checks import check_for_runtime, errors, same_flag
 from engines.plan import Plan, command_arguments, rules_for
 from engines.registry import engine_names
 from presets.models import SYSTEM_PRESETS_FILE
+from tests.engines.wheels import PYTHON, unpacked
 
 PRESETS = json.loads(SYSTEM_PRESETS_FILE.read_text())["presets"]
-SOURCES = os.environ.get("AUTOTUNER_ENGINE_SOURCES", "")
-PYTHON = os.environ.get("AUTOTUNER_ENGINE_PYTHON", "")
 
 
 def test_a_vllm_preset_that_lowers_gpu_memory_utilization_says_it_shrinks_the_kv_cache():
@@ -59,13 +57,9 @@ def runnable_flags(engine: str, version: str) -> list[tuple[str, list[str]]]:
     ("engine", "version"), [(engine, version) for engine in engine_names() for version in versions(engine)]
 )
 def test_every_runnable_combination_of_every_system_preset_parses_with_the_engines_own_parser(engine, version):
-    unpacked = Path(SOURCES) / f"{engine}-{version}"
-    if not (SOURCES and PYTHON and unpacked.is_dir()):
-        pytest.skip(
-            f"{engine} {version} is not unpacked here: set AUTOTUNER_ENGINE_SOURCES and AUTOTUNER_ENGINE_PYTHON"
-        )
+    sources = unpacked(f"{engine}-{version}")
     lines = runnable_flags(engine, version)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(unpacked), str(settings.BASE_DIR)])}
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sources), str(settings.BASE_DIR)])}
 
     done = subprocess.run(
         [PYTHON, "-m", "engines.parsers", engine, "--parse"],
