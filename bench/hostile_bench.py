@@ -100,17 +100,17 @@ def requests(data: dict[str, Any]):
     refused = json.dumps({f"flag-{number}": [None] * 1000 for number in range(200)})
     bundle = {
         "version": "1.0",
-        "presets": [{"name": f"Bulk {n}", "parameters": {"tp-size": [1]}} for n in range(20_000)],
+        "presets": [{"name": f"Bulk {n}", "parameters": {"tp-size": [1]}} for n in range(15_000)],
     }
     history = {"version": "1.0", "preset": {"name": "Long", "parameters": {"tp-size": [1]}, "history": [1] * 100_000}}
-    for where, path, body in [
+    for label, path, body in [
         ("POST /api/presets/ 200,000 problems", "/api/presets/", f'{{"name": "Many", "parameters": {refused}}}'),
         ("POST /api/tasks/ 200,000 problems", "/api/tasks/",
          f'{{"name": "Many", "model": "m", "runtime": "sglang", "parameters": {refused}}}'),
         ("POST /api/presets/import 15,000 presets", "/api/presets/import", json.dumps(bundle)),
         ("POST /api/presets/import 100,000 versions", "/api/presets/import", json.dumps(history)),
     ]:  # fmt: skip
-        yield "bounded-work", where, "POST", path, body, as_json
+        yield "bounded-work", label, "POST", path, body, as_json
     names = {key: str(pk) for key, pk in objects.items()}
     browser = {"Cookie": f"sessionid={data['session']}; csrftoken={CSRF}", "X-CSRFToken": CSRF,
                "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
