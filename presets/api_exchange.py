@@ -38,9 +38,12 @@ from presets.validators import Problem
 
 
 def history_flag(request: Request) -> bool:
-    """``?history=``: true or false (or 1 and 0), false when absent."""
-    raw = request.query_params.get("history", "")
-    value = {"": False, "false": False, "0": False, "true": True, "1": True}.get(raw.lower())
+    """``?history=``: true or false (or 1 and 0), false when absent. Empty is refused as the
+    schema says (a boolean), not read as absent."""
+    raw = request.query_params.get("history")
+    if raw is None:
+        return False
+    value = {"false": False, "0": False, "true": True, "1": True}.get(raw.lower())
     if value is None:
         raise invalid([Problem("history", f"expected true or false, got {raw[:20]!r}")])
     return value

@@ -261,3 +261,12 @@ def test_the_schema_and_the_api_trim_the_same_spaces_from_a_name(api, path, body
     response = api.post(path, {**body, "name": name}, format="json")
     assert response.status_code == (201 if name == "\ufeff" else 400), response.json()
     assert jsonschema_rs.validator_for(name_schema).is_valid(name) is (response.status_code == 201)
+
+
+@pytest.mark.parametrize("url", ["/api/presets/{id}/export/", "/api/presets/export/"])
+def test_an_empty_history_flag_is_refused_as_the_schema_says(api, user, url):
+    """The schema says a boolean; ``?history=`` is neither, so it is refused, not read as false."""
+    preset = make_preset(created_by=user)
+    response = api.get(url.format(id=preset.pk) + "?history=")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"path": "history", "message": "expected true or false, got ''"}]
