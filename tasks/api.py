@@ -47,9 +47,24 @@ def _one_of(values: Any) -> dict[str, Any]:
     return {"invalid_choice": f"expected one of {', '.join(values)}, got '{{input}}'"}
 
 
+class QueryValue(serializers.Field):
+    """A query parameter as sent: empty is a wrong value (DRF would read it as absent), and so is a
+    parameter given twice (DRF would take the last); the schema says one value of its type."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        values = dictionary.getlist(self.field_name)
+        if not values:
+            return empty
+        return values[0] if len(values) == 1 else values
+
+
+class QueryIntegerField(QueryValue, serializers.IntegerField):
+    pass
+
+
 class PlanQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, max_value=MAX_PLAN_PAGE, default=1, help_text="1-based page number.")
-    page_size = serializers.IntegerField(
+    page = QueryIntegerField(min_value=1, max_value=MAX_PLAN_PAGE, default=1, help_text="1-based page number.")
+    page_size = QueryIntegerField(
         min_value=1,
         max_value=MAX_PLAN_PAGE_SIZE,
         default=PLAN_PAGE_SIZE,
@@ -57,11 +72,8 @@ class PlanQuerySerializer(serializers.Serializer):
     )
 
 
-class QueryChoiceField(serializers.ChoiceField):
-    """A choice in the query string, where an empty value is a wrong one (DRF would read it as absent)."""
-
-    def get_value(self, dictionary: Any) -> Any:
-        return dictionary.get(self.field_name, empty)
+class QueryChoiceField(QueryValue, serializers.ChoiceField):
+    pass
 
 
 class ExperimentsQuerySerializer(serializers.Serializer):
