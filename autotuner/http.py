@@ -21,7 +21,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.utils import encoders
 
-from presets.validators import Problem
+from presets.validators import Problem, listed
 
 
 class ApiError(exceptions.APIException):
@@ -38,20 +38,6 @@ def invalid(problems: list[Problem], summary: str = "") -> ApiError:
     if not summary:
         summary = str(problems[0]) if len(problems) == 1 else f"{len(problems)} problems; see errors"
     return ApiError(status.HTTP_400_BAD_REQUEST, summary, problems)
-
-
-# An answer lists at most this many problems: a body under the size limit can hold hundreds of
-# thousands (200 flags of 1,000 bad values), and listing each cost seconds and megabytes.
-MAX_LISTED_PROBLEMS = 100
-
-
-def listed(problems: list[Problem]) -> list[Problem]:
-    """The first MAX_LISTED_PROBLEMS problems, the last of them saying how many more there are."""
-    if len(problems) <= MAX_LISTED_PROBLEMS:
-        return problems
-    last = problems[MAX_LISTED_PROBLEMS - 1]
-    more = len(problems) - MAX_LISTED_PROBLEMS
-    return [*problems[: MAX_LISTED_PROBLEMS - 1], Problem(last.path, f"{last.message} (and {more:,} more problems)")]
 
 
 class PayloadTooLarge(exceptions.APIException):

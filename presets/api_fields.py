@@ -18,7 +18,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from autotuner.http import listed
 from engines.registry import quoted_names
 from presets.exchange import FORMAT_VERSION, MAX_USERNAME_LENGTH
 from presets.models import MAX_NOTE_LENGTH
@@ -36,6 +35,7 @@ from presets.validators import (
     InvalidParameters,
     Problem,
     describe_type,
+    listed,
     metadata_problems,
     name_problems,
     normalize_parameters,
@@ -232,7 +232,7 @@ class MetadataFieldSchema(OpenApiSerializerFieldExtension):
             "propertyNames": {"pattern": STORABLE_TEXT},
             "additionalProperties": value.ref,
             "description": f"Free-form: author, tags, recommended_for, … At most {MAX_METADATA_DEPTH} levels deep "
-            f"and {MAX_METADATA_SIZE // 1024} KiB of text.",
+            f"and {MAX_METADATA_SIZE // 1024} KiB as JSON.",
         }
 
 

@@ -9,12 +9,12 @@ from django.http import QueryDict
 from django.urls import reverse
 from rest_framework.exceptions import APIException
 
-from autotuner.http import listed, parse_json
+from autotuner.http import parse_json
 from engines.checks import check_for_runtime, errors, warnings
 from presets.exchange import MAX_IMPORT_SIZE
 from presets.merging import count_combinations
 from presets.models import MAX_NOTE_LENGTH, OnConflict, ParameterPreset, Runtime
-from presets.validators import MAX_NAME_LENGTH, RUNTIMES, Problem, clean_parameters, validate_metadata
+from presets.validators import MAX_NAME_LENGTH, RUNTIMES, Problem, clean_parameters, listed, validate_metadata
 
 NAME_HELP = f"Unique, compared without case or surrounding spaces; at most {MAX_NAME_LENGTH} characters."
 

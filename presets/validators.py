@@ -278,12 +278,14 @@ def metadata_problems(metadata: object) -> list[Problem]:
     size = 0
 
     def walk(value: Any, path: str, depth: int) -> None:
+        # ``size`` adds up about the JSON text of the metadata: every value and key, with its quotes
+        # and separator, so a list of 100,000 numbers weighs what it takes to store.
         nonlocal size
         if depth > MAX_METADATA_DEPTH:
             problems.append(Problem(path, f"nested deeper than {MAX_METADATA_DEPTH} levels"))
             return
         if isinstance(value, str):
-            size += len(value)
+            size += len(value) + 3
             if _UNSTORABLE.search(value):
                 problems.append(Problem(path, "text contains a NUL or an unpaired surrogate character"))
         elif isinstance(value, float) and not math.isfinite(value):
@@ -291,21 +293,25 @@ def metadata_problems(metadata: object) -> list[Problem]:
         elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
             problems.append(Problem(path, "integer is out of range (must fit in 64 bits)"))
         elif isinstance(value, Mapping):
+            size += 2
             for key, item in value.items():
                 if not isinstance(key, str) or _UNSTORABLE.search(key):
                     problems.append(Problem(path, f"invalid key {_short(repr(key))}"))
                     continue
-                size += len(key)
+                size += len(key) + 3
                 walk(item, f"{path}.{key}" if path else key, depth + 1)
         elif isinstance(value, list | tuple):
+            size += 2
             for index, item in enumerate(value):
                 walk(item, f"{path}[{index}]", depth + 1)
         elif value is not None and not isinstance(value, bool | int | float):
             problems.append(Problem(path, f"{describe_type(value)} is not a JSON value"))
+        else:
+            size += len(str(value)) + 1  # a number, true, false or null
 
     walk(metadata, "", 0)
     if size > MAX_METADATA_SIZE:
-        problems.append(Problem("", f"metadata is too large (at most {MAX_METADATA_SIZE // 1024} KiB of text)"))
+        problems.append(Problem("", f"metadata is too large (at most {MAX_METADATA_SIZE // 1024} KiB as JSON)"))
     return problems
 
 
@@ -313,20 +319,36 @@ def messages(problems: list[Problem]) -> list[str]:
     return [str(problem) for problem in problems]
 
 
+# An answer (API or page) lists at most this many problems: a body under the size limit can hold
+# hundreds of thousands (200 flags of 1,000 bad values), and listing each cost seconds and megabytes.
+MAX_LISTED_PROBLEMS = 100
+
+
+def listed(problems: list[Problem]) -> list[Problem]:
+    """The first MAX_LISTED_PROBLEMS problems, the last of them saying how many more there are."""
+    if len(problems) <= MAX_LISTED_PROBLEMS:
+        return problems
+    last = problems[MAX_LISTED_PROBLEMS - 1]
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return [*problems[: MAX_LISTED_PROBLEMS - 1], Problem(last.path, f"{last.message} (and {more:,} more problems)")]
+
+
 def clean_parameters(value: object) -> Grid:
-    """normalize_parameters for Django: errors become one ValidationError with every message."""
+    """normalize_parameters for Django: errors become one ValidationError with the messages listed."""
     try:
         return normalize_parameters(value)
     except InvalidParameters as error:
         raise ValidationError(
-            [ValidationError(message, code="invalid_parameters") for message in messages(error.problems)]
+            [ValidationError(message, code="invalid_parameters") for message in messages(listed(error.problems))]
         ) from None
 
 
 def validate_metadata(value: object) -> None:
     problems = metadata_problems(value)
     if problems:
-        raise ValidationError([ValidationError(message, code="invalid_metadata") for message in messages(problems)])
+        raise ValidationError(
+            [ValidationError(message, code="invalid_metadata") for message in messages(listed(problems))]
+        )
 
 
 # The free-text fields a preset document holds, with their limits. A description is kept as written

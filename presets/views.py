@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from autotuner.http import listed, parse_json
+from autotuner.http import parse_json
 from autotuner.pages import HtmxHttpRequest, filtered_page, template_for
 from presets.diff import diff_contents
 from presets.exchange import (
@@ -42,7 +42,7 @@ from presets.models import (
     Runtime,
     import_engine_problems,
 )
-from presets.validators import MAX_NAME_LENGTH, Problem, name_problems
+from presets.validators import MAX_NAME_LENGTH, Problem, listed, name_problems
 
 INVALID = 422  # a form sent back with its errors; htmx is configured to swap it like a 200
 

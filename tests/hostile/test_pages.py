@@ -207,18 +207,12 @@ def posted_file(client: Client, path: str, data: dict[str, Any], document: str):
     return client.post(path, {**data, "file": upload})
 
 
-# Metadata's size limit counts its text only: 100,000 numbers are taken (presets.validators).
-METADATA_SIZE = pytest.mark.xfail(strict=True, reason="metadata size: lead")
-TAKES_LONG_METADATA = {"presets:create", "presets:edit", "presets:import"}
-
-
 def params() -> list[Any]:
     return [
         pytest.param(
             name,
             hostile,
             id=f"{name}-{hostile.id}",
-            marks=[METADATA_SIZE] if hostile.id == "list-100k" and name in TAKES_LONG_METADATA else [],
         )
         for name, form in FORMS.items()
         if form.fields

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from presets.validators import (
+    MAX_LISTED_PROBLEMS,
     MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE,
     MAX_VALUES,
@@ -436,7 +437,8 @@ def test_an_invalid_name_is_refused(raw, message):
             id="typical",
         ),
         pytest.param(nested_metadata(MAX_METADATA_DEPTH), id="deepest-allowed"),
-        pytest.param({"k": "x" * (MAX_METADATA_SIZE - 1)}, id="largest-allowed"),
+        # Its size is counted about as JSON: the braces, the key, the quotes and separators besides the text.
+        pytest.param({"k": "x" * (MAX_METADATA_SIZE - 9)}, id="largest-allowed"),
     ],
 )
 def test_valid_metadata_has_no_problems(metadata):
@@ -496,13 +498,20 @@ def test_metadata_lists_count_as_levels():
         ),
         pytest.param(
             {"k": "x" * MAX_METADATA_SIZE},
-            Problem("", "metadata is too large (at most 64 KiB of text)"),
+            Problem("", "metadata is too large (at most 64 KiB as JSON)"),
             id="too-large-counting-keys",
         ),
     ],
 )
 def test_each_metadata_problem_is_reported_at_its_path(metadata, problem):
     assert metadata_problems(metadata) == [problem]
+
+
+def test_metadata_of_many_numbers_is_as_large_as_its_json():
+    assert metadata_problems({"seeds": list(range(100_000))}) == [
+        Problem("", "metadata is too large (at most 64 KiB as JSON)")
+    ]
+    assert metadata_problems({"seeds": list(range(1000))}) == []
 
 
 def test_every_metadata_problem_is_reported_at_once():
@@ -541,3 +550,14 @@ def test_normalised_values_are_distinct_type_aware_and_normalising_again_changes
     assert [(flag, [(type(v), v) for v in values]) for flag, values in again.items()] == [
         (flag, [(type(v), v) for v in values]) for flag, values in grid.items()
     ]
+
+
+def test_a_form_lists_the_first_hundred_problems_of_a_grid_and_counts_the_rest():
+    # 200 flags of 1,000 nulls: 200,000 problems, each a ValidationError made and rendered before.
+    with pytest.raises(ValidationError) as raised:
+        clean_parameters({f"flag-{index}": [None] * 1000 for index in range(200)})
+
+    shown = raised.value.messages
+    assert len(shown) == MAX_LISTED_PROBLEMS
+    assert shown[0] == "flag-0[0]: null is not allowed"
+    assert shown[-1] == "flag-0[99]: null is not allowed (and 199,900 more problems)"
