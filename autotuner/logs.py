@@ -19,3 +19,15 @@ class RequestIdFilter(logging.Filter):
             request = getattr(record, "request", None)
             record.request_id = getattr(request, "request_id", None) or current_request_id.get()
         return True
+
+
+class SecurityEventsWithoutTraceback(logging.Filter):
+    """Django logs a refused request (too many fields, a bad Host header: its ``django.security.*``
+    loggers) as an error with the exception's traceback. The client sent something wrong and got
+    a 400: the one line says what; a traceback would read as a server fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security."):
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -300,12 +300,19 @@ WHITENOISE_AUTOREFRESH = not PRODUCTION
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "autotuner.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "autotuner.logs.RequestIdFilter"},
+        "security_events": {"()": "autotuner.logs.SecurityEventsWithoutTraceback"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id", "security_events"],
+            "formatter": "plain",
+        },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

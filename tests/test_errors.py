@@ -4,6 +4,7 @@ JSON error quoting the id, and 503 with Retry-After when the database is locked 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import sqlite3
@@ -228,3 +229,21 @@ def test_an_unknown_page_still_answers_the_html_404(signed_in):
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_request_django_refuses_as_suspicious_is_one_log_line_without_a_traceback(client):
+    # Django logs a flood of fields on django.security.TooManyFieldsSent with the exception: the
+    # console handler keeps the line and drops the traceback (a client's 400, not a server fault).
+    console = logging.getHandlerByName("console")
+    assert console is not None
+    written = io.StringIO()
+    previous = console.setStream(written)
+    try:
+        response = client.post("/login/", {f"field{index}": "x" for index in range(1001)})
+    finally:
+        console.setStream(previous)
+
+    assert response.status_code == 400
+    lines = written.getvalue().splitlines()
+    assert [line for line in lines if "django.security.TooManyFieldsSent" in line] != []
+    assert "Traceback" not in written.getvalue()
