@@ -19,6 +19,8 @@ import string
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -235,13 +237,34 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def test_bin_serve_serves_the_app_as_production_would_and_stops_cleanly(tmp_path):
-    port = free_port()
-    env = production_env(tmp_path / "data", AUTOTUNER_ADDR=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
-    log = tmp_path / "serve.log"
+@dataclass
+class Served:
+    """A bin/ script serving on a port: its process, a client for it, and what it printed so far."""
+
+    process: subprocess.Popen
+    client: Client
+    log: Path
+
+    def printed(self) -> str:
+        return f"--- {self.log.stem} ---\n{self.log.read_text(errors='replace')}"
+
+    def children(self) -> dict[int, str]:
+        return {pid: command_line(pid) for pid in descendants(self.process.pid)}
+
+    def stops_on_sigterm_leaving_nothing(self, children: dict[int, str]) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == 128 + signal.SIGTERM, self.printed()
+        left = {pid: line for pid, line in children.items() if running(pid)}
+        assert not left, f"still running after {self.log.stem} stopped: {left}\n{self.printed()}"
+
+
+@contextlib.contextmanager
+def serving(script: str, arguments: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Served]:
+    """Starts ``bin/<script>`` in a session of its own, waits for its /healthz, and kills whatever
+    is left of it at the end."""
     with log.open("w") as output:
-        serve = subprocess.Popen(
-            [str(ROOT / "bin" / "serve")],
+        process = subprocess.Popen(
+            [str(ROOT / "bin" / script), *arguments],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -249,22 +272,33 @@ def test_bin_serve_serves_the_app_as_production_would_and_stops_cleanly(tmp_path
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    client = Client(port)
-
-    def printed() -> str:
-        return f"--- bin/serve ---\n{log.read_text(errors='replace')}"
+    served = Served(process, Client(port), log)
 
     def healthy() -> bool:
-        if serve.poll() is not None:
-            raise AssertionError(f"bin/serve exited with status {serve.returncode}\n{printed()}")
+        if process.poll() is not None:
+            raise AssertionError(f"bin/{script} exited with status {process.returncode}\n{served.printed()}")
         try:
-            return client.request("GET", "/healthz", https=False)[0] == 200
+            return served.client.request("GET", "/healthz", https=False)[0] == 200
         except OSError:
             return False
 
     try:
-        wait_until(healthy, timeout=SERVE_START_SECONDS, what="bin/serve's /healthz", every=0.5)
-        processes = {pid: command_line(pid) for pid in descendants(serve.pid)}
+        wait_until(healthy, timeout=SERVE_START_SECONDS, what=f"bin/{script}'s /healthz", every=0.5)
+        yield served
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_bin_serve_serves_the_app_as_production_would_and_stops_cleanly(tmp_path):
+    port = free_port()
+    env = production_env(tmp_path / "data", AUTOTUNER_ADDR=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
+    log = tmp_path / "serve.log"
+    with serving("serve", [], env, port, log) as serve:
+        client, printed = serve.client, serve.printed
+        processes = serve.children()
         assert any("gunicorn" in line for line in processes.values()), processes
         assert any("manage.py worker" in line for line in processes.values()), processes
 
@@ -314,20 +348,12 @@ def test_bin_serve_serves_the_app_as_production_would_and_stops_cleanly(tmp_path
         assert "immutable" in headers["Cache-Control"]
         assert b"{" in gzip.decompress(content)
 
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=60) == 128 + signal.SIGTERM, printed()
-        left = {pid: line for pid, line in processes.items() if running(pid)}
-        assert not left, f"still running after bin/serve stopped: {left}\n{printed()}"
+        serve.stops_on_sigterm_leaving_nothing(processes)
 
         logged = log.read_text()
         assert f"autotuner.requests request_id={request_id} GET /presets/ 200 " in logged
         # gunicorn's access log quotes the same id
         assert re.search(rf'"GET /presets/ HTTP/1.1" 200 .* request_id={request_id}\n', logged), printed()
-    finally:
-        if serve.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
 
 
 # bin/start
@@ -347,32 +373,10 @@ def development_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def test_bin_start_serves_pages_and_static_files_and_leaves_nothing_running_after_sigterm(tmp_path, arguments, server):
     port = free_port()
     log = tmp_path / "start.log"
-    with log.open("w") as output:
-        start = subprocess.Popen(
-            [str(ROOT / "bin" / "start"), *arguments],
-            cwd=ROOT,
-            env=development_env(tmp_path / "data", AUTOTUNER_ADDR=f"127.0.0.1:{port}"),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = Client(port)
-
-    def printed() -> str:
-        return f"--- bin/start ---\n{log.read_text(errors='replace')}"
-
-    def healthy() -> bool:
-        if start.poll() is not None:
-            raise AssertionError(f"bin/start exited with status {start.returncode}\n{printed()}")
-        try:
-            return client.request("GET", "/healthz", https=False)[0] == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(healthy, timeout=SERVE_START_SECONDS, what="bin/start's /healthz", every=0.5)
-        processes = {pid: command_line(pid) for pid in descendants(start.pid)}
+    env = development_env(tmp_path / "data", AUTOTUNER_ADDR=f"127.0.0.1:{port}")
+    with serving("start", arguments, env, port, log) as start:
+        client, printed = start.client, start.printed
+        processes = start.children()
         assert any("manage.py worker" in line for line in processes.values()), processes
 
         status, headers, page = client.request("GET", "/login/", https=False)
@@ -384,15 +388,7 @@ def test_bin_start_serves_pages_and_static_files_and_leaves_nothing_running_afte
         assert headers["Content-Type"].startswith("text/css")
         assert b"{" in content
 
-        start.send_signal(signal.SIGTERM)
-        assert start.wait(timeout=60) == 128 + signal.SIGTERM, printed()
-        left = {pid: line for pid, line in processes.items() if running(pid)}
-        assert not left, f"still running after bin/start stopped: {left}\n{printed()}"
-    finally:
-        if start.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(start.pid, signal.SIGKILL)
-            start.wait()
+        start.stops_on_sigterm_leaving_nothing(processes)
 
 
 # The database away
