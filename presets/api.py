@@ -37,6 +37,14 @@ LISTED_FIELDS = (*LISTED, "created_at", "updated_at", "current_version")
 ORDERINGS = [value for value, _ in PresetFilter.base_filters["ordering"].extra["choices"]]
 
 
+def filter_choice(name: str) -> OpenApiParameter:
+    """A choice filter of PresetFilter, empty included: django-filter reads an empty value as not
+    filtering, as the tasks list's filters say too."""
+    found = PresetFilter.base_filters[name]
+    values = ["", *(value for value, _ in found.extra["choices"])]
+    return OpenApiParameter(name, str, enum=values, description=f"{found.extra['help_text']} Empty: every preset.")
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="List presets",
@@ -50,6 +58,8 @@ ORDERINGS = [value for value, _ in PresetFilter.base_filters["ordering"].extra["
                 description="Case-insensitive, in name and description.",
             ),
             OpenApiParameter("category", {"type": "string", "pattern": STORABLE_TEXT}),
+            filter_choice("runtime"),
+            filter_choice("is_system"),
             # Comma-separated; an empty item (``ordering=``) asks for the default order.
             OpenApiParameter(
                 "ordering",

@@ -288,3 +288,12 @@ def test_a_query_value_that_is_empty_or_given_twice_is_refused_as_the_schema_say
     response = api.get(f"/api/tasks/{task.pk}/{query}")
     assert response.status_code == 400, response.json()
     assert [error["path"] for error in response.json()["errors"]] == [path]
+
+
+@pytest.mark.parametrize("name", ["runtime", "is_system"])
+def test_an_empty_preset_filter_lists_every_preset_as_the_schema_says(api, user, name):
+    """django-filter reads ``?runtime=`` as no filter; the schema names the empty value, as the tasks list's does."""
+    make_preset(created_by=user, runtime="vllm")
+    parameters = schema.raw_schema["paths"]["/api/presets/"]["get"]["parameters"]
+    assert "" in next(parameter for parameter in parameters if parameter["name"] == name)["schema"]["enum"]
+    assert api.get(f"/api/presets/?{name}=").json() == api.get("/api/presets/").json()
