@@ -43,9 +43,14 @@ class HeaderPagination(BasePagination):
 
     @staticmethod
     def _number(request: Request, name: str, default: int, maximum: int) -> int:
-        raw = request.query_params.get(name)
-        if raw is None or raw == "":
+        # One value of its type, as the schema says: empty or given twice is refused, not read as
+        # the default or as the last one.
+        given = request.query_params.getlist(name)
+        if not given:
             return default
+        if len(given) > 1:
+            raise exceptions.ValidationError({name: [f"give it once, got {len(given)} values"]})
+        raw = given[0]
         value = parse_id(raw)
         if value is None or value > maximum:
             problem = Problem(name, f"expected a whole number from 1 up to {maximum:,}, got {raw[:20]!r}")

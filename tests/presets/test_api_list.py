@@ -229,7 +229,7 @@ def test_the_next_link_keeps_the_filters(api, mixed_presets):
 
 
 def test_the_page_links_name_one_page_and_keep_every_other_value(api, mixed_presets):
-    response = api.get("/api/presets/?page=2&runtime=vllm&page=2&page_size=1&search=L")
+    response = api.get("/api/presets/?page=2&runtime=vllm&page_size=1&search=L")
 
     links = dict(
         (rel, parse_qs(urlsplit(url).query)) for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', response["Link"])
@@ -272,6 +272,21 @@ def test_a_bad_page_size_answers_400_with_path_page_size(api, page_size):
 
     assert response.status_code == 400
     assert [error["path"] for error in response.json()["errors"]] == ["page_size"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("page=", "expected a whole number from 1"), ("page_size=2&page_size=3", "give it once, got 2 values")],
+    ids=["empty", "twice"],
+)
+@pytest.mark.parametrize("path", ["/api/presets/", "/api/tasks/"])
+def test_a_page_parameter_empty_or_given_twice_answers_400_as_the_schema_says(api, path, query, message):
+    response = api.get(f"{path}?{query}")
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["path"] == query.split("=")[0]
+    assert error["message"].startswith(message)
 
 
 @pytest.mark.parametrize("page", ["9223372036854775807", "99999999999999999999"])
