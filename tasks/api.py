@@ -29,8 +29,9 @@ from presets.validators import parse_id
 from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
-from tasks.models import ExperimentStatus, Task, TaskStatus, TransitionRefused
+from tasks.models import Task
 from tasks.serializers import WHOLE_TASK_RULES, TaskSerializer
+from tasks.states import ExperimentStatus, TaskStatus, TransitionRefused
 
 PLAN_PAGE_SIZE = 100
 MAX_PLAN_PAGE_SIZE = 1000

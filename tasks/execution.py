@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from engines.plan import launch_command
 from tasks.benchmark import benchmark, score_levels
-from tasks.models import HOST_COMMAND_LINE, RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import HOST_COMMAND_LINE, Experiment, Task
 from tasks.runner import EngineFailed, EngineProcess, free_port
+from tasks.states import RUNNING_EXPERIMENT, ExperimentStatus, TaskStatus
 
 logger = logging.getLogger("autotuner.runs")
 

@@ -4,7 +4,8 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from presets.models import Runtime
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 
 
 class TaskFilter(django_filters.FilterSet):

@@ -30,6 +30,16 @@ from presets.merging import ConflictKind, MergeStrategy, count_combinations
 from presets.models import ParameterPreset, Runtime
 from presets.naming import NamedQuerySet, UniquelyNamed
 from presets.validators import MAX_DESCRIPTION_LENGTH, clean_parameters
+from tasks.states import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    RUNNING_EXPERIMENT,
+    TRANSITIONS,
+    ExperimentStatus,
+    TaskStatus,
+    TransitionRefused,
+    refusal,
+)
 from tasks.validators import clean_concurrency_levels
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
@@ -38,47 +48,6 @@ LARGE_GRID = 500  # the preview warns above this many combinations
 
 def default_concurrency_levels() -> list[int]:
     return list(DEFAULT_CONCURRENCY_LEVELS)
-
-
-class TaskStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-# The one place the lifecycle is written down: every status change goes through Task.move_to.
-TRANSITIONS: dict[str, set[str]] = {
-    TaskStatus.DRAFT: {TaskStatus.QUEUED},
-    TaskStatus.QUEUED: {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED},
-    TaskStatus.RUNNING: {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED},
-    # Finished tasks run again by Restart (from a clean slate) or Resume (keeping finished experiments).
-    TaskStatus.COMPLETED: {TaskStatus.QUEUED},
-    TaskStatus.FAILED: {TaskStatus.QUEUED},
-    TaskStatus.CANCELLED: {TaskStatus.QUEUED},
-}
-ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING)
-FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-
-
-class TransitionRefused(Exception):
-    """A status change the lifecycle does not allow; the message says what the user can do instead."""
-
-
-class ExperimentStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    STARTING = "starting", "Starting"
-    BENCHMARKING = "benchmarking", "Benchmarking"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-# An experiment a worker holds: starting its engine or benchmarking it.
-RUNNING_EXPERIMENT = (ExperimentStatus.STARTING, ExperimentStatus.BENCHMARKING)
-FINISHED_EXPERIMENT = (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED)
 
 
 class OptimizationStrategy(models.TextChoices):
@@ -328,7 +297,7 @@ class Task(UniquelyNamed):
         Only sets the fields: the caller saves, inside the transaction that locked the row.
         """
         if status not in TRANSITIONS.get(self.status, set()):
-            raise TransitionRefused(_refusal(self.status, status))
+            raise TransitionRefused(refusal(self.status, status))
         now = timezone.now()
         self.status = status
         self.status_changed_at = now
@@ -460,17 +429,6 @@ class Task(UniquelyNamed):
             metadata={"source_task": self.pk},
             by=by,
         )
-
-
-def _refusal(current: str, wanted: str) -> str:
-    labels = dict(TaskStatus.choices)
-    if current in ACTIVE_STATUSES and wanted in (TaskStatus.QUEUED,):
-        return f"The task is {labels[current].lower()} already; cancel it first to run it again."
-    if current == TaskStatus.DRAFT and wanted == TaskStatus.CANCELLED:
-        return "The task has not been started, so there is nothing to cancel."
-    if current in FINISHED_STATUSES and wanted == TaskStatus.CANCELLED:
-        return f"The task is {labels[current].lower()}; there is nothing to cancel."
-    return f"A {labels[current].lower()} task cannot become {labels[wanted].lower()}."
 
 
 # How an experiment's log begins when this host ran its engine through a launcher

@@ -13,8 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from tasks.models import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, Experiment, ExperimentStatus, Objective, Task
+from tasks.models import Experiment, Objective, Task
 from tasks.plots import Point, pareto_front
+from tasks.states import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, ExperimentStatus
 
 # Sort keys the experiments table and the API accept: name -> (field, label). Missing values sort last.
 SORTS = {

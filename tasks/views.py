@@ -40,8 +40,9 @@ from tasks import lifecycle
 from tasks import results as run_results
 from tasks.filters import TaskFilter
 from tasks.forms import PresetNameForm, PresetSelectionForm, TaskForm
-from tasks.models import RUNNING_EXPERIMENT, Experiment, Task, TaskStatus, TransitionRefused
+from tasks.models import Experiment, Task
 from tasks.plots import pareto_front, scatter_svg
+from tasks.states import RUNNING_EXPERIMENT, TaskStatus, TransitionRefused
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from tasks.models import Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_preset, make_task
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from playwright.sync_api import Page, Response, expect
 
 from presets.models import ParameterPreset
 from presets.seeding import seed_system_presets
-from tasks.models import ExperimentStatus, Task, TaskStatus
+from tasks.models import Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_preset
 from tests.tasks.runs import GRID, VIOLATION, in_status, make_experiment, measured
 

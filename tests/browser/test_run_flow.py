@@ -16,7 +16,8 @@ from django.db import connection
 from playwright.sync_api import Dialog, Locator, Page, expect
 
 from presets.models import ParameterPreset
-from tasks.models import Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_preset, make_task
 from tests.workers import Process, Processes, database_url, wait_until
 

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from presets.models import ParameterPreset
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.hostile.cases import HYPERLINK
 from tests.tasks.runs import in_status, make_experiment
 

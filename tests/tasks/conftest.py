@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from presets.models import ParameterPreset
-from tasks.models import ExperimentStatus, Task, TaskStatus
+from tasks.models import Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import GRID, VIOLATION, in_status, make_experiment, measured
 

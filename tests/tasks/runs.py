@@ -8,7 +8,8 @@ from typing import Any
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tasks.models import Experiment, ExperimentStatus, Objective, Task
+from tasks.models import Experiment, Objective, Task
+from tasks.states import ExperimentStatus
 from tests.html import Element, parse
 
 HTMX = {"HX-Request": "true"}

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 
 pytestmark = pytest.mark.django_db
 

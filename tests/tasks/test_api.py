@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.factories import make_task, make_token_key
 
 pytestmark = pytest.mark.django_db

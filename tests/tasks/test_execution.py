@@ -12,8 +12,9 @@ from django.conf import settings as django_settings
 
 from tasks import lifecycle
 from tasks.execution import run_experiment
-from tasks.models import HOST_COMMAND_LINE, Experiment, ExperimentStatus, Task
+from tasks.models import HOST_COMMAND_LINE, Experiment, Task
 from tasks.runner import _group_alive
+from tasks.states import ExperimentStatus
 from tests.factories import make_task
 
 # The monitor thread reads the task on its own connection: the rows must be committed.

@@ -17,17 +17,9 @@ from django_tasks_db.models import DBTaskResult
 
 from engines import standin
 from tasks import lifecycle
-from tasks.models import (
-    FINISHED_STATUSES,
-    TRANSITIONS,
-    Experiment,
-    ExperimentStatus,
-    OptimizationStrategy,
-    Task,
-    TaskStatus,
-    TransitionRefused,
-)
+from tasks.models import Experiment, OptimizationStrategy, Task
 from tasks.runner import _group_alive, free_port
+from tasks.states import FINISHED_STATUSES, TRANSITIONS, ExperimentStatus, TaskStatus, TransitionRefused
 from tests.factories import make_task
 from tests.tasks.runs import EARLIER, GRID, PLAN_ORDER
 

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 
 from presets.merging import MergeStrategy
 from presets.models import PresetsNotFound
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.factories import make_preset, make_task
 
 pytestmark = pytest.mark.django_db

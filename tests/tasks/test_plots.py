@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.plots import Point, nice_axis, pareto_front, scatter_svg
+from tasks.axes import nice_axis
+from tasks.plots import Point, pareto_front, scatter_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 VIEW_WIDTH, VIEW_HEIGHT = 720, 420

@@ -11,7 +11,8 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from tasks import lifecycle
-from tasks.models import Experiment, ExperimentStatus, Objective, Task, TaskStatus
+from tasks.models import Experiment, Objective, Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import GRID, PLAN_ORDER, VIOLATION, in_status, measured
 

@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from engines.plan import rules_for, skip_reason
-from tasks.models import Experiment, ExperimentStatus, Task
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus
 from tasks.strategies import (
     build_study,
     combination_key,

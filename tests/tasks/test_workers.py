@@ -16,8 +16,9 @@ import pytest
 from django.db import connection
 
 from tasks import lifecycle
-from tasks.models import FINISHED_STATUSES, Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import Experiment, Task
 from tasks.runner import _group_alive, kill_group
+from tasks.states import FINISHED_STATUSES, ExperimentStatus, TaskStatus
 from tasks.strategies import build_study, combination_key, next_bayesian, planned_combinations
 from tests.factories import make_task
 

@@ -15,7 +15,8 @@ from django.db import connection
 
 from tasks import lifecycle
 from tasks.execution import run_experiment
-from tasks.models import Experiment, Task, TaskStatus, TransitionRefused
+from tasks.models import Experiment, Task
+from tasks.states import TaskStatus, TransitionRefused
 
 BAR_WIDTH = 30
 

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from tasks import lifecycle
-from tasks.models import Experiment, ExperimentStatus, Task, TaskStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.pages.helpers import HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS
 from tests.tasks.runs import EARLIER, in_status

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tasks import lifecycle
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.tasks.runs import (
     action_url,
     flashed_after,

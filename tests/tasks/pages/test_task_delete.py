@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.tasks.pages.helpers import (
     HTMX,
     LIST,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.factories import make_preset, make_task
 from tests.tasks.pages.helpers import (
     HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS,

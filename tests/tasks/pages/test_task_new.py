@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tasks.models import Task, TaskStatus
+from tasks.models import Task
+from tasks.states import TaskStatus
 from tests.factories import make_task
 from tests.tasks.pages.helpers import (
     HIGH_THROUGHPUT_THEN_MEMORY_EFFICIENT_LAST_WINS,

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tasks.models import Experiment, ExperimentStatus, Objective, Task, TaskStatus
+from tasks.models import Experiment, Objective, Task
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.tasks.runs import (
     HTMX,
     PLAN_ORDER,

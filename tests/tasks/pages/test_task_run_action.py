@@ -7,7 +7,8 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from tasks import lifecycle
-from tasks.models import Experiment, ExperimentStatus, TaskStatus
+from tasks.models import Experiment
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import (
     HTMX,

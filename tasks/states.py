@@ -1,0 +1,58 @@
+"""A task's and an experiment's statuses, and the one place the task lifecycle is written down:
+every status change goes through Task.move_to, which asks TRANSITIONS."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class TaskStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TRANSITIONS: dict[str, set[str]] = {
+    TaskStatus.DRAFT: {TaskStatus.QUEUED},
+    TaskStatus.QUEUED: {TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED},
+    TaskStatus.RUNNING: {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED},
+    # Finished tasks run again by Restart (from a clean slate) or Resume (keeping finished experiments).
+    TaskStatus.COMPLETED: {TaskStatus.QUEUED},
+    TaskStatus.FAILED: {TaskStatus.QUEUED},
+    TaskStatus.CANCELLED: {TaskStatus.QUEUED},
+}
+ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TransitionRefused(Exception):
+    """A status change the lifecycle does not allow; the message says what the user can do instead."""
+
+
+class ExperimentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    STARTING = "starting", "Starting"
+    BENCHMARKING = "benchmarking", "Benchmarking"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# An experiment a worker holds: starting its engine or benchmarking it.
+RUNNING_EXPERIMENT = (ExperimentStatus.STARTING, ExperimentStatus.BENCHMARKING)
+FINISHED_EXPERIMENT = (ExperimentStatus.SUCCEEDED, ExperimentStatus.FAILED)
+
+
+def refusal(current: str, wanted: str) -> str:
+    """Why a status change is refused, and what the user can do instead."""
+    labels = dict(TaskStatus.choices)
+    if current in ACTIVE_STATUSES and wanted in (TaskStatus.QUEUED,):
+        return f"The task is {labels[current].lower()} already; cancel it first to run it again."
+    if current == TaskStatus.DRAFT and wanted == TaskStatus.CANCELLED:
+        return "The task has not been started, so there is nothing to cancel."
+    if current in FINISHED_STATUSES and wanted == TaskStatus.CANCELLED:
+        return f"The task is {labels[current].lower()}; there is nothing to cancel."
+    return f"A {labels[current].lower()} task cannot become {labels[wanted].lower()}."
