@@ -19,9 +19,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from tasks.models import Experiment, OptimizationStrategy, Task
+from tasks.models import Experiment, Task
 from tasks.runner import kill_group
-from tasks.states import ACTIVE_STATUSES, RUNNING_EXPERIMENT, ExperimentStatus, TaskStatus, TransitionRefused
+from tasks.states import (
+    ACTIVE_STATUSES,
+    RUNNING_EXPERIMENT,
+    ExperimentStatus,
+    OptimizationStrategy,
+    TaskStatus,
+    TransitionRefused,
+)
 from tasks.strategies import next_bayesian, planned_combinations
 
 logger = logging.getLogger("autotuner.runs")

@@ -19,11 +19,9 @@ from engines.plan import (
     MAX_GRID_EXPERIMENTS,
     Plan,
     PlanSummary,
-    PlanTooLarge,
     command_renderer,
     launch_command,
     rules_for,
-    summarize,
 )
 from presets.fields import GridField
 from presets.merging import ConflictKind, MergeStrategy, count_combinations
@@ -36,11 +34,13 @@ from tasks.states import (
     RUNNING_EXPERIMENT,
     TRANSITIONS,
     ExperimentStatus,
+    Objective,
+    OptimizationStrategy,
     TaskStatus,
     TransitionRefused,
     refusal,
 )
-from tasks.validators import clean_concurrency_levels
+from tasks.validators import clean_concurrency_levels, plan_problems
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
 LARGE_GRID = 500  # the preview warns above this many combinations
@@ -48,19 +48,6 @@ LARGE_GRID = 500  # the preview warns above this many combinations
 
 def default_concurrency_levels() -> list[int]:
     return list(DEFAULT_CONCURRENCY_LEVELS)
-
-
-class OptimizationStrategy(models.TextChoices):
-    GRID = "grid", "Grid: every combination"
-    RANDOM = "random", "Random sample"
-    BAYESIAN = "bayesian", "Bayesian (TPE)"
-
-
-class Objective(models.TextChoices):
-    MAXIMIZE_THROUGHPUT = "maximize_throughput", "Maximize throughput"
-    MINIMIZE_LATENCY = "minimize_latency", "Minimize end-to-end latency"
-    MINIMIZE_TTFT = "minimize_ttft", "Minimize time to first token"
-    MINIMIZE_TPOT = "minimize_tpot", "Minimize time per output token"
 
 
 class TaskQuerySet(NamedQuerySet):
@@ -214,31 +201,7 @@ class Task(UniquelyNamed):
         except ValidationError:
             grid = None  # reported by clean_fields
         if grid and self.runtime:
-            found = [
-                finding
-                for finding in check_for_runtime(grid, self.runtime, self.catalogue_version)
-                if finding.level == "error"
-            ]
-            if found:
-                errors["parameters"] = [str(finding) for finding in found]
-            else:
-                aliases = same_flag(list(grid), self.catalogue)
-                try:
-                    summary = summarize(grid, rules_for(self.runtime, self.gpus or 1, grid), aliases)
-                except PlanTooLarge as refusal:
-                    errors["parameters"] = [str(refusal)]
-                    summary = None
-                # A grid none of whose combinations can run is saved all the same (the plan says
-                # why, and more GPUs fix it); only an oversized grid search is refused.
-                if (
-                    summary is not None
-                    and self.optimization_strategy == OptimizationStrategy.GRID
-                    and summary.runnable > MAX_GRID_EXPERIMENTS
-                ):
-                    errors["optimization_strategy"] = [
-                        f"The grid has {summary.runnable:,} runnable combinations; a grid search runs at most "
-                        f"{MAX_GRID_EXPERIMENTS:,}. Choose random or bayesian search with a max experiments cap."
-                    ]
+            errors |= plan_problems(grid, self.runtime, self.catalogue, self.gpus or 1, self.optimization_strategy)
         if errors:
             raise ValidationError(errors)
 

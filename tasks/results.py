@@ -13,9 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from tasks.models import Experiment, Objective, Task
+from tasks.models import Experiment, Task
 from tasks.plots import Point, pareto_front
-from tasks.states import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, ExperimentStatus
+from tasks.states import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, ExperimentStatus, Objective
 
 # Sort keys the experiments table and the API accept: name -> (field, label). Missing values sort last.
 SORTS = {

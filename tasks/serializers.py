@@ -28,7 +28,8 @@ from presets.models import PresetsNotFound
 from presets.serializers import FindingSerializer
 from presets.validators import Problem, describe_type, preset_id_problems
 from tasks.forms import TASK_SETTINGS
-from tasks.models import OptimizationStrategy, Task
+from tasks.models import Task
+from tasks.states import OptimizationStrategy
 from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
 
 INT64 = 2**63

@@ -1,5 +1,6 @@
-"""A task's and an experiment's statuses, and the one place the task lifecycle is written down:
-every status change goes through Task.move_to, which asks TRANSITIONS."""
+"""The choices of a task's fields: its and its experiments' statuses, its search strategy and
+objective; and the one place the task lifecycle is written down: every status change goes through
+Task.move_to, which asks TRANSITIONS."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def refusal(current: str, wanted: str) -> str:
     if current in FINISHED_STATUSES and wanted == TaskStatus.CANCELLED:
         return f"The task is {labels[current].lower()}; there is nothing to cancel."
     return f"A {labels[current].lower()} task cannot become {labels[wanted].lower()}."
+
+
+class OptimizationStrategy(models.TextChoices):
+    GRID = "grid", "Grid: every combination"
+    RANDOM = "random", "Random sample"
+    BAYESIAN = "bayesian", "Bayesian (TPE)"
+
+
+class Objective(models.TextChoices):
+    MAXIMIZE_THROUGHPUT = "maximize_throughput", "Maximize throughput"
+    MINIMIZE_LATENCY = "minimize_latency", "Minimize end-to-end latency"
+    MINIMIZE_TTFT = "minimize_ttft", "Minimize time to first token"
+    MINIMIZE_TPOT = "minimize_tpot", "Minimize time per output token"

@@ -1,10 +1,16 @@
-"""Checks of a task's own fields, shared by the model, the form and the API serializer."""
+"""Checks of a task's own fields, shared by the model, the form and the API serializer, and of its
+grid against its engine and plan."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import ValidationError
+
+from engines.catalogue import Catalogue
+from engines.checks import check_for_runtime, errors, same_flag
+from engines.plan import MAX_GRID_EXPERIMENTS, PlanTooLarge, rules_for, summarize
+from tasks.states import OptimizationStrategy
 
 MAX_CONCURRENCY_LEVELS = 20
 MAX_CONCURRENCY = 100_000
@@ -30,3 +36,28 @@ def clean_concurrency_levels(value: Any) -> list[int]:
     if problems:
         raise ValidationError(problems)
     return sorted(set(value))
+
+
+def plan_problems(
+    grid: dict[str, list[Any]], runtime: str, catalogue: Catalogue | None, gpus: int, strategy: str
+) -> dict[str, list[str]]:
+    """What a task's (valid) grid cannot be, by field: values its engine release refuses, flags its
+    rules relate with too many values to judge, a grid search longer than a grid search may be."""
+    version = catalogue.version if catalogue else ""
+    found = errors(check_for_runtime(grid, runtime, version))
+    if found:
+        return {"parameters": [str(finding) for finding in found]}
+    try:
+        summary = summarize(grid, rules_for(runtime, gpus, grid), same_flag(list(grid), catalogue))
+    except PlanTooLarge as refusal:
+        return {"parameters": [str(refusal)]}
+    # A grid none of whose combinations can run is saved all the same (the plan says why, and more
+    # GPUs fix it); only an oversized grid search is refused.
+    if strategy == OptimizationStrategy.GRID and summary.runnable > MAX_GRID_EXPERIMENTS:
+        return {
+            "optimization_strategy": [
+                f"The grid has {summary.runnable:,} runnable combinations; a grid search runs at most "
+                f"{MAX_GRID_EXPERIMENTS:,}. Choose random or bayesian search with a max experiments cap."
+            ]
+        }
+    return {}

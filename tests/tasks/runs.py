@@ -8,8 +8,8 @@ from typing import Any
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tasks.models import Experiment, Objective, Task
-from tasks.states import ExperimentStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, Objective
 from tests.html import Element, parse
 
 HTMX = {"HX-Request": "true"}

@@ -17,9 +17,16 @@ from django_tasks_db.models import DBTaskResult
 
 from engines import standin
 from tasks import lifecycle
-from tasks.models import Experiment, OptimizationStrategy, Task
+from tasks.models import Experiment, Task
 from tasks.runner import _group_alive, free_port
-from tasks.states import FINISHED_STATUSES, TRANSITIONS, ExperimentStatus, TaskStatus, TransitionRefused
+from tasks.states import (
+    FINISHED_STATUSES,
+    TRANSITIONS,
+    ExperimentStatus,
+    OptimizationStrategy,
+    TaskStatus,
+    TransitionRefused,
+)
 from tests.factories import make_task
 from tests.tasks.runs import EARLIER, GRID, PLAN_ORDER
 

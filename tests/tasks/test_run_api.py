@@ -11,8 +11,8 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from tasks import lifecycle
-from tasks.models import Experiment, Objective, Task
-from tasks.states import ExperimentStatus, TaskStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, Objective, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import GRID, PLAN_ORDER, VIOLATION, in_status, measured
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from tasks.models import Experiment, Objective, Task
-from tasks.states import ExperimentStatus, TaskStatus
+from tasks.models import Experiment, Task
+from tasks.states import ExperimentStatus, Objective, TaskStatus
 from tests.tasks.runs import (
     HTMX,
     PLAN_ORDER,
