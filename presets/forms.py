@@ -25,11 +25,29 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+class JSONEditor(forms.Textarea):
+    """A JSON textarea as tall as its text: a line per line and one to type on, within EDITOR_ROWS,
+    so a blank editor stays small and a long grid scrolls inside the editor."""
+
+    EDITOR_ROWS = (4, 30)
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__({"class": "json-editor", "spellcheck": "false", **(attrs or {})})
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        low, high = self.EDITOR_ROWS
+        context["widget"]["attrs"]["rows"] = max(
+            low, min(high, len(str(context["widget"]["value"] or "").splitlines()) + 1)
+        )
+        return context
+
+
 class JSONTextField(forms.JSONField):
     """A JSON textarea that keeps what the user typed on error and says where JSON breaks."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 12, "class": "json-editor", "spellcheck": "false"}))
+        kwargs.setdefault("widget", JSONEditor())
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> Any:
@@ -113,7 +131,7 @@ class PresetForm(forms.ModelForm):
         help_texts = {"name": NAME_HELP}
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
-            "metadata": forms.Textarea(attrs={"rows": 5, "class": "json-editor", "spellcheck": "false"}),
+            "metadata": JSONEditor(),
             "category": forms.TextInput(attrs={"list": "category-suggestions", "autocomplete": "off"}),
         }
 

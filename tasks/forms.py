@@ -62,15 +62,6 @@ class ConcurrencyLevelsField(forms.CharField):
         return clean_concurrency_levels(text)
 
 
-EDITOR_ROWS = (4, 30)  # a blank editor stays small; a long grid scrolls inside the editor
-
-
-def editor_rows(text: str) -> int:
-    """The editor's height for its text: a line per line and one to type on, within EDITOR_ROWS."""
-    low, high = EDITOR_ROWS
-    return max(low, min(high, len(text.splitlines()) + 1))
-
-
 class TaskForm(forms.ModelForm):
     parameters = ParametersField(
         label="Parameter grid",
@@ -105,7 +96,6 @@ class TaskForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["parameters"].widget.attrs.update(
             {
-                "rows": editor_rows(self["parameters"].value() or ""),
                 "hx-post": reverse("presets:preview"),
                 "hx-trigger": "input changed delay:300ms",
                 "hx-target": "#parameters-preview",

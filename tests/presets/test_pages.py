@@ -903,3 +903,17 @@ def test_a_deleted_creator_is_shown_as_such(signed_in, other_user, others_preset
     document = page(signed_in.get(f"/presets/{others_preset.pk}/"))
 
     assert "a deleted user" in document.find("dl", class_="facts").text
+
+
+def test_the_preset_forms_json_editors_are_as_tall_as_their_text(signed_in, user):
+    # presets.forms.JSONEditor: a line per line and one to type on, at least 4 rows, at most 30.
+    preset = make_preset(created_by=user, parameters={"tp-size": [1, 2], "chunked-prefill-size": [4096]})
+    many = make_preset(created_by=user, parameters={f"flag-{index}": [index] for index in range(40)})
+
+    def rows(url: str) -> dict[str, int]:
+        form = parse(signed_in.get(url).content)
+        return {name: int(form.find("textarea", name=name).attrs["rows"]) for name in ("parameters", "metadata")}
+
+    assert rows("/presets/new/") == {"parameters": 4, "metadata": 4}
+    assert rows(f"/presets/{preset.pk}/edit/") == {"parameters": 5, "metadata": 4}
+    assert rows(f"/presets/{many.pk}/edit/")["parameters"] == 30
