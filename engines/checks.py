@@ -208,11 +208,11 @@ def check_every_engine(grid: Mapping[str, Sequence[object]], catalogues: Sequenc
     return findings
 
 
-def check_for_runtime(grid: Mapping[str, Sequence[object]], runtime: str, version: str = "") -> list[Finding]:
-    """check_grid against the runtime's catalogue (``version``'s, else the newest); for an any-engine
-    grid (runtime ""), check_every_engine against every engine's; nothing for an unknown engine."""
+def check_for_runtime(grid: Mapping[str, Sequence[object]], runtime: str) -> list[Finding]:
+    """check_grid against the runtime's newest catalogue; for an any-engine grid (runtime ""),
+    check_every_engine against every engine's; nothing for an unknown engine."""
     if not runtime:
         catalogues = [catalogue for name in engine_names() if (catalogue := for_engine(name)) is not None]
         return check_every_engine(grid, catalogues)
-    catalogue = (for_engine(runtime, version) if version else None) or for_engine(runtime)
+    catalogue = for_engine(runtime)
     return check_grid(grid, catalogue) if catalogue else []

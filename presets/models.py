@@ -124,9 +124,12 @@ class PresetManager(models.Manager.from_queryset(PresetQuerySet)):  # type: igno
         one: the engine is ``runtime``, else the one engine the presets name. A preset for another
         engine than ``runtime``, or presets naming two engines, make an ``engines`` conflict."""
         ids = list(preset_ids)
-        rows = self.filter(pk__in=ids).values_list("pk", "name", "parameters", "runtime")
-        found = {pk: PresetInput(name, parameters) for pk, name, parameters, _ in rows}
-        engines = {pk: preset_runtime for pk, _, _, preset_runtime in rows}
+        found: dict[int, PresetInput] = {}
+        engines: dict[int, str] = {}
+        for pk, name, parameters, preset_runtime in self.filter(pk__in=ids).values_list(
+            "pk", "name", "parameters", "runtime"
+        ):
+            found[pk], engines[pk] = PresetInput(name, parameters), preset_runtime
         missing = [(index, pk) for index, pk in enumerate(ids) if pk not in found]
         if missing:
             raise PresetsNotFound(missing)

@@ -13,8 +13,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from engines.catalogue import Catalogue, for_engine
-from engines.checks import Finding, check_for_runtime, same_flag
-from engines.checks import warnings as warnings_of
+from engines.checks import Finding, check_grid, same_flag, warnings
 from engines.plan import (
     MAX_GRID_EXPERIMENTS,
     Plan,
@@ -228,7 +227,8 @@ class Task(UniquelyNamed):
 
     @property
     def engine_warnings(self) -> list[Finding]:
-        return warnings_of(check_for_runtime(self.parameters or {}, self.runtime, self.catalogue_version))
+        catalogue = self.catalogue
+        return warnings(check_grid(self.parameters or {}, catalogue)) if catalogue else []
 
     def plan(self, start: int = 0) -> Iterator[tuple[int, dict[str, Any], str]]:
         """The runnable experiments from 0-based ``start`` on, lazily: number, flags and exact launch

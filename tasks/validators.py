@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from engines.catalogue import Catalogue
-from engines.checks import check_for_runtime, errors, same_flag
+from engines.checks import check_grid, errors, same_flag
 from engines.plan import MAX_GRID_EXPERIMENTS, PlanTooLarge, rules_for, summarize
 from tasks.states import OptimizationStrategy
 
@@ -43,8 +43,7 @@ def plan_problems(
 ) -> dict[str, list[str]]:
     """What a task's (valid) grid cannot be, by field: values its engine release refuses, flags its
     rules relate with too many values to judge, a grid search longer than a grid search may be."""
-    version = catalogue.version if catalogue else ""
-    found = errors(check_for_runtime(grid, runtime, version))
+    found = errors(check_grid(grid, catalogue)) if catalogue else []
     if found:
         return {"parameters": [str(finding) for finding in found]}
     try:

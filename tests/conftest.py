@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from presets.models import ParameterPreset
 from presets.seeding import seed_system_presets
+from tests.factories import make_preset
 from tests.postgres import postgres_url  # noqa: F401  (one throwaway cluster per session, for tests marked postgres)
 
 
@@ -55,3 +56,11 @@ def system_presets(db) -> dict[str, ParameterPreset]:
     """The shipped system presets, loaded as ``manage.py seed_presets`` loads them, by name."""
     seed_system_presets()
     return {preset.name: preset for preset in ParameterPreset.objects.all()}
+
+
+@pytest.fixture
+def trashed(user) -> ParameterPreset:
+    """A preset of the user's in the trash."""
+    preset = make_preset(name="Thrown away", created_by=user)
+    preset.trash(by=user)
+    return preset

@@ -23,13 +23,6 @@ def mine(user) -> ParameterPreset:
 
 
 @pytest.fixture
-def trashed(user) -> ParameterPreset:
-    preset = make_preset(name="Thrown away", created_by=user)
-    preset.trash(by=user)
-    return preset
-
-
-@pytest.fixture
 def task(user) -> Task:
     return make_task(name="Sweep", parameters={"tp-size": [1, 2]}, created_by=user)
 

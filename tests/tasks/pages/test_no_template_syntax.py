@@ -27,13 +27,6 @@ def edited(user) -> ParameterPreset:
     return preset
 
 
-@pytest.fixture
-def trashed(user) -> ParameterPreset:
-    preset = make_preset(name="Gone", created_by=user)
-    preset.trash(by=user)
-    return preset
-
-
 def pages(edited: ParameterPreset, trashed: ParameterPreset, tasks: dict[str, Task]) -> dict[str, tuple[str, dict]]:
     """(URL, extra request headers) of every page and fragment, by a name that says which state."""
     found = {
