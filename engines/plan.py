@@ -46,7 +46,7 @@ def rules_for(runtime: str, gpus: int, grid: Mapping[str, Sequence[Any]] | None 
     if known.name == "sglang":
         rules = _sglang_rules(gpus, grid or {})
     else:
-        rules = [_parallel_gpus(known.parallel_flags, gpus)]
+        rules = [_parallel_gpus(known.name, known.parallel_flags, gpus)]
         if known.name == "vllm":
             rules += _vllm_rules()
     for first, second in known.exclusive_switches:
@@ -54,17 +54,43 @@ def rules_for(runtime: str, gpus: int, grid: Mapping[str, Sequence[Any]] | None 
     return rules
 
 
-def _parallel_gpus(parallel: tuple[str, str, str], gpus: int) -> Rule:
-    """The GPUs a combination needs: the product of its tensor, data and pipeline sizes."""
+def gpus_needed(runtime: str, values: Mapping[str, Any]) -> int:
+    """The GPUs a combination's engine uses, by its own rule: SGLang runs dp-size replicas of
+    tp × pp GPUs (attention DP runs inside the TP group and adds none); vLLM tp × dp × pp. The flags
+    are the engine's canonical names (``canonical`` maps an abbreviation such as SGLang's --tp)."""
+    try:
+        known = engine(runtime)
+    except UnknownEngine:
+        return 1
+    if known.name == "sglang":
+        replicas, _ = _sglang_replicas(values)
+        return _size(values.get("tp-size")) * _size(values.get("pp-size")) * replicas
+    return math.prod(_size(values.get(flag)) for flag in known.parallel_flags)
+
+
+def _parallel_gpus(runtime: str, parallel: tuple[str, str, str], gpus: int) -> Rule:
     tp, dp, pp = parallel
 
     def too_many_gpus(values: Mapping[str, Any]) -> str | None:
-        needed = math.prod(_size(values.get(flag)) for flag in parallel)
+        needed = gpus_needed(runtime, values)
         if needed > gpus:
-            return f"{tp} × {dp} × {pp} = {needed} GPUs, more than the {gpus} available"
+            return f"{tp} × {dp} × {pp} = {needed} GPUs, {_over_cap(gpus)}"
         return None
 
     return Rule(parallel, too_many_gpus)
+
+
+def _over_cap(gpus: int) -> str:
+    return f"over the task's cap of {gpus} per experiment"
+
+
+def _sglang_replicas(values: Mapping[str, Any]) -> tuple[int, int]:
+    """(replicas, attention DP groups): the deprecated ``--dp-size N --enable-dp-attention`` means
+    ``--attn-dp-size N`` with one replica."""
+    dp, attn_dp = _size(values.get("dp-size")), _size(values.get("attn-dp-size"))
+    if values.get("enable-dp-attention") is True and attn_dp == 1:
+        return 1, dp
+    return dp, attn_dp
 
 
 # SGLang's scheduling policies that read the radix cache, and fall back to fcfs without it.
@@ -72,23 +98,15 @@ _FALLS_BACK_TO_FCFS = ("lpm", "dfs-weight", "hrrn")
 
 
 def _sglang_rules(gpus: int, grid: Mapping[str, Sequence[Any]]) -> list[Rule]:
-    def attention_dp(values: Mapping[str, Any]) -> tuple[int, int]:
-        """(replicas, attention DP groups): the deprecated ``--dp-size N --enable-dp-attention``
-        means ``--attn-dp-size N`` with one replica."""
-        dp, attn_dp = _size(values.get("dp-size")), _size(values.get("attn-dp-size"))
-        if values.get("enable-dp-attention") is True and attn_dp == 1:
-            return 1, dp
-        return dp, attn_dp
+    attention_dp = _sglang_replicas
 
     def too_many_gpus(values: Mapping[str, Any]) -> str | None:
-        # Replicas of tp × pp GPUs each; attention DP runs inside the TP group and adds none.
-        replicas, _ = attention_dp(values)
-        needed = _size(values.get("tp-size")) * _size(values.get("pp-size")) * replicas
+        needed = gpus_needed("sglang", values)
         if needed <= gpus:
             return None
-        if replicas == 1 and _size(values.get("dp-size")) > 1:
-            return f"tp-size × pp-size = {needed} GPUs, more than the {gpus} available"
-        return f"tp-size × dp-size × pp-size = {needed} GPUs, more than the {gpus} available"
+        if attention_dp(values)[0] == 1 and _size(values.get("dp-size")) > 1:
+            return f"tp-size × pp-size = {needed} GPUs, {_over_cap(gpus)}"
+        return f"tp-size × dp-size × pp-size = {needed} GPUs, {_over_cap(gpus)}"
 
     def replicas_with_attention_dp(values: Mapping[str, Any]) -> str | None:
         replicas, attn_dp = attention_dp(values)

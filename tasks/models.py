@@ -19,7 +19,6 @@ from engines.plan import (
     Plan,
     PlanSummary,
     command_renderer,
-    launch_command,
     rules_for,
 )
 from presets.fields import GridField
@@ -30,23 +29,29 @@ from presets.validators import MAX_DESCRIPTION_LENGTH, clean_parameters
 from tasks.states import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
-    RUNNING_EXPERIMENT,
     TRANSITIONS,
-    ExperimentStatus,
+    LoadMode,
     Objective,
     OptimizationStrategy,
     TaskStatus,
     TransitionRefused,
     refusal,
 )
-from tasks.validators import clean_concurrency_levels, plan_problems
+from tasks.validators import clean_concurrency_levels, clean_request_rates, plan_problems
 
 DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
+DEFAULT_REQUEST_RATES = [1, 4, 16]
+MAX_FINALISTS = 20
+MAX_REPEATS = 10
 LARGE_GRID = 500  # the preview warns above this many combinations
 
 
 def default_concurrency_levels() -> list[int]:
     return list(DEFAULT_CONCURRENCY_LEVELS)
+
+
+def default_request_rates() -> list[float]:
+    return list(DEFAULT_REQUEST_RATES)
 
 
 class TaskQuerySet(NamedQuerySet):
@@ -112,7 +117,10 @@ class Task(UniquelyNamed):
     gpus = models.PositiveSmallIntegerField(
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(1024)],
-        help_text="GPUs available to one experiment.",
+        verbose_name="GPUs per experiment (at most)",
+        # A cap, not a size: each combination takes the GPUs its engine would use (tp × pp × dp
+        # replicas), and a host packs as many experiments at once as its GPUs fit.
+        help_text="At most this many GPUs per experiment: a combination needing more (tp × pp × dp) is skipped.",
     )
 
     # The grid and where it came from: a snapshot, so editing or deleting a preset never rewrites it
@@ -147,11 +155,54 @@ class Task(UniquelyNamed):
     experiment_timeout = models.PositiveIntegerField(
         default=900, validators=[MinValueValidator(10)], help_text="Seconds one experiment may take."
     )
+    skip_after_oom = models.BooleanField(
+        default=True,
+        verbose_name="Learn from out-of-memory failures",
+        help_text="A combination that runs out of memory at a memory fraction skips the same combination "
+        "with a higher fraction.",
+    )
+
+    # Trust: a baseline to compare with, and the finalists measured again
+    baseline = models.BooleanField(
+        default=True, help_text="Run the engine's defaults (no tuning flags) first, as experiment 0."
+    )
+    finalists = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(MAX_FINALISTS)],
+        help_text=f"The best this many configurations are measured again (at most {MAX_FINALISTS}); 0: no repeats.",
+    )
+    repeats = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REPEATS)],
+        help_text=f"More measurements of each finalist, each on a fresh engine start (1 to {MAX_REPEATS}).",
+    )
 
     # Benchmark
+    load_mode = models.CharField(max_length=16, choices=LoadMode.choices, default=LoadMode.CONCURRENCY)
     concurrency_levels = models.JSONField(default=default_concurrency_levels)
+    request_rates = models.JSONField(
+        default=default_request_rates, help_text="Open loop: the request rates (requests/s) to measure."
+    )
     input_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    input_tokens_max = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A range: each request's prompt length is drawn up to this."
+    )
     output_tokens = models.PositiveIntegerField(default=256, validators=[MinValueValidator(1)])
+    output_tokens_max = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A range: each request's output length is drawn up to this."
+    )
+    shared_prefix = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.99)],
+        help_text="The share of every prompt all requests share (a system prompt), so prefix caching matters.",
+    )
+    warmup_requests = models.PositiveIntegerField(
+        default=4, validators=[MaxValueValidator(10_000)], help_text="Sent before each level, not counted."
+    )
+    early_stop = models.BooleanField(
+        default=True,
+        help_text="A level stops once its SLOs can no longer be met, and higher levels are then skipped.",
+    )
     requests_per_level = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1)])
     max_seconds_per_level = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
 
@@ -166,7 +217,11 @@ class Task(UniquelyNamed):
     objects = TaskQuerySet.as_manager()
 
     noun = "task"
-    checked_fields = {"parameters": clean_parameters, "concurrency_levels": clean_concurrency_levels}
+    checked_fields = {
+        "parameters": clean_parameters,
+        "concurrency_levels": clean_concurrency_levels,
+        "request_rates": clean_request_rates,
+    }
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -195,6 +250,11 @@ class Task(UniquelyNamed):
         errors: dict[str, list[str]] = {}
         if self.optimization_strategy != OptimizationStrategy.GRID and not self.max_experiments:
             errors["max_experiments"] = ["Required for random and bayesian search: how many experiments to run."]
+        if self.objective == Objective.MAXIMIZE_GOODPUT and not any(limit is not None for limit in self.slos.values()):
+            errors["objective"] = ["Goodput is the highest load meeting every SLO: set at least one SLO."]
+        for low, high in (("input_tokens", "input_tokens_max"), ("output_tokens", "output_tokens_max")):
+            if getattr(self, high) is not None and getattr(self, low) and getattr(self, high) < getattr(self, low):
+                errors[high] = [f"The range's top must be at least {getattr(self, low)} ({low.replace('_', ' ')})."]
         try:
             grid = clean_parameters(self.parameters)
         except ValidationError:
@@ -384,7 +444,7 @@ class Task(UniquelyNamed):
         return copy
 
     def save_grid_as_preset(self, *, by: Any) -> ParameterPreset:
-        return _user_preset(
+        return user_preset(
             name=ParameterPreset.objects.free_name(self.name, suffix="grid"),
             description=f"The parameter grid of task “{self.name}”.",
             runtime=self.runtime,
@@ -394,91 +454,8 @@ class Task(UniquelyNamed):
         )
 
 
-# How an experiment's log begins when this host ran its engine through a launcher
-# (settings.ENGINE_LAUNCHERS): that command names server paths, so only staff read the line.
-HOST_COMMAND_LINE = "Started on this host as: "
+# Experiments and GPU slots are models of this app, written beside it (models.py stays readable).
+from tasks.experiments import HOST_COMMAND_LINE, Experiment, user_preset  # noqa: E402
+from tasks.gpus import GpuSlot  # noqa: E402
 
-
-class Experiment(models.Model):
-    """One combination of the grid: its engine launched, benchmarked and scored."""
-
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="experiments")
-    number = models.PositiveIntegerField(help_text="1, 2, 3 … within the task, in the order they were planned.")
-    parameters = GridField(help_text="Each flag mapped to the one value this experiment uses (in grid order).")
-    command = models.TextField(
-        blank=True,
-        help_text="The engine's own launch command, on the port it ran on (a host launcher's is in the log: staff).",
-    )
-    status = models.CharField(
-        max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.PENDING, db_index=True
-    )
-    step = models.CharField(max_length=100, blank=True, help_text="What the runner is doing now.")
-    levels = models.JSONField(default=list, blank=True, help_text="The benchmark's result at each concurrency level.")
-    score = models.FloatField(null=True, blank=True, help_text="The objective at the best level meeting every SLO.")
-    scored_level = models.PositiveIntegerField(null=True, blank=True, help_text="The concurrency level scored.")
-    throughput = models.FloatField(null=True, blank=True, help_text="Output tokens/s at the scored level.")
-    latency = models.FloatField(null=True, blank=True, help_text="End-to-end latency p50 (s) at the scored level.")
-    slo_violation = models.CharField(max_length=500, blank=True)
-    error = models.TextField(blank=True)
-    log_tail = models.TextField(blank=True, help_text="The engine's last 200 log lines.")
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it.")
-    engine_pid = models.PositiveIntegerField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["task", "number"]
-        constraints = [models.UniqueConstraint(fields=["task", "number"], name="experiment_number_unique_in_task")]
-        indexes = [models.Index(fields=["task", "status"], name="experiment_task_status")]
-
-    def __str__(self) -> str:
-        return f"{self.task_id} #{self.number}"
-
-    @property
-    def is_running(self) -> bool:
-        return self.status in RUNNING_EXPERIMENT
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
-
-    @property
-    def meets_slo(self) -> bool:
-        return self.status == ExperimentStatus.SUCCEEDED and self.score is not None and not self.slo_violation
-
-    def log_for(self, user: Any) -> str:
-        """The engine's log as ``user`` may read it: the host's launcher line for staff only."""
-        if user.is_staff or not self.log_tail.startswith(HOST_COMMAND_LINE):
-            return self.log_tail
-        return self.log_tail.partition("\n")[2]
-
-    @property
-    def deploy_command(self) -> str:
-        """The command to start this configuration for real: the engine's own launcher on the plan's
-        port, where ``command`` is what the worker ran (on a free port, maybe through a launcher)."""
-        return launch_command(self.task.runtime, self.task.model, self.parameters, catalogue=self.task.catalogue)
-
-    def suggested_preset_name(self) -> str:
-        """What "Save as preset" offers to call it: the first free "<task> #<number> (config)"."""
-        return ParameterPreset.objects.free_name(f"{self.task.name} #{self.number}", suffix="config")
-
-    def save_as_preset(self, *, by: Any, name: str | None = None) -> ParameterPreset:
-        """A user preset with exactly this experiment's values, linked back to its task; named as
-        the user chose (checked by the form), else as suggested."""
-        return _user_preset(
-            name=name or self.suggested_preset_name(),
-            description=f"The configuration of experiment {self.number} of task “{self.task.name}”.",
-            runtime=self.task.runtime,
-            parameters={flag: [value] for flag, value in self.parameters.items()},
-            metadata={"source_task": self.task_id, "source_experiment": self.number, "score": self.score},
-            by=by,
-        )
-
-
-def _user_preset(*, by: Any, **fields: Any) -> ParameterPreset:
-    preset = ParameterPreset(category="custom", created_by=by if by and by.is_authenticated else None, **fields)
-    preset.save()
-    return preset
+__all__ = ["HOST_COMMAND_LINE", "Experiment", "GpuSlot", "Task", "user_preset"]

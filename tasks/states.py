@@ -40,6 +40,22 @@ class ExperimentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Never run: an experiment already ran out of memory with less (``Task.skip_after_oom``).
+    SKIPPED = "skipped", "Skipped"
+
+
+class ExperimentRole(models.TextChoices):
+    """Why an experiment runs: the engine's defaults to compare against, a combination of the
+    search, or a finalist measured again on a fresh engine start."""
+
+    BASELINE = "baseline", "Baseline"
+    SEARCH = "search", "Search"
+    REPEAT = "repeat", "Repeat"
+
+
+class LoadMode(models.TextChoices):
+    CONCURRENCY = "concurrency", "Closed loop: a fixed number of requests in flight"
+    RATE = "rate", "Open loop: requests arrive at a rate (Poisson)"
 
 
 # An experiment a worker holds: starting its engine or benchmarking it.
@@ -67,6 +83,10 @@ class OptimizationStrategy(models.TextChoices):
 
 class Objective(models.TextChoices):
     MAXIMIZE_THROUGHPUT = "maximize_throughput", "Maximize throughput"
+    # 8 × tp=1 and 1 × tp=8 compare fairly, and what a GPU buys is visible.
+    MAXIMIZE_THROUGHPUT_PER_GPU = "maximize_throughput_per_gpu", "Maximize throughput per GPU"
+    # The highest load (concurrency or request rate) meeting every SLO: what one replica really serves.
+    MAXIMIZE_GOODPUT = "maximize_goodput", "Maximize goodput: the highest load meeting every SLO"
     MINIMIZE_LATENCY = "minimize_latency", "Minimize end-to-end latency"
     MINIMIZE_TTFT = "minimize_ttft", "Minimize time to first token"
     MINIMIZE_TPOT = "minimize_tpot", "Minimize time per output token"

@@ -14,6 +14,7 @@ from tasks.states import OptimizationStrategy
 
 MAX_CONCURRENCY_LEVELS = 20
 MAX_CONCURRENCY = 100_000
+MAX_REQUEST_RATE = 100_000.0
 
 
 def clean_concurrency_levels(value: Any) -> list[int]:
@@ -36,6 +37,28 @@ def clean_concurrency_levels(value: Any) -> list[int]:
     if problems:
         raise ValidationError(problems)
     return sorted(set(value))
+
+
+def clean_request_rates(value: Any) -> list[float]:
+    """A list of 1 to 20 distinct positive request rates (requests/s; a comma-separated string too)."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        try:
+            value = [float(part) for part in parts]
+        except ValueError:
+            raise ValidationError("Give numbers of requests per second separated by commas, e.g. 0.5, 2, 8.") from None
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Give at least one request rate, e.g. 0.5, 2, 8.")
+    if len(value) > MAX_CONCURRENCY_LEVELS:
+        raise ValidationError(f"At most {MAX_CONCURRENCY_LEVELS} request rates.")
+    problems = [
+        f"[{index}]: {rate!r} is not a number of requests per second above 0 and at most 100000"
+        for index, rate in enumerate(value)
+        if type(rate) not in (int, float) or not 0 < rate <= MAX_REQUEST_RATE
+    ]
+    if problems:
+        raise ValidationError(problems)
+    return sorted({float(rate) for rate in value})
 
 
 def plan_problems(

@@ -114,8 +114,8 @@ def test_skipped_combinations_are_counted_per_reason():
 
     assert (summary.total, summary.runnable) == (16, 10)
     assert summary.skipped == {
-        "tp-size × dp-size × pp-size = 8 GPUs, more than the 4 available": 4,
-        "tp-size × dp-size × pp-size = 16 GPUs, more than the 4 available": 2,
+        "tp-size × dp-size × pp-size = 8 GPUs, over the task's cap of 4 per experiment": 4,
+        "tp-size × dp-size × pp-size = 16 GPUs, over the task's cap of 4 per experiment": 2,
     }
 
 
@@ -126,7 +126,7 @@ def test_vllm_counts_its_own_parallel_flags_against_the_gpus_and_has_no_sglang_r
 
     assert (summary.total, summary.runnable) == (3, 2)
     assert summary.skipped == {
-        "tensor-parallel-size × data-parallel-size × pipeline-parallel-size = 8 GPUs, more than the 4 available": 1
+        "tensor-parallel-size × data-parallel-size × pipeline-parallel-size = 8 GPUs, over the task's cap of 4 per experiment": 1
     }
 
 
@@ -195,8 +195,8 @@ def test_a_parallel_size_written_under_its_alias_counts_against_the_gpus_given_s
 
     assert (summary.total, summary.runnable) == (4, 2)
     assert summary.skipped == {
-        "tp-size × dp-size × pp-size = 16 GPUs, more than the 8 available": 1,
-        "tp-size × dp-size × pp-size = 32 GPUs, more than the 8 available": 1,
+        "tp-size × dp-size × pp-size = 16 GPUs, over the task's cap of 8 per experiment": 1,
+        "tp-size × dp-size × pp-size = 32 GPUs, over the task's cap of 8 per experiment": 1,
     }
 
 

@@ -78,7 +78,7 @@ def test_each_engine_starts_with_its_own_launcher_and_limits_gpus_by_its_paralle
     tensor = known.parallel_flags[0]
 
     assert command.startswith(" ".join(known.launcher).replace("{model}", "org/model") + " --host")
-    assert skip_reason({tensor: 4}, rules_for(known.name, 2)).endswith("more than the 2 available")
+    assert skip_reason({tensor: 4}, rules_for(known.name, 2)).endswith("over the task's cap of 2 per experiment")
 
 
 def test_an_unknown_engine_has_no_rules():

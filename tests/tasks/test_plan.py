@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 SGLANG = f"sglang serve --model-path {MODEL} --host 127.0.0.1 --port 30000"
 VLLM = f"vllm serve {MODEL} --host 127.0.0.1 --port 30000"
-FOUR_GPUS = "tp-size × dp-size × pp-size = 4 GPUs, more than the 2 available"
-EIGHT_GPUS = "tp-size × dp-size × pp-size = 8 GPUs, more than the 2 available"
+FOUR_GPUS = "tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 2 per experiment"
+EIGHT_GPUS = "tp-size × dp-size × pp-size = 8 GPUs, over the task's cap of 2 per experiment"
 MISSPELT_WARNING = {
     "level": "warning",
     "path": "enable-mixed-chunking",
@@ -296,7 +296,7 @@ def test_the_plan_api_pages_the_runnable_experiments(api, five_runnable):
     assert response.json() == {
         "combinations": 10,
         "runnable": 5,
-        "skipped": {"tp-size × dp-size × pp-size = 2 GPUs, more than the 1 available": 5},
+        "skipped": {"tp-size × dp-size × pp-size = 2 GPUs, over the task's cap of 1 per experiment": 5},
         "page": 1,
         "experiments": [
             {
@@ -634,8 +634,8 @@ def test_the_new_task_preview_skips_what_one_gpu_cannot_run(signed_in, alias_pre
     preview = merge_preview(response)
     assert preview.find("p", class_="combinations").text == "3 combinations, 2 skipped"
     assert [item.text for item in preview.find("ul", class_="skipped").find_all("li")] == [
-        "1 skipped: tp-size × dp-size × pp-size = 2 GPUs, more than the 1 available",
-        "1 skipped: tp-size × dp-size × pp-size = 4 GPUs, more than the 1 available",
+        "1 skipped: tp-size × dp-size × pp-size = 2 GPUs, over the task's cap of 1 per experiment",
+        "1 skipped: tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 1 per experiment",
     ]
 
 
