@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tasks.models import Experiment, Task
 from tasks.plots import Point, pareto_front
-from tasks.states import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, ExperimentStatus, Objective
+from tasks.states import FINISHED_EXPERIMENT, MAXIMIZED_OBJECTIVES, RUNNING_EXPERIMENT, ExperimentStatus
 
 # Sort keys the experiments table and the API accept: name -> (field, label). Missing values sort last.
 SORTS = {
@@ -27,7 +27,7 @@ SORTS = {
 
 
 def higher_is_better(task: Task) -> bool:
-    return task.objective == Objective.MAXIMIZE_THROUGHPUT
+    return task.objective in MAXIMIZED_OBJECTIVES
 
 
 def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) -> list[Experiment]:

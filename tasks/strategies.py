@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from engines.checks import same_flag
 from engines.plan import rules_for, skip_reason
+from tasks.states import MAXIMIZED_OBJECTIVES
 
 if TYPE_CHECKING:
     import optuna
@@ -59,7 +60,7 @@ def build_study(task: Task, experiments: Sequence[Experiment]) -> optuna.Study:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction: Literal["maximize", "minimize"] = "maximize" if task.objective == "maximize_throughput" else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if task.objective in MAXIMIZED_OBJECTIVES else "minimize"
     sampler = optuna.samplers.TPESampler(seed=_sampler_seed(task, experiments))
     study = optuna.create_study(direction=direction, sampler=sampler)
     distributions = _distributions(task.parameters)
