@@ -10,8 +10,9 @@ import pytest
 
 from engines.plan import rules_for, skip_reason
 from tasks.models import Experiment, Task
-from tasks.states import ExperimentStatus
+from tasks.states import ExperimentRole, ExperimentStatus
 from tasks.strategies import (
+    _distributions,
     build_study,
     combination_key,
     next_bayesian,
@@ -142,7 +143,7 @@ def finished(task: Task, number: int, combination: dict, *, status: str = "succe
 
 
 def fake_score(combination: dict) -> float:
-    return combination["tp-size"] * 1000 + combination.get("chunked-prefill-size", 0) / 10
+    return combination.get("tp-size", 0) * 1000 + combination.get("chunked-prefill-size", 0) / 10
 
 
 def test_bayesian_search_tries_every_runnable_combination_once_then_says_none():
@@ -199,7 +200,7 @@ def test_bayesian_search_has_nothing_to_suggest_when_nothing_is_runnable():
     assert next_bayesian(task, []) is None
 
 
-def test_the_study_holds_exactly_the_finished_experiments_with_their_scores():
+def test_the_study_holds_the_search_with_pending_and_running_experiments_as_running_trials():
     task = bayesian_task()
     combinations = planned_combinations(grid_task(), seed=0)
     experiments = [
@@ -217,14 +218,16 @@ def test_the_study_holds_exactly_the_finished_experiments_with_their_scores():
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
     trials = study.trials
     decoded = [{flag: GRID[flag][index] for flag, index in trial.params.items()} for trial in trials]
-    assert decoded == combinations[:4]
+    assert decoded == combinations[:6]  # the cancelled one was never measured
     assert [trial.state for trial in trials] == [
         optuna.trial.TrialState.COMPLETE,
         optuna.trial.TrialState.FAIL,
         optuna.trial.TrialState.FAIL,
         optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.RUNNING,
+        optuna.trial.TrialState.RUNNING,
     ]
-    assert [trial.value for trial in trials] == [150.0, None, None, 90.5]
+    assert [trial.value for trial in trials] == [150.0, None, None, 90.5, None, None]
     assert study.best_value == 150.0
 
 
@@ -256,3 +259,117 @@ def test_the_study_leaves_out_an_experiment_no_longer_in_the_edited_grid():
     study = build_study(task, [finished(task, 1, gone), finished(task, 2, kept)])
 
     assert [trial.params for trial in study.trials] == [{"tp-size": 1, "chunked-prefill-size": 1, "schedule-policy": 1}]
+
+
+def test_the_baseline_and_repeats_are_not_trials_and_do_not_count_against_the_planned_experiments():
+    task = bayesian_task(max_experiments=2)
+    combinations = planned_combinations(grid_task(), seed=0)
+    first = finished(task, 1, combinations[0], score=150.0)
+    history = [
+        finished(task, 0, {}, score=100.0, role=ExperimentRole.BASELINE),
+        first,
+        finished(task, 2, combinations[0], score=155.0, role=ExperimentRole.REPEAT, repeat_of=first),
+    ]
+
+    assert [trial.value for trial in build_study(task, history).trials] == [150.0]
+    second = next_bayesian(task, history)
+    assert second is not None
+    assert next_bayesian(task, [*history, finished(task, 3, second)]) is None
+
+
+# Parallel asks: 14 combinations scored by a smooth function, the 3 best untried ones running.
+WIDE = {"tp-size": [1, 2], "chunked-prefill-size": [512, 1024, 2048, 4096, 8192], "schedule-policy": ["fcfs", "lpm"]}
+WIDE_ORDER = [
+    {"tp-size": tp, "chunked-prefill-size": size, "schedule-policy": policy}
+    for tp in WIDE["tp-size"]
+    for size in WIDE["chunked-prefill-size"]
+    for policy in WIDE["schedule-policy"]
+]
+
+
+def wide_run(task: Task, *, running: int) -> tuple[list[Experiment], list[dict]]:
+    """Past TPE's 10 random start-up trials: every other combination scored, the best untried ones running."""
+
+    def score(combination: dict) -> float:
+        return fake_score(combination) + (50 if combination["schedule-policy"] == "lpm" else 0)
+
+    done = [combination for position, combination in enumerate(WIDE_ORDER) if position % 2 == 0 or position < 6]
+    untried = sorted((c for c in WIDE_ORDER if c not in done), key=score, reverse=True)[:running]
+    history = [finished(task, number, c, score=score(c)) for number, c in enumerate(done, 1)]
+    start = len(history) + 1
+    history += [
+        Experiment(task=task, number=number, parameters=c, status=ExperimentStatus.BENCHMARKING)
+        for number, c in enumerate(untried, start)
+    ]
+    return history, untried
+
+
+def asks(study: optuna.Study, count: int) -> list[dict]:
+    suggested = []
+    for _ in range(count):
+        trial = study.ask(_distributions(WIDE))
+        suggested.append({flag: WIDE[flag][index] for flag, index in trial.params.items()})
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return suggested
+
+
+def test_tpe_is_told_of_running_experiments_and_asks_away_from_them():
+    task = bayesian_task(parameters=WIDE, max_experiments=20)
+    history, running = wide_run(task, running=3)
+
+    told = asks(build_study(task, history), 5)
+    # The same history to a sampler without the constant liar: running trials are invisible to it,
+    # and it asks for the very combinations already running.
+    blind = build_study(task, history)
+    blind.sampler = optuna.samplers.TPESampler(seed=5, constant_liar=False)
+
+    assert not set(keys(told)) & set(keys(running))
+    assert set(keys(asks(blind, 5))) & set(keys(running))
+
+
+def test_three_asks_beside_three_running_experiments_all_differ():
+    task = bayesian_task(parameters=WIDE, max_experiments=20)
+    history, running = wide_run(task, running=3)
+
+    for _ in range(3):
+        combination = next_bayesian(task, history)
+        assert combination is not None
+        history.append(
+            Experiment(task=task, number=len(history) + 1, parameters=combination, status=ExperimentStatus.STARTING)
+        )
+
+    in_flight = [experiment.parameters for experiment in history[-6:]]
+    assert in_flight[:3] == running
+    assert len(set(keys(in_flight))) == 6
+
+
+# Out of memory
+
+
+def test_bayesian_search_never_proposes_a_combination_an_out_of_memory_failure_rules_out():
+    grid = {"tp-size": [1, 2], "mem-fraction-static": [0.8, 0.85, 0.9]}
+    task = bayesian_task(parameters=grid, max_experiments=6)
+    crashed = {"tp-size": 1, "mem-fraction-static": 0.85}
+    history = [
+        finished(task, 1, crashed, status=ExperimentStatus.FAILED, error="torch.OutOfMemoryError: CUDA out of memory")
+    ]
+
+    while (combination := next_bayesian(task, history)) is not None:
+        history.append(finished(task, len(history) + 1, combination, score=100.0))
+
+    assert sorted(keys(experiment.parameters for experiment in history[1:])) == sorted(
+        keys(
+            [{"tp-size": 1, "mem-fraction-static": 0.8}]
+            + [{"tp-size": 2, "mem-fraction-static": m} for m in grid["mem-fraction-static"]]
+        )
+    )
+
+
+def test_bayesian_search_tries_a_higher_memory_fraction_when_told_not_to_learn_from_failures():
+    grid = {"tp-size": [1], "mem-fraction-static": [0.8, 0.9]}
+    task = bayesian_task(parameters=grid, max_experiments=2, skip_after_oom=False)
+    crashed = finished(
+        task, 1, {"tp-size": 1, "mem-fraction-static": 0.8}, status=ExperimentStatus.FAILED, error="CUDA out of memory"
+    )
+
+    assert next_bayesian(task, [crashed]) == {"tp-size": 1, "mem-fraction-static": 0.9}
