@@ -43,6 +43,7 @@ from tasks.forms import PresetNameForm, PresetSelectionForm, TaskForm
 from tasks.models import Experiment, Task
 from tasks.plots import pareto_front, scatter_svg
 from tasks.states import RUNNING_EXPERIMENT, TaskStatus, TransitionRefused
+from tasks.timeline import task_timeline
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -392,9 +393,12 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
     points = run_results.plot_points(experiments)
     rows = run_results.sort_experiments(task, experiments, sort)[:EXPERIMENT_ROWS_SHOWN]
     tails = dict(Experiment.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "log_tail"))
+    by_pk = {experiment.pk: experiment for experiment in experiments}
     for row in rows:
         row.log_tail = tails.get(row.pk, "")
         row.log_tail = row.log_for(request.user)  # the host's launcher line for staff only
+        if row.repeat_of_id in by_pk:  # "Repeat of #N" from the experiments loaded, not a query per row
+            row.repeat_of = by_pk[row.repeat_of_id]
     return {
         "task": task,
         "can_change": task.can_change(request.user),
@@ -407,6 +411,7 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
         "save_preset_form": _save_preset_form(best) if best else None,
         "front": {point.number for point in pareto_front(points)},
         "plot": scatter_svg(points, best=best.number if best else None) if points else "",
+        "timeline": task_timeline(experiments, now=timezone.now()),
         "waiting_for_worker": task.status == TaskStatus.QUEUED and _queue_is_stale(),
     }
 
