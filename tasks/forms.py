@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -15,7 +16,7 @@ from presets.merging import MergeResult, MergeStrategy
 from presets.models import ParameterPreset, PresetsNotFound
 from presets.validators import MAX_MERGE_PRESETS, grid_size_problems, parse_id, preset_id_problems
 from tasks.models import LARGE_GRID, Task
-from tasks.validators import clean_concurrency_levels
+from tasks.validators import clean_concurrency_levels, clean_request_rates
 
 Merged = tuple[MergeResult | None, list[dict[str, Any]]]
 
@@ -28,18 +29,33 @@ TASK_SETTINGS = [
     "model",
     "runtime",
     "engine_version",
-    "gpus",
     "parameters",
+    # Search
     "optimization_strategy",
     "objective",
     "max_experiments",
     "seed",
+    "gpus",
+    "skip_after_oom",
     "experiment_timeout",
+    # Trust
+    "baseline",
+    "finalists",
+    "repeats",
+    # Workload
+    "load_mode",
     "concurrency_levels",
+    "request_rates",
     "input_tokens",
+    "input_tokens_max",
     "output_tokens",
+    "output_tokens_max",
+    "shared_prefix",
     "requests_per_level",
+    "warmup_requests",
     "max_seconds_per_level",
+    "early_stop",
+    # Service-level objectives
     "slo_ttft_p90_ms",
     "slo_tpot_p90_ms",
     "slo_e2e_p99_s",
@@ -47,19 +63,25 @@ TASK_SETTINGS = [
 ]
 
 
-class ConcurrencyLevelsField(forms.CharField):
-    """Concurrency levels typed as ``1, 8, 32``; a JSON list from the API is accepted too."""
+class NumberListField(forms.CharField):
+    """Numbers typed as ``1, 8, 32``, read and checked by ``check`` (a tasks.validators function,
+    which takes the text or a JSON list from the API)."""
+
+    def __init__(self, *, check: Callable[[Any], list[Any]], **kwargs: Any) -> None:
+        self.check = check
+        super().__init__(**kwargs)
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
-            return ", ".join(map(str, value))
+            # A stored 4.0 shows as the 4 typed.
+            whole = [int(number) if isinstance(number, float) and number.is_integer() else number for number in value]
+            return ", ".join(map(str, whole))
         return value
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, list):
-            return clean_concurrency_levels(value)
-        text = super().to_python(value)
-        return clean_concurrency_levels(text)
+            return self.check(value)
+        return self.check(super().to_python(value))
 
 
 class TaskForm(forms.ModelForm):
@@ -67,8 +89,16 @@ class TaskForm(forms.ModelForm):
         label="Parameter grid",
         help_text='Each flag and the values to try, e.g. {"tp-size": [1, 2]}. Apply presets above, or type it.',
     )
-    concurrency_levels = ConcurrencyLevelsField(
-        initial="1, 8, 32", help_text="Concurrent requests per benchmark level, comma-separated."
+    concurrency_levels = NumberListField(
+        check=clean_concurrency_levels,
+        initial="1, 8, 32",
+        help_text="Closed loop: the requests in flight at each benchmark level, comma-separated.",
+    )
+    request_rates = NumberListField(
+        check=clean_request_rates,
+        label="Request rates (requests/s)",
+        initial="1, 4, 16",
+        help_text="Open loop: the requests per second at each benchmark level, comma-separated, e.g. 0.5, 2, 8.",
     )
 
     class Meta:
@@ -76,12 +106,20 @@ class TaskForm(forms.ModelForm):
         fields = TASK_SETTINGS
         labels = {
             "model": "Model",
-            "gpus": "GPUs per experiment",
             "engine_version": "Engine image or version",
             "max_experiments": "Max experiments",
             "experiment_timeout": "Timeout per experiment (s)",
+            "baseline": "Run the engine's defaults first (baseline)",
+            "finalists": "Finalists measured again",
+            "repeats": "Repeats per finalist",
+            "load_mode": "Load",
             "input_tokens": "Input length (tokens)",
+            "input_tokens_max": "Input length up to (optional)",
             "output_tokens": "Output length (tokens)",
+            "output_tokens_max": "Output length up to (optional)",
+            "shared_prefix": "Shared prefix share (0–0.99)",
+            "warmup_requests": "Warm-up requests per level",
+            "early_stop": "Stop a level early once its SLOs cannot be met",
             "requests_per_level": "Requests per level",
             "max_seconds_per_level": "Max seconds per level",
             "slo_ttft_p90_ms": "p90 TTFT limit (ms)",

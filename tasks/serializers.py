@@ -1,15 +1,16 @@
 """The tasks API's shapes: they validate what comes in and write what goes out.
 
 Fields check with the validators the pages use (``presets.validators`` for the name, the grid and
-the preset ids; ``tasks.validators`` for the concurrency levels), and a task is checked whole by
-the model (``Task.full_clean``: ``Task.clean``'s engine and grid-size rules, the unique name).
+the preset ids; ``tasks.validators`` for the concurrency levels and request rates), and a task is
+checked whole by the model (``Task.full_clean``: ``Task.clean``'s engine, grid-size, goodput and
+range rules, the unique name).
 Creating goes through ``Task.objects.create_from_presets``, as the New task page does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,8 +30,14 @@ from presets.serializers import FindingSerializer
 from presets.validators import Problem, describe_type, preset_id_problems
 from tasks.forms import TASK_SETTINGS
 from tasks.models import Task
-from tasks.states import OptimizationStrategy
-from tasks.validators import MAX_CONCURRENCY, MAX_CONCURRENCY_LEVELS, clean_concurrency_levels
+from tasks.states import Objective, OptimizationStrategy
+from tasks.validators import (
+    MAX_CONCURRENCY,
+    MAX_CONCURRENCY_LEVELS,
+    MAX_REQUEST_RATE,
+    clean_concurrency_levels,
+    clean_request_rates,
+)
 
 INT64 = 2**63
 STORABLE = r"^[^\u0000]+$"
@@ -43,7 +50,9 @@ WHOLE_TASK_RULES = (
     " Refused with 400 although each field is well-formed: values the task's engine refuses "
     "(its catalogue, /api/engines/; at `parameters`), a grid search over more runnable combinations "
     "than it may run (at `optimization_strategy`), random or bayesian search without "
-    "`max_experiments`. A name another task has, compared without case or surrounding spaces, is 409; "
+    "`max_experiments`, the goodput objective without any SLO (at `objective`), a range's top "
+    "below its bottom (`input_tokens_max` under `input_tokens`, `output_tokens_max` under "
+    "`output_tokens`; at the top). A name another task has, compared without case or surrounding spaces, is 409; "
     "preset ids that name no preset are 404, each at `presets[i]`."
 )
 
@@ -94,28 +103,60 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON's true or false only: DRF would read "yes", "true", 1 and 0 as one, which the schema does not allow."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class NumberListField(serializers.Field):
+    """A JSON list of numbers checked by a ``tasks.validators`` function, as the form's NumberListField is."""
+
+    def __init__(self, *, check: Callable[[Any], list[Any]], **kwargs: Any) -> None:
+        self.check = check
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError(f"expected a list of numbers, got {describe_type(data)}")
+        try:
+            return self.check([_integral(number) for number in data])
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 @extend_schema_field(
     {
         "type": "array",
         "items": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
         "minItems": 1,
         "maxItems": MAX_CONCURRENCY_LEVELS,
-        "description": "Concurrent requests per benchmark level; stored sorted, each once.",
+        "description": "Closed loop: the requests in flight at each benchmark level; stored sorted, each once.",
     }
 )
-class ConcurrencyLevelsField(serializers.Field):
-    """Checked by ``tasks.validators.clean_concurrency_levels``, as the form's field is."""
+class ConcurrencyLevelsField(NumberListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(check=clean_concurrency_levels, **kwargs)
 
-    def to_internal_value(self, data: Any) -> list[int]:
-        if not isinstance(data, list):
-            raise serializers.ValidationError(f"expected a list of whole numbers, got {describe_type(data)}")
-        try:
-            return clean_concurrency_levels([_integral(level) for level in data])
-        except DjangoValidationError as error:
-            raise serializers.ValidationError(error.messages) from None
 
-    def to_representation(self, value: Any) -> Any:
-        return value
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_REQUEST_RATE},
+        "minItems": 1,
+        "maxItems": MAX_CONCURRENCY_LEVELS,
+        "description": "Open loop: the requests per second at each benchmark level; stored sorted, each once.",
+    }
+)
+class RequestRatesField(NumberListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(check=clean_request_rates, **kwargs)
 
 
 class MergeStrategyField(serializers.ChoiceField):
@@ -157,12 +198,14 @@ class TaskSerializer(serializers.ModelSerializer):
         models.PositiveSmallIntegerField: StrictIntegerField,
         models.BigIntegerField: StrictIntegerField,
         models.FloatField: StrictFloatField,
+        models.BooleanField: StrictBooleanField,
     }
     default_error_messages = {"invalid": "expected a JSON object describing the task"}
 
     name = NameField(help_text="Unique, compared without case or surrounding spaces.")
     parameters = GridField(required=False)
     concurrency_levels = ConcurrencyLevelsField(required=False)
+    request_rates = RequestRatesField(required=False)
     seed = StrictIntegerField(
         required=False,
         allow_null=True,
@@ -283,7 +326,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
 class TaskSerializerSchema(OpenApiSerializerExtension):
     """What a whole task (create, replace) needs beyond each field's shape, where the schema can say it:
-    a grid, presets to merge, or both; and max_experiments for a sampled search."""
+    a grid, presets to merge, or both; max_experiments for a sampled search; an SLO for goodput."""
 
     target_class = TaskSerializer
 
@@ -293,11 +336,24 @@ class TaskSerializerSchema(OpenApiSerializerExtension):
             schema["anyOf"] = [{"required": ["parameters"]}, {"required": ["presets"]}]
             # Task.clean: random and bayesian search need to know how many experiments to run.
             sampled = [OptimizationStrategy.RANDOM.value, OptimizationStrategy.BAYESIAN.value]
-            schema["if"] = {
-                "properties": {"optimization_strategy": {"enum": sampled}},
-                "required": ["optimization_strategy"],
-            }
-            schema["then"] = {"properties": {"max_experiments": {"type": "integer"}}, "required": ["max_experiments"]}
+            # Task.clean: goodput is the highest load meeting every SLO, so it needs one.
+            slos = [field.name for field in Task._meta.fields if field.name.startswith("slo_")]
+            schema["allOf"] = [
+                {
+                    "if": {
+                        "properties": {"optimization_strategy": {"enum": sampled}},
+                        "required": ["optimization_strategy"],
+                    },
+                    "then": {"properties": {"max_experiments": {"type": "integer"}}, "required": ["max_experiments"]},
+                },
+                {
+                    "if": {
+                        "properties": {"objective": {"enum": [Objective.MAXIMIZE_GOODPUT.value]}},
+                        "required": ["objective"],
+                    },
+                    "then": {"anyOf": [{"properties": {slo: {"type": "number"}}, "required": [slo]} for slo in slos]},
+                },
+            ]
         return schema
 
 

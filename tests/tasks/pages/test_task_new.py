@@ -48,8 +48,9 @@ def test_the_new_form_shows_its_sections_the_preset_selector_and_the_use_presets
         "Parameter presets",
         "Merge strategy",
         "Parameter grid",
-        "Optimization",
-        "Benchmark",
+        "Search",
+        "Trust",
+        "Workload",
         "Service-level objectives (optional)",
     ]
     checkbox = document.by_id("id_use_presets")
