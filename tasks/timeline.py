@@ -32,14 +32,16 @@ from tasks.templatetags.runs import duration
 if TYPE_CHECKING:
     from tasks.experiments import Experiment
 
-WIDTH = 600
-LEFT, RIGHT = 96, 588  # the time axis inside the viewBox; lane labels sit left of it
+# Narrow, so that scaled to a phone the text stays legible; the stylesheet caps its width on a laptop.
+WIDTH = 520
+LEFT, RIGHT = 84, 500  # the time axis inside the viewBox; lane labels sit left of it
+FONT = 12
 LEGEND_HEIGHT = 28
-LANE = 22  # a lane's height; its bar leaves a gap above and below
-BAR = 16
+LANE = 24  # a lane's height; its bar leaves a gap above and below
+BAR = 18
 AXIS_HEIGHT = 26  # below the lanes: the ticks and their labels
 MIN_BAR = 2.0  # a bar of a moment is still seen
-LABEL_CHARACTERS = 14  # a lane label longer than this is cut, the whole of it in its <title>
+LABEL_CHARACTERS = 11  # a lane label longer than this is cut, the whole of it in its <title>
 MAX_TICKS = 6
 # Round steps for the time axis: seconds, minutes, hours, a day.
 STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -210,11 +212,12 @@ def timeline_svg(timeline: Timeline) -> SafeString:
     parts = [
         format_html(
             '<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {} {}" width="100%" role="img"'
-            ' aria-labelledby="{} {}" font-family="system-ui, sans-serif" font-size="11">',
+            ' aria-labelledby="{} {}" font-family="system-ui, sans-serif" font-size="{}">',
             WIDTH,
             _c(timeline.height),
             TITLE_ID,
             DESC_ID,
+            FONT,
         ),
         format_html('<title id="{}">GPU timeline</title>', TITLE_ID),
         format_html('<desc id="{}">{}</desc>', DESC_ID, _summary(timeline)),
@@ -230,7 +233,7 @@ def timeline_svg(timeline: Timeline) -> SafeString:
             format_html(
                 '<text x="{}" y="{}" text-anchor="end" fill="{}"><title>{}</title>{}</text>',
                 LEFT - 6,
-                _c(lane.y + LANE / 2 + 4),
+                _c(lane.y + LANE / 2 + FONT / 3),
                 TEXT_FILL,
                 f"{lane.host} · GPU {lane.gpu}" if lane.host else f"GPU {lane.gpu}",
                 lane.label,
@@ -248,7 +251,7 @@ def timeline_svg(timeline: Timeline) -> SafeString:
     for tick in timeline.ticks:
         parts.append(_line(tick.x, lanes_bottom, tick.x, lanes_bottom + 4, AXIS_STROKE))
         parts.append(
-            format_html('<text x="{}" y="{}" text-anchor="middle">{}</text>', _c(tick.x), lanes_bottom + 16, tick.label)
+            format_html('<text x="{}" y="{}" text-anchor="middle">{}</text>', _c(tick.x), lanes_bottom + 17, tick.label)
         )
     parts.append("</g>")
     parts.append("</svg>")
@@ -337,15 +340,15 @@ def _summary(timeline: Timeline) -> str:
 def _legend(timeline: Timeline) -> SafeString:
     shown = {bar.outcome for bar in timeline.bars}
     entries = [(FILLS[outcome], 1.0, LABELS[outcome]) for outcome in LABELS if outcome in shown]
-    entries.append((FILLS["succeeded"], 0.5, "Engine start-up (lighter)"))
+    entries.append((FILLS["succeeded"], 0.5, "Start-up"))
     parts = ['<g class="timeline-legend">']
     x: float = LEFT
     for fill, strength, text in entries:
-        parts.append(format_html('<rect x="{}" y="8" width="12" height="12" rx="2" fill="{}"/>', _c(x), fill))
+        parts.append(format_html('<rect x="{}" y="7" width="12" height="12" rx="2" fill="{}"/>', _c(x), fill))
         if strength < 1:
-            parts.append(_veil(x, 8, 12, 12))
+            parts.append(_veil(x, 7, 12, 12))
         parts.append(format_html('<text x="{}" y="18" fill="{}">{}</text>', _c(x + 16), TEXT_FILL, text))
-        x += 16 + _text_width(text, 11) + 14
+        x += 16 + _text_width(text, FONT) + 14
     parts.append("</g>")
     return _join(parts)
 
@@ -373,14 +376,15 @@ def _bar(bar: Bar, lane: Lane) -> SafeString:
     if bar.startup_width > 0:
         parts.append(_veil(bar.x, top, bar.startup_width, BAR))
     label = f"#{bar.number}"
-    if _text_width(label, 11) + 6 <= bar.width:
-        # Outlined in the bar's colour, so the label reads on the lighter start-up part too.
+    if _text_width(label, FONT) + 6 <= bar.width:
+        # Dark on a white halo, as the results plot's labels: it reads on every colour and on the start-up part.
         parts.append(
             format_html(
-                '<text x="{}" y="{}" fill="#ffffff" stroke="{}" stroke-width="2" paint-order="stroke">{}</text>',
-                _c(bar.x + 3),
-                _c(top + BAR / 2 + 4),
-                fill,
+                '<text x="{}" y="{}" fill="{}" stroke="#ffffff" stroke-width="3" stroke-linejoin="round"'
+                ' paint-order="stroke">{}</text>',
+                _c(bar.x + 4),
+                _c(top + BAR / 2 + FONT / 3),
+                TEXT_FILL,
                 label,
             )
         )

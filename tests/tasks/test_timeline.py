@@ -176,7 +176,7 @@ def test_lanes_follow_the_order_each_host_offers_its_gpus_and_name_the_host_when
         ("node-b", "1"),
         ("node-b", "10"),
     ]
-    assert [lane.label for lane in timeline.lanes][:3] == ["a-very-long-h…", "a-very-long-h…", "node-b · 7"]
+    assert [lane.label for lane in timeline.lanes][:3] == ["a-very-lon…", "a-very-lon…", "node-b · 7"]
     assert next(bar.title for bar in timeline.bars if bar.number == 1).endswith(
         "· GPUs 10,1 on node-b · 30 s · succeeded"
     )
