@@ -1,5 +1,6 @@
 """What a run produced, in the shapes the page, the API and the downloads share: the experiment
-records, the best configuration, the Pareto front and live progress."""
+records, the verdict (``tasks.verdict``: the winner, its median, spread and gain over the
+baseline), the Pareto front and live progress."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from tasks.models import Experiment, Task
 from tasks.plots import Point, pareto_front
-from tasks.states import FINISHED_EXPERIMENT, MAXIMIZED_OBJECTIVES, RUNNING_EXPERIMENT, ExperimentStatus
+from tasks.states import FINISHED_EXPERIMENT, RUNNING_EXPERIMENT, ExperimentStatus
+from tasks.verdict import Configuration, Verdict, higher_is_better, verdict
 
 # Sort keys the experiments table and the API accept: name -> (field, label). Missing values sort last.
 SORTS = {
@@ -24,10 +27,6 @@ SORTS = {
     "throughput": "Throughput",
     "latency": "Latency",
 }
-
-
-def higher_is_better(task: Task) -> bool:
-    return task.objective in MAXIMIZED_OBJECTIVES
 
 
 def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) -> list[Experiment]:
@@ -46,17 +45,9 @@ def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) ->
 
 
 def best_experiment(task: Task, experiments: Sequence[Experiment]) -> Experiment | None:
-    """The experiment with the best score among those meeting every SLO (lowest number on a tie)."""
-    # meets_slo implies a score; the check says so to the type checker too.
-    meeting = [
-        (experiment.score, experiment)
-        for experiment in experiments
-        if experiment.meets_slo and experiment.score is not None
-    ]
-    if not meeting:
-        return None
-    sign = -1 if higher_is_better(task) else 1
-    return min(meeting, key=lambda pair: (sign * pair[0], pair[1].number))[1]
+    """The verdict's winner: none while tied within noise or while the finalists are measured again."""
+    winner = verdict(task, experiments).winner
+    return winner.experiment if winner else None
 
 
 def plot_points(experiments: Sequence[Experiment]) -> list[Point]:
@@ -79,6 +70,8 @@ def record(experiment: Experiment, *, user: Any, with_levels: bool = True) -> di
     """One experiment as the API and the JSON download give it to ``user``."""
     row = {
         "number": experiment.number,
+        "role": experiment.role,
+        "repeat_of": _repeated_number(experiment),
         "status": experiment.status,
         "parameters": experiment.parameters,
         "command": experiment.command,  # the engine's own, on the port it ran on (no host launcher)
@@ -100,8 +93,15 @@ def record(experiment: Experiment, *, user: Any, with_levels: bool = True) -> di
     return row
 
 
+def _repeated_number(experiment: Experiment) -> int | None:
+    # The number, not the row id: what the page, the API and the downloads call an experiment.
+    return experiment.repeat_of.number if experiment.repeat_of_id and experiment.repeat_of else None
+
+
 def results(task: Task, experiments: Sequence[Experiment], *, user: Any) -> dict[str, Any]:
-    best = best_experiment(task, experiments)
+    prefetch_related_objects(list(experiments), "repeat_of")  # one query for every repeat's original
+    judged = verdict(task, experiments)
+    best = judged.winner.experiment if judged.winner else None
     front = pareto_front(plot_points(experiments))
     return {
         "task": task.pk,
@@ -110,8 +110,36 @@ def results(task: Task, experiments: Sequence[Experiment], *, user: Any) -> dict
         "higher_is_better": higher_is_better(task),
         "slos": {name: limit for name, limit in task.slos.items() if limit is not None},
         "best": record(best, user=user, with_levels=True) if best else None,
+        "verdict": verdict_record(judged),
+        "baseline": record(judged.baseline, user=user, with_levels=True) if judged.baseline else None,
         "pareto_front": [point.number for point in front],
         "experiments": [record(experiment, user=user, with_levels=True) for experiment in experiments],
+    }
+
+
+def verdict_record(judged: Verdict) -> dict[str, Any]:
+    """The verdict as the API and the JSON download give it: numbers name experiments."""
+    return {
+        "winner": judged.winner.number if judged.winner else None,
+        "runner_up": judged.runner_up.number if judged.runner_up else None,
+        "tied": judged.tied,
+        "repeated": judged.repeated,
+        "waiting_repeats": judged.waiting,
+        "summary": judged.summary,
+        "unit": judged.unit,
+        "configurations": [_configuration_record(configuration) for configuration in judged.configurations],
+    }
+
+
+def _configuration_record(configuration: Configuration) -> dict[str, Any]:
+    return {
+        "number": configuration.number,
+        "repeats": [repeat.number for repeat in configuration.repeats],
+        "measurements": list(configuration.measurements),
+        "median": configuration.median,
+        "spread": configuration.spread,
+        "gain_over_baseline": configuration.gain,
+        "finished": configuration.finished,
     }
 
 
@@ -120,17 +148,28 @@ def results_json(task: Task, experiments: Sequence[Experiment], *, user: Any) ->
 
 
 def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:
-    """One row per experiment: its outcome, the scored level's figures, then one column per flag."""
+    """One row per experiment: its role and outcome, its configuration's median, spread and gain over the
+    baseline (on the search experiment a configuration is named after), the scored level's figures,
+    then one column per flag."""
     flags: list[str] = list(task.parameters or {})
     for experiment in experiments:
         flags += [flag for flag in experiment.parameters if flag not in flags]
+    prefetch_related_objects(list(experiments), "repeat_of")
+    configurations = {
+        configuration.number: configuration for configuration in verdict(task, experiments).configurations
+    }
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
         [
             "number",
+            "role",
+            "repeat_of",
             "status",
             "score",
+            "median",
+            "spread",
+            "gain_over_baseline",
             "scored_level",
             "throughput_tokens_per_s",
             "latency_p50_s",
@@ -147,11 +186,17 @@ def results_csv(task: Task, experiments: Sequence[Experiment]) -> str:
         level: dict[str, Any] = next(
             (lv for lv in experiment.levels if lv.get("concurrency") == experiment.scored_level), {}
         )
+        configuration = configurations.get(experiment.number)
         writer.writerow(
             [
                 experiment.number,
+                experiment.role,
+                _cell(_repeated_number(experiment)),
                 experiment.status,
                 _cell(experiment.score),
+                _cell(configuration.median if configuration else None),
+                _cell(configuration.spread if configuration else None),
+                _cell(configuration.gain if configuration else None),
                 _cell(experiment.scored_level),
                 _cell(experiment.throughput),
                 _cell(experiment.latency),

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.django_db
 
 RECORD_FIELDS = {
     "number",
+    "role",
+    "repeat_of",
     "status",
     "parameters",
     "command",
