@@ -264,7 +264,8 @@ class Progress:
 def progress(task: Task, experiments: Sequence[Experiment]) -> Progress:
     finished = [experiment for experiment in experiments if experiment.status in FINISHED_EXPERIMENT]
     total = max(task.experiments_planned, len(experiments))
-    done = len(finished)  # succeeded or failed; a cancelled experiment did not finish
+    # Succeeded, failed, or skipped (it will never run); a cancelled experiment did not finish.
+    done = len(finished) + sum(1 for experiment in experiments if experiment.status == ExperimentStatus.SKIPPED)
     running = [experiment for experiment in experiments if experiment.status in RUNNING_EXPERIMENT]
     elapsed = None
     if task.started_at:

@@ -7,6 +7,7 @@ import pytest
 
 from tasks.models import Experiment, Task
 from tasks.pruning import is_out_of_memory, memory_flag, oom_skip_reason, prune_after_oom
+from tasks.results import progress
 from tasks.states import ExperimentRole, ExperimentStatus
 from tests.factories import make_task
 from tests.tasks.runs import make_experiment
@@ -146,3 +147,15 @@ def test_only_pending_search_experiments_are_skipped():
     assert prune_after_oom(failed) == 0
     repeat.refresh_from_db()
     assert (statuses(task)[2], statuses(task)[3], repeat.status) == ("benchmarking", "succeeded", "pending")
+
+
+def test_a_skipped_experiment_counts_as_done_in_the_progress():
+    task = oom_task()
+    planned(task)
+    for number in (1, 2, 3):
+        crash(task, number, status=ExperimentStatus.SUCCEEDED, error="")
+    prune_after_oom(crash(task, 4, log_tail=TORCH_OOM))
+
+    shown = progress(task, list(task.experiments.all()))
+
+    assert (shown.done, shown.total) == (6, 6)
