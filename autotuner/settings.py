@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -328,8 +329,9 @@ LOGGING = {
 # Background work: Django's Tasks API on a database queue (django-tasks-db), so no broker is needed.
 # Workers: `manage.py worker` (bin/start runs one next to the web server).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-# How many experiments of one task may run at once, each on its own worker (host).
-PARALLEL_EXPERIMENTS = int(env_str("AUTOTUNER_PARALLEL_EXPERIMENTS", "4"))
+# How many experiments of one task may run at once (a cap per task: a host packs as many as its GPUs fit,
+# and several tasks share the hosts' GPUs in turn).
+PARALLEL_EXPERIMENTS = int(env_str("AUTOTUNER_PARALLEL_EXPERIMENTS", "8"))
 
 # Running experiments on this host. A launcher replaces an engine's own start words
 # (engines.registry), e.g. a container or a virtualenv's python; "{model}" is the task's model.
@@ -341,8 +343,11 @@ ENGINE_LAUNCHERS: dict[str, list[str]] = dict(STANDIN_LAUNCHERS) if env_bool("AU
 for _engine in ENGINES:  # AUTOTUNER_<NAME>_LAUNCHER, e.g. AUTOTUNER_VLLM_LAUNCHER
     if os.environ.get(f"AUTOTUNER_{_engine.name.upper()}_LAUNCHER"):
         ENGINE_LAUNCHERS[_engine.name] = shlex.split(os.environ[f"AUTOTUNER_{_engine.name.upper()}_LAUNCHER"])
-# The GPUs this host gives experiments, as CUDA_VISIBLE_DEVICES ids; unset leaves the variable alone.
+# The GPUs this host lends experiments, as CUDA_VISIBLE_DEVICES ids; unset leaves the variable alone.
 GPU_IDS = env_list("AUTOTUNER_GPU_IDS", [])
+# The name GPU leases and workers are recorded under: the hostname, unless two workers of one machine
+# stand for two hosts (a test of many hosts on one PostgreSQL, or GPUs split between containers).
+HOST_NAME = env_str("AUTOTUNER_HOST_NAME", "") or socket.gethostname()
 ENGINE_START_TIMEOUT = int(env_str("AUTOTUNER_ENGINE_START_TIMEOUT", "600"))  # seconds, capped by the task's timeout
 ENGINE_STOP_GRACE = float(env_str("AUTOTUNER_ENGINE_STOP_GRACE", "10"))  # SIGTERM to SIGKILL, seconds
 # A running experiment whose worker has not written for this long is taken for lost (its host died).

@@ -12,17 +12,22 @@ import logging
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from engines.plan import launch_command
-from tasks.benchmark import benchmark, score_levels
+from tasks import gpus
+from tasks.benchmark import LevelResult, benchmark, goodput_search
 from tasks.models import HOST_COMMAND_LINE, Experiment, Task
+from tasks.pruning import prune_after_oom
 from tasks.runner import EngineFailed, EngineProcess, free_port
-from tasks.states import RUNNING_EXPERIMENT, ExperimentStatus, TaskStatus
+from tasks.scoring import score_levels
+from tasks.states import RUNNING_EXPERIMENT, ExperimentStatus, LoadMode, Objective, TaskStatus
+from tasks.workload import Workload
 
 logger = logging.getLogger("autotuner.runs")
 
@@ -100,10 +105,9 @@ def run_experiment(experiment: Experiment) -> Experiment:
     # The stand-in is a module of this project (python -m engines.standin): it starts from the
     # project's folder, wherever the worker was started. A real engine keeps the worker's folder.
     standin = settings.STANDIN_ENGINE in words
-    engine = EngineProcess(words, env=_engine_env(task), cwd=settings.BASE_DIR if standin else None)
+    engine = EngineProcess(words, env=_engine_env(experiment), cwd=settings.BASE_DIR if standin else None)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _check_gpus(task)
         if ran != command:
             log_head.append(HOST_COMMAND_LINE + ran)
         engine.start()
@@ -113,24 +117,14 @@ def run_experiment(experiment: Experiment) -> Experiment:
         monitor.step = "waiting for the engine to serve"
         engine.wait_until_healthy(base_url, timeout_s=min(settings.ENGINE_START_TIMEOUT, task.experiment_timeout))
         Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
-            status=ExperimentStatus.BENCHMARKING
+            status=ExperimentStatus.BENCHMARKING, serving_at=timezone.now()
         )
 
-        def on_level(concurrency: int) -> None:
-            monitor.step = f"benchmarking level {concurrency}"
+        def on_level(load: float) -> None:
+            monitor.step = f"benchmarking {'rate' if task.load_mode == LoadMode.RATE else 'level'} {load:g}"
 
-        results = benchmark(
-            base_url,
-            task.model,
-            task.concurrency_levels,
-            requests=task.requests_per_level,
-            input_tokens=task.input_tokens,
-            output_tokens=task.output_tokens,
-            max_seconds=task.max_seconds_per_level,
-            stop=monitor.stopped,
-            on_level=on_level,
-        )
-        outcome = _scored(task, results)
+        results = _benchmark(task, base_url, stop=monitor.stopped, on_level=on_level)
+        outcome = _scored(task, experiment, results)
         if engine.returncode is not None and not monitor.reason:
             # It crashed under load: the numbers are of a dead server.
             outcome = {**outcome, "status": ExperimentStatus.FAILED, "score": None}
@@ -139,8 +133,6 @@ def run_experiment(experiment: Experiment) -> Experiment:
         last = next((line.strip() for line in reversed(failure.log_tail) if line.strip()), "")
         error = f"the engine {failure.reason}" + (f": {last[:300]}" if last else "")
         outcome = {"status": ExperimentStatus.FAILED, "error": error}
-    except _NoGpus as refusal:
-        outcome = {"status": ExperimentStatus.FAILED, "error": str(refusal)}
     except OSError as error:  # the launcher itself is missing or not executable
         # Not the file name, a server path: staff find the command in the log.
         outcome = {
@@ -158,16 +150,57 @@ def run_experiment(experiment: Experiment) -> Experiment:
     elif monitor.reason:
         outcome = {**outcome, "status": ExperimentStatus.FAILED, "score": None, "error": monitor.reason}
     close_old_connections()
-    Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
-        **outcome, step="", log_tail="\n".join([*log_head, *engine.log_tail]), finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        Experiment.objects.filter(pk=experiment.pk, status__in=RUNNING_EXPERIMENT).update(
+            **outcome, step="", log_tail="\n".join([*log_head, *engine.log_tail]), finished_at=timezone.now()
+        )
+        gpus.release(experiment.pk)  # the engine's process group is gone: its GPUs are free
     experiment.refresh_from_db()
+    if experiment.status == ExperimentStatus.FAILED and (skipped := prune_after_oom(experiment)):
+        logger.info("experiment %s ran out of memory: %s pending experiment(s) skipped", experiment.pk, skipped)
     logger.info("experiment %s of task %s: %s %s", experiment.number, task.pk, experiment.status, experiment.error)
     return experiment
 
 
-def _scored(task: Task, results: list) -> dict[str, Any]:
-    scored = score_levels(results, task.objective, task.slos)
+def _benchmark(
+    task: Task, base_url: str, *, stop: threading.Event, on_level: Callable[[float], None]
+) -> list[LevelResult]:
+    """The task's workload at each of its loads; for goodput, the loads from the lowest of them,
+    doubled then bisected up to the highest, until an SLO breaks."""
+    rate = task.load_mode == LoadMode.RATE
+    workload = Workload(
+        input_tokens=task.input_tokens,
+        output_tokens=task.output_tokens,
+        input_tokens_max=task.input_tokens_max,
+        output_tokens_max=task.output_tokens_max,
+        shared_prefix=task.shared_prefix,
+        mode=task.load_mode,
+        requests=task.requests_per_level,
+        warmup_requests=task.warmup_requests,
+        max_seconds=task.max_seconds_per_level,
+        # One seed for every experiment of the task: each configuration is sent the same requests.
+        seed=task.seed or 0,
+    )
+    loads = task.request_rates if rate else task.concurrency_levels
+    if task.objective == Objective.MAXIMIZE_GOODPUT:
+        return goodput_search(
+            base_url,
+            task.model,
+            workload,
+            slos=task.slos,
+            start=min(loads),
+            ceiling=max(loads),
+            early_stop=task.early_stop,
+            stop=stop,
+            on_level=on_level,
+        )
+    return benchmark(
+        base_url, task.model, workload, loads, slos=task.slos, early_stop=task.early_stop, stop=stop, on_level=on_level
+    )
+
+
+def _scored(task: Task, experiment: Experiment, results: list[LevelResult]) -> dict[str, Any]:
+    scored = score_levels(results, task.objective, task.slos, gpus=experiment.gpus)
     outcome: dict[str, Any] = {
         "levels": [level.as_dict() for level in results],
         "score": scored.value,
@@ -187,18 +220,8 @@ def _scored(task: Task, results: list) -> dict[str, Any]:
     return outcome
 
 
-class _NoGpus(Exception):
-    pass
-
-
-def _check_gpus(task: Task) -> None:
-    if settings.GPU_IDS and len(settings.GPU_IDS) < task.gpus:
-        raise _NoGpus(
-            f"the task needs {task.gpus} GPUs and this host offers {len(settings.GPU_IDS)} (AUTOTUNER_GPU_IDS)"
-        )
-
-
-def _engine_env(task: Task) -> dict[str, str]:
-    if not settings.GPU_IDS:
+def _engine_env(experiment: Experiment) -> dict[str, str]:
+    # The GPUs the experiment was lent; without AUTOTUNER_GPU_IDS the engine inherits the worker's.
+    if not experiment.gpu_ids:
         return {}
-    return {"CUDA_VISIBLE_DEVICES": ",".join(settings.GPU_IDS[: task.gpus])}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(experiment.gpu_ids)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,24 +19,27 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tasks import gpus
 from tasks.models import Experiment, Task
 from tasks.runner import kill_group
 from tasks.states import (
     ACTIVE_STATUSES,
     RUNNING_EXPERIMENT,
+    ExperimentRole,
     ExperimentStatus,
     OptimizationStrategy,
     TaskStatus,
     TransitionRefused,
 )
 from tasks.strategies import next_bayesian, planned_combinations
+from tasks.verdict import finalists
 
 logger = logging.getLogger("autotuner.runs")
 
 
 def worker_name() -> str:
     """host:pid, stored on the experiments a worker holds (read per call: workers fork)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{settings.HOST_NAME}:{os.getpid()}"
 
 
 def start(task: Task, *, enqueue: bool = True) -> Task:
@@ -98,6 +101,9 @@ def resume(task: Task, *, enqueue: bool = True) -> Task:
             error="",
             log_tail="",
             worker="",
+            host="",
+            gpu_ids=[],
+            serving_at=None,
             engine_pid=None,
             heartbeat_at=None,
             started_at=None,
@@ -154,10 +160,15 @@ def _plan(task: Task) -> None:
     if task.seed is None and task.optimization_strategy != OptimizationStrategy.GRID:
         task.seed = random.SystemRandom().randrange(2**31)
         task.save(update_fields=["seed"])
+    if task.baseline:
+        # The engine's defaults, no tuning flag: what every result's gain is measured against.
+        Experiment.objects.create(
+            task=task, number=0, role=ExperimentRole.BASELINE, parameters={}, gpus=task.gpus_for({})
+        )
     if task.optimization_strategy == OptimizationStrategy.BAYESIAN:
         return  # asked for one at a time, as the study learns
     Experiment.objects.bulk_create(
-        Experiment(task=task, number=number, parameters=combination)
+        Experiment(task=task, number=number, parameters=combination, gpus=task.gpus_for(combination))
         for number, combination in enumerate(planned_combinations(task, task.seed or 0), 1)
     )
 
@@ -165,37 +176,72 @@ def _plan(task: Task) -> None:
 def _enqueue(task: Task, jobs: int | None = None) -> None:
     from tasks.jobs import run_next_experiment
 
-    # Each job runs one experiment and queues its successor: tasks take turns on a worker, and up to
-    # PARALLEL_EXPERIMENTS workers share one task.
-    count = jobs if jobs is not None else max(1, min(settings.PARALLEL_EXPERIMENTS, task.experiments_planned))
+    # Each job runs one experiment and queues its successor: tasks take turns on the workers' slots
+    # (round robin), and at most PARALLEL_EXPERIMENTS experiments of one task run at once.
+    planned = task.experiments_planned + int(task.baseline)
+    count = jobs if jobs is not None else max(1, min(settings.PARALLEL_EXPERIMENTS, planned))
     for _ in range(count):
         transaction.on_commit(lambda: run_next_experiment.enqueue(task.pk))
 
 
 def claim_next(task_id: int) -> Experiment | None:
-    """Take the next experiment of an active task for this worker, or None when there is none to take."""
+    """Take the next experiment of an active task for this worker, with the GPUs it needs leased from
+    this host, or None when there is none to take now (``has_more`` tells whether to ask again)."""
+    host = settings.HOST_NAME
     with transaction.atomic():
         task = Task.objects.filter(pk=task_id, status__in=ACTIVE_STATUSES).first()
         if task is None:
             return None
-        experiment = (
-            Experiment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(task_id=task_id, status=ExperimentStatus.PENDING)
-            .order_by("number")
-            .first()
+        running = task.experiments.filter(status__in=RUNNING_EXPERIMENT).count()
+        if running >= settings.PARALLEL_EXPERIMENTS:
+            return None
+        pending = Experiment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            task_id=task_id, status=ExperimentStatus.PENDING
         )
+        if settings.GPU_IDS:
+            if not gpus.GpuSlot.objects.filter(host=host).exists():
+                gpus.register_host(host, settings.GPU_IDS)  # a worker registers them as it starts
+            _fail_too_big(task, host)
+            # The first experiment in plan order that fits the GPUs free now: a tp=4 combination
+            # waiting for four never keeps a free GPU from a tp=1 one behind it.
+            pending = pending.filter(gpus__lte=gpus.free_count(host))
+        experiment = pending.order_by("number").first()
         if experiment is None and task.optimization_strategy == OptimizationStrategy.BAYESIAN:
             experiment = _ask_bayesian(task_id)
+            if experiment is not None and settings.GPU_IDS and experiment.gpus > gpus.free_count(host):
+                experiment.save()  # asked for, it waits for its GPUs like a planned one
+                return None
         if experiment is None:
             return None
+        if experiment.pk is None:
+            experiment.save()
+        lent: list[str] = []
+        if settings.GPU_IDS:
+            leased = gpus.lease(host, experiment.pk, experiment.gpus)
+            if leased is None:
+                return None  # another worker took them between the count and the lease
+            lent = leased
         _mark_running(task_id)
         now = timezone.now()
         experiment.status = ExperimentStatus.STARTING
         experiment.step = "starting engine"
         experiment.worker = worker_name()
+        experiment.host, experiment.gpu_ids = host, lent
         experiment.started_at = experiment.heartbeat_at = now
         experiment.save()
         return experiment
+
+
+def _fail_too_big(task: Task, host: str) -> None:
+    """Fail the pending experiments needing more GPUs than this host has at all: they would wait forever."""
+    offered = gpus.GpuSlot.objects.filter(host=host).count()
+    too_big = Experiment.objects.filter(task=task, status=ExperimentStatus.PENDING, gpus__gt=offered)
+    for needed in too_big.values_list("gpus", flat=True).distinct():
+        too_big.filter(gpus=needed).update(
+            status=ExperimentStatus.FAILED,
+            error=f"needs {needed} GPUs, and this host offers {offered} (AUTOTUNER_GPU_IDS)",
+            finished_at=timezone.now(),
+        )
 
 
 def _ask_bayesian(task_id: int) -> Experiment | None:
@@ -204,13 +250,17 @@ def _ask_bayesian(task_id: int) -> Experiment | None:
     if task.status not in ACTIVE_STATUSES:
         return None
     experiments = list(task.experiments.order_by("number"))
-    if len(experiments) >= task.experiments_planned:
+    if _searched(experiments) >= task.experiments_planned:
         return None
     combination = next_bayesian(task, experiments)
     if combination is None:
         return None
     number = max((experiment.number for experiment in experiments), default=0) + 1
-    return Experiment(task=task, number=number, parameters=combination)
+    return Experiment(task=task, number=number, parameters=combination, gpus=task.gpus_for(combination))
+
+
+def _searched(experiments: Sequence[Experiment]) -> int:
+    return sum(experiment.role == ExperimentRole.SEARCH for experiment in experiments)
 
 
 def _mark_running(task_id: int) -> None:
@@ -228,7 +278,7 @@ def has_more(task_id: int) -> bool:
     if task.experiments.filter(status=ExperimentStatus.PENDING).exists():
         return True
     if task.optimization_strategy == OptimizationStrategy.BAYESIAN:
-        tried = task.experiments.count()
+        tried = task.experiments.filter(role=ExperimentRole.SEARCH).count()
         return tried < task.experiments_planned
     return False
 
@@ -242,10 +292,12 @@ def finish_if_done(task_id: int) -> bool:
         experiments = task.experiments
         if experiments.filter(status__in=(ExperimentStatus.PENDING, *RUNNING_EXPERIMENT)).exists():
             return False
-        if task.optimization_strategy == OptimizationStrategy.BAYESIAN:
-            tried = list(experiments.all())
-            if len(tried) < task.experiments_planned and next_bayesian(task, tried) is not None:
-                return False
+        tried = list(experiments.all())
+        bayesian = task.optimization_strategy == OptimizationStrategy.BAYESIAN
+        if bayesian and _searched(tried) < task.experiments_planned and next_bayesian(task, tried) is not None:
+            return False
+        if _plan_repeats(task, tried):
+            return False
         if task.status == TaskStatus.QUEUED:
             task.move_to(TaskStatus.RUNNING)
         if experiments.filter(status=ExperimentStatus.SUCCEEDED).exists():
@@ -257,13 +309,42 @@ def finish_if_done(task_id: int) -> bool:
         return True
 
 
+def _plan_repeats(task: Task, experiments: Sequence[Experiment]) -> bool:
+    """Once the search is done, measure its finalists again (each on a fresh engine start), once per
+    run of the task; True when repeats were planned and queued."""
+    if not task.finalists or any(experiment.role == ExperimentRole.REPEAT for experiment in experiments):
+        return False
+    chosen = finalists(task, experiments)
+    if not chosen:
+        return False
+    number = max(experiment.number for experiment in experiments)
+    repeats = []
+    for finalist in chosen:
+        for _ in range(task.repeats):
+            number += 1
+            repeats.append(
+                Experiment(
+                    task=task,
+                    number=number,
+                    role=ExperimentRole.REPEAT,
+                    repeat_of=finalist,
+                    parameters=finalist.parameters,
+                    gpus=finalist.gpus,
+                )
+            )
+    Experiment.objects.bulk_create(repeats)
+    _enqueue(task, jobs=max(1, min(settings.PARALLEL_EXPERIMENTS, len(repeats))))
+    logger.info("task %s: %s repeats of %s finalists planned", task.pk, len(repeats), len(chosen))
+    return True
+
+
 def recover_lost_experiments() -> list[int]:
     """Fail the running experiments whose worker is gone, and let their tasks go on; returns their ids.
 
     A worker on this host is gone when its process is; one elsewhere when it has not written for
     WORKER_LOST_AFTER seconds. An engine left behind on this host is killed with its group.
     """
-    host = socket.gethostname()
+    host = settings.HOST_NAME
     now = timezone.now()
     stale = now - timedelta(seconds=settings.WORKER_LOST_AFTER)
     lost: list[Experiment] = []
@@ -281,6 +362,7 @@ def recover_lost_experiments() -> list[int]:
                 lost.append(experiment)
                 if here and experiment.engine_pid:
                     kill_group(experiment.engine_pid)
+    gpus.release_orphans()
     for task_id in {experiment.task_id for experiment in lost}:
         logger.warning("task %s: recovered experiments lost with their worker", task_id)
         if not finish_if_done(task_id):

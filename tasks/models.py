@@ -18,7 +18,9 @@ from engines.plan import (
     MAX_GRID_EXPERIMENTS,
     Plan,
     PlanSummary,
+    canonical,
     command_renderer,
+    gpus_needed,
     rules_for,
 )
 from presets.fields import GridField
@@ -281,6 +283,10 @@ class Task(UniquelyNamed):
         return (for_engine(self.runtime, self.catalogue_version) if self.catalogue_version else None) or for_engine(
             self.runtime
         )
+
+    def gpus_for(self, combination: Mapping[str, Any]) -> int:
+        """The GPUs this combination's engine uses (tp × pp × dp replicas), whatever its flags' spelling."""
+        return gpus_needed(self.runtime, canonical(combination, self._same_flag()))
 
     def _same_flag(self) -> dict[str, str]:
         return same_flag(list(self.parameters or {}), self.catalogue)

@@ -113,18 +113,20 @@ def test_a_combination_missing_an_slo_succeeds_without_a_score_and_says_which_sl
     assert experiment.score is None
     assert experiment.slo_violation.startswith("violates SLO (p90 TTFT ")
     assert experiment.slo_violation.endswith(" ms > 0 ms)")
-    assert len(experiment.levels) == 2
+    # Early stop (on by default): once the first level misses an SLO, the higher one is not run.
+    assert [level["concurrency"] for level in experiment.levels] == [1]
     assert not experiment.meets_slo
 
 
 PRINT_GPUS = "import os; print('CUDA_VISIBLE_DEVICES=' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')); exit(1)"
 
 
-@pytest.mark.parametrize(("gpus", "visible"), [(1, "3"), (2, "3,5")], ids=["one-gpu", "two-gpus"])
-def test_the_engine_sees_the_first_gpu_ids_the_task_needs(settings, gpus, visible):
+@pytest.mark.parametrize(("tp", "visible"), [(1, "3"), (2, "3,5")], ids=["one-gpu", "two-gpus"])
+def test_the_engine_sees_the_gpus_its_combination_needs_and_was_lent(settings, tp, visible):
     settings.GPU_IDS = ["3", "5"]
     settings.ENGINE_LAUNCHERS = launcher(PRINT_GPUS)
-    experiment = claimed({"tp-size": [1]}, gpus=gpus)
+    experiment = claimed({"tp-size": [tp]}, gpus=2)  # a cap: tp-size 1 takes one of the two
+    assert experiment.gpu_ids == visible.split(",")
 
     run_experiment(experiment)
 
@@ -146,15 +148,16 @@ def test_without_gpu_ids_the_engine_inherits_the_workers_cuda_visible_devices(se
     assert "CUDA_VISIBLE_DEVICES=7" in experiment.log_tail.splitlines()
 
 
-def test_a_task_needing_more_gpus_than_the_host_offers_fails_without_starting_an_engine(settings):
+def test_a_combination_needing_more_gpus_than_the_host_offers_fails_without_starting_an_engine(settings):
     settings.GPU_IDS = ["3"]
-    experiment = claimed({"tp-size": [1]}, gpus=2)
+    task = make_task(parameters={"tp-size": [2]}, gpus=2, **FAST_BENCHMARK)
+    lifecycle.start(task, enqueue=False)
 
-    run_experiment(experiment)
+    assert lifecycle.claim_next(task.pk) is None  # it would wait for a second GPU forever
 
-    experiment.refresh_from_db()
+    experiment = task.experiments.get()
     assert experiment.status == ExperimentStatus.FAILED
-    assert experiment.error == "the task needs 2 GPUs and this host offers 1 (AUTOTUNER_GPU_IDS)"
+    assert experiment.error == "needs 2 GPUs, and this host offers 1 (AUTOTUNER_GPU_IDS)"
     assert experiment.engine_pid is None
     assert experiment.log_tail == ""
 

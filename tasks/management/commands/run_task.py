@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from argparse import ArgumentParser
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.db import connection
 
 from tasks import lifecycle
 from tasks.execution import run_experiment
+from tasks.jobs import WAIT_SECONDS
 from tasks.models import Experiment, Task
 from tasks.states import TaskStatus, TransitionRefused
 
@@ -56,13 +58,18 @@ class Command(BaseCommand):
         printer = Progress(task, self.stdout)
         printer.start()
         try:
-            while (experiment := lifecycle.claim_next(task.pk)) is not None:
+            while not lifecycle.finish_if_done(task.pk):
+                experiment = lifecycle.claim_next(task.pk)
+                if experiment is None:
+                    if not lifecycle.has_more(task.pk):
+                        break
+                    time.sleep(WAIT_SECONDS)  # a worker runs the task's other experiments
+                    continue
                 printer.current = experiment.number
                 experiment = run_experiment(experiment)
                 printer.finished(experiment)
         finally:
             printer.stop()
-        lifecycle.finish_if_done(task.pk)
         task.refresh_from_db()
         self.stdout.write(f"Task {task.pk} is {task.status}." + (f" {task.error}" if task.error else ""))
         if task.status == TaskStatus.FAILED:
