@@ -66,7 +66,7 @@ class Configuration:
 
     @property
     def plus_minus(self) -> str:
-        """ "± 30" beside a median of 1,320: half the spread, to the median's precision."""
+        """Half the spread, to the median's precision: "± 30" beside a median of 1,320."""
         magnitude = abs(self.median)
         if magnitude < 1:
             return f"± {self.half_spread:.2g}"
@@ -84,7 +84,7 @@ class Configuration:
 
     @property
     def gain_text(self) -> str:
-        """ "+12 % over baseline", "−3 % under baseline"; empty without a baseline score."""
+        """The gain in words: "+12 % over baseline", "−3 % under baseline"; empty without a baseline score."""
         if self.gain is None:
             return ""
         percent = round(self.gain * 100)
