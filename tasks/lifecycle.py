@@ -12,11 +12,12 @@ import logging
 import os
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from tasks import gpus
@@ -184,9 +185,13 @@ def _enqueue(task: Task, jobs: int | None = None) -> None:
         transaction.on_commit(lambda: run_next_experiment.enqueue(task.pk))
 
 
-def claim_next(task_id: int) -> Experiment | None:
+def claim_next(task_id: int, *, take_turns: bool = True) -> Experiment | None:
     """Take the next experiment of an active task for this worker, with the GPUs it needs leased from
-    this host, or None when there is none to take now (``has_more`` tells whether to ask again)."""
+    this host, or None when there is none to take now (``has_more`` tells whether to ask again).
+
+    Tasks take turns (``take_turns``): a task gives way to another one that waits for the same GPUs
+    with fewer experiments running, or as many and a longer wait, so tasks started together share the
+    hosts round robin instead of the first one's queued jobs running it to the end."""
     host = settings.HOST_NAME
     with transaction.atomic():
         task = Task.objects.filter(pk=task_id, status__in=ACTIVE_STATUSES).first()
@@ -205,6 +210,8 @@ def claim_next(task_id: int) -> Experiment | None:
             # The first experiment in plan order that fits the GPUs free now: a tp=4 combination
             # waiting for four never keeps a free GPU from a tp=1 one behind it.
             pending = pending.filter(gpus__lte=gpus.free_count(host))
+        if take_turns and _turn_of_another(task, running, host):
+            return None
         experiment = pending.order_by("number").first()
         if experiment is None and task.optimization_strategy == OptimizationStrategy.BAYESIAN:
             experiment = _ask_bayesian(task_id)
@@ -230,6 +237,33 @@ def claim_next(task_id: int) -> Experiment | None:
         experiment.started_at = experiment.heartbeat_at = now
         experiment.save()
         return experiment
+
+
+def _turn_of_another(task: Task, running: int, host: str) -> bool:
+    """Whether another active task waits for the GPUs free now and comes first: fewer experiments
+    running, then the longest since its last claim, then the oldest."""
+    waiting = Experiment.objects.filter(task=OuterRef("pk"), status=ExperimentStatus.PENDING)
+    if settings.GPU_IDS:
+        waiting = waiting.filter(gpus__lte=gpus.free_count(host))
+    others = (
+        Task.objects.filter(status__in=ACTIVE_STATUSES)
+        .exclude(pk=task.pk)
+        .filter(Exists(waiting))
+        .annotate(
+            running=Count("experiments", filter=Q(experiments__status__in=RUNNING_EXPERIMENT)),
+            last_claim=Max("experiments__started_at"),
+        )
+        .values_list("pk", "running", "last_claim")
+    )
+    if not others:
+        return False
+    mine = task.experiments.aggregate(last=Max("started_at"))["last"]
+    never = timezone.now() - timedelta(days=36500)
+
+    def order(pk: int, running: int, last_claim: datetime | None) -> tuple[int, datetime, int]:
+        return running, last_claim or never, pk
+
+    return min(order(*other) for other in others) < order(task.pk, running, mine)
 
 
 def _fail_too_big(task: Task, host: str) -> None:

@@ -163,3 +163,30 @@ def test_a_worker_offering_other_gpus_registers_them_and_drops_the_free_ones_it_
     gpus.register_host("gpu-host-1", ["1", "2"])
 
     assert list(GpuSlot.objects.filter(host="gpu-host-1").values_list("gpu", "position")) == [("1", 0), ("2", 1)]
+
+
+def test_tasks_started_together_take_turns_on_a_hosts_gpu(settings):
+    settings.GPU_IDS = ["0"]
+    first = start({"tp-size": [1], "chunked-prefill-size": [512, 1024, 2048]})
+    second = start({"tp-size": [1], "chunked-prefill-size": [512, 1024, 2048]})
+    order = []
+    for _ in range(12):  # each task's jobs ask in turn, as the queue hands them out
+        for task in (first, first, second, second):
+            if (experiment := lifecycle.claim_next(task.pk)) is not None:
+                order.append(task.pk)
+                Experiment.objects.filter(pk=experiment.pk).update(status=ExperimentStatus.SUCCEEDED)
+                gpus.release(experiment.pk)
+
+    assert order == [first.pk, second.pk] * 3
+
+
+def test_a_task_run_in_the_foreground_does_not_give_way(settings):
+    settings.GPU_IDS = ["0"]
+    first = start({"tp-size": [1], "chunked-prefill-size": [512, 1024]})
+    start({"tp-size": [1], "chunked-prefill-size": [512, 1024]})
+    claimed = lifecycle.claim_next(first.pk)
+    Experiment.objects.filter(pk=claimed.pk).update(status=ExperimentStatus.SUCCEEDED)
+    gpus.release(claimed.pk)
+
+    assert lifecycle.claim_next(first.pk) is None  # the other task's turn
+    assert lifecycle.claim_next(first.pk, take_turns=False) is not None

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         printer.start()
         try:
             while not lifecycle.finish_if_done(task.pk):
-                experiment = lifecycle.claim_next(task.pk)
+                experiment = lifecycle.claim_next(task.pk, take_turns=False)  # its own task, in the foreground
                 if experiment is None:
                     if not lifecycle.has_more(task.pk):
                         break
