@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import pytest
 
@@ -192,7 +193,7 @@ def test_an_open_loop_serves_its_rate_until_capacity_then_queues_without_end():
     assert over.requests_per_s < 1000
 
 
-GRID = {
+GRID: dict[str, list[Any]] = {
     "tp-size": [1, 2, 4],
     "dp-size": [1, 2],
     "mem-fraction-static": [0.5, 0.8, 0.97],
@@ -223,7 +224,8 @@ def test_the_true_optimum_of_throughput_is_the_brute_force_best_within_the_gpu_c
         GRID, runtime="sglang", workload=SHARED, objective="maximize_throughput", loads=loads, gpu_cap=gpu_cap
     )
 
-    assert (optimum.combination, optimum.value) == (best, pytest.approx(value))
+    assert optimum.combination == best
+    assert optimum.value == pytest.approx(value)
     assert Config.from_flags(optimum.combination, "sglang").gpus_needed <= gpu_cap
     assert optimum.score_of(optimum.combination) == optimum.value
     assert optimum.shortfall(optimum.value) == 0
