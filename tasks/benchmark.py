@@ -1,24 +1,37 @@
-"""A load generator for an OpenAI-compatible ``/v1/completions`` endpoint, and the score of its results.
+"""A load generator for an OpenAI-compatible ``/v1/completions`` endpoint.
 
-Each concurrency level sends a fixed number of streamed requests, that many in flight at once,
-and measures per request:
+It sends a ``tasks.workload.Workload`` at each load (a concurrency, or a request rate in ``rate``
+mode), warm-up first, and ``tasks.scoring`` scores the levels. Each request is streamed and asks for
+usage (``stream_options.include_usage``). Per request:
 
 - TTFT, time to first token: from sending the request to the first chunk carrying text (ms).
 - TPOT, time per output token: (end − first token) / (output tokens − 1), the decode speed (ms);
   a one-token answer has none.
 - E2E, end-to-end latency: from sending the request to the end of the stream (s).
-- Output tokens: the chunks carrying text (the engines stream one token a chunk).
+- Prompt and output tokens: from the engine's final usage event. An engine that sends none has its
+  output counted as the chunks carrying text (one token a chunk, an under-count when it sends
+  several) and its prompt as the prompt's words; the level then says ``tokens_from="chunks"``.
 
 and per level:
 
 - Requests per second and output tokens per second: what the succeeded requests delivered,
-  divided by the level's wall-clock duration.
-- Success rate: succeeded / requests sent; a non-200 answer, a broken or unfinished stream, a
-  connection error or a timeout is a failure.
+  divided by the level's wall-clock duration (warm-up excluded).
+- Success rate: succeeded / requests sent; a non-200 answer, a broken or unfinished stream, an
+  engine error event, a connection error or a timeout is a failure.
 
 TTFT, TPOT and E2E are summarised over the succeeded requests as p50, p90, p99 and mean.
-Only the standard library is used: raw HTTP/1.1 over ``asyncio.open_connection``, one
-connection a request.
+
+Early stop (``early_stop=True`` with SLOs): a level starts no more requests once its SLO can no
+longer be met (``tasks.scoring.early_stop_reason``), says why in ``stopped_early`` and counts as
+missing its SLOs. ``benchmark`` then runs none of the loads after a level that misses an SLO (give
+them in rising order): its list of results simply ends there.
+
+Goodput (``goodput_search``): the highest load meeting every SLO, found by doubling the load from
+``start`` while every SLO holds, then bisecting between the last good and the first bad load.
+
+The HTTP client is httpx (keep-alive, streaming); it ignores proxy settings (``trust_env=False``),
+which must never see engine traffic. An open loop's connections are capped at ``MAX_CONNECTIONS``;
+later arrivals wait in the client for one, and that wait counts in their TTFT, as a user's would.
 """
 
 from __future__ import annotations
@@ -26,19 +39,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import math
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+
+import httpx
+
+from tasks.scoring import Slos, early_stop_reason, has_limits, meets_slos
+from tasks.workload import Request, Workload, arrival_times, make_request
 
 PERCENTILES = {"p50": 50, "p90": 90, "p99": 99}
-PROMPT_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+MAX_CONNECTIONS = 256  # an open loop's cap: past it arrivals queue in the client, not in the kernel
+STOP_POLL_S = 0.05  # how often a level looks at the stop event
 
 type Summary = dict[str, float | None]
 
@@ -70,6 +89,9 @@ def summarize(values: Sequence[float]) -> Summary:
     return summary
 
 
+# Results
+
+
 @dataclass(frozen=True)
 class RequestResult:
     ok: bool
@@ -78,12 +100,14 @@ class RequestResult:
     tpot_s: float | None = None
     e2e_s: float | None = None
     output_tokens: int = 0
+    prompt_tokens: int = 0
+    from_usage: bool = False  # the tokens came from the engine's usage, not counted chunks
 
 
 @dataclass(frozen=True)
 class LevelResult:
-    concurrency: int
-    requests: int  # sent; fewer than asked when the level ran out of time
+    concurrency: float  # the level's load: requests in flight, or requests per second in rate mode
+    requests: int  # sent and counted; fewer than asked when the level ran out of time or stopped early
     succeeded: int
     failed: int
     duration_s: float
@@ -94,72 +118,33 @@ class LevelResult:
     tpot_ms: Summary
     e2e_s: Summary
     errors: dict[str, int] = field(default_factory=dict)  # why requests failed, with how many each
+    mode: str = "concurrency"
+    prompt_tokens: int = 0  # totals over the succeeded requests
+    output_tokens: int = 0
+    # "usage" when every succeeded request reported it, else "chunks" (as every level stored before it)
+    tokens_from: str = "chunks"
+    warmup: int = 0  # requests sent before the level, not counted
+    stopped_early: str = ""  # why the level stopped starting requests before its SLO was surely missed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LevelResult:
+        """A level as stored (``as_dict`` read back from JSON), also one stored before a field existed."""
+        empty: Summary = {name: None for name in (*PERCENTILES, "mean")}
+        known = {item.name for item in fields(cls)}
+        summaries = {name: empty | dict(data.get(name) or {}) for name in ("ttft_ms", "tpot_ms", "e2e_s")}
+        return cls(**({key: value for key, value in data.items() if key in known} | summaries))
 
-def make_prompt(words: int, salt: int) -> str:
-    # A distinct first word per request: an engine's prefix cache would otherwise skip the prefill
-    # of every prompt after the first, and TTFT would measure the cache.
-    body = " ".join(PROMPT_WORDS[i % len(PROMPT_WORDS)] for i in range(max(words - 1, 0)))
-    return f"request-{salt} {body}".strip()
 
-
-async def run_level(
-    base_url: str,
-    model: str,
-    *,
-    concurrency: int,
-    requests: int,
-    input_tokens: int,
-    output_tokens: int,
-    max_seconds: float,
-    request_timeout_s: float | None = None,
-    stop: threading.Event | None = None,
+def _level_result(
+    load: float, workload: Workload, results: Sequence[RequestResult], duration: float, warmup: int, stopped: str
 ) -> LevelResult:
-    """Send ``requests`` streamed completions, ``concurrency`` at a time; start none after ``max_seconds``
-    or once ``stop`` is set (a cancelled experiment).
-
-    A request not finished within ``request_timeout_s`` (default ``max_seconds``) fails as a timeout.
-    """
-    if concurrency < 1 or requests < 0:
-        raise ValueError("concurrency must be at least 1 and requests not negative")
-    host, port, path = _endpoint(base_url)
-    timeout = request_timeout_s if request_timeout_s is not None else max_seconds
-    started = time.perf_counter()
-    deadline = started + max_seconds
-    sent = 0
-    results: list[RequestResult] = []
-
-    async def worker() -> None:
-        nonlocal sent
-        while sent < requests and time.perf_counter() < deadline and not (stop and stop.is_set()):
-            index = sent
-            sent += 1  # no await between the check and this: the workers share one thread
-            body = {
-                "model": model,
-                "prompt": make_prompt(input_tokens, index),
-                "max_tokens": output_tokens,
-                "stream": True,
-                "temperature": 0,
-                # vLLM and SGLang both honour it: every request then produces exactly max_tokens.
-                "ignore_eos": True,
-            }
-            results.append(await _stream_completion(host, port, path, json.dumps(body).encode(), timeout))
-
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, requests) or 1):
-            group.create_task(worker())
-    duration = time.perf_counter() - started
-    return _level_result(concurrency, results, duration)
-
-
-def _level_result(concurrency: int, results: Sequence[RequestResult], duration: float) -> LevelResult:
     good = [result for result in results if result.ok]
     tokens = sum(result.output_tokens for result in good)
     return LevelResult(
-        concurrency=concurrency,
+        concurrency=load,
         requests=len(results),
         succeeded=len(good),
         failed=len(results) - len(good),
@@ -171,7 +156,121 @@ def _level_result(concurrency: int, results: Sequence[RequestResult], duration: 
         tpot_ms=summarize([r.tpot_s * 1000 for r in good if r.tpot_s is not None]),
         e2e_s=summarize([r.e2e_s for r in good if r.e2e_s is not None]),
         errors=dict(Counter(result.error for result in results if result.error)),
+        mode=workload.mode,
+        prompt_tokens=sum(result.prompt_tokens for result in good),
+        output_tokens=tokens,
+        tokens_from="usage" if all(result.from_usage for result in good) else "chunks",
+        warmup=warmup,
+        stopped_early=stopped,
     )
+
+
+# Running a level
+
+
+async def _run_load(
+    client: httpx.AsyncClient,
+    url: str,
+    model: str,
+    workload: Workload,
+    load: float,
+    count: int,
+    salts: Iterator[int],
+    slos: Slos | None,
+    results: list[RequestResult],
+) -> str:
+    """Send up to ``count`` requests at ``load``, adding each result to ``results`` as it ends; none
+    starts after ``max_seconds`` or once the SLO (when ``slos`` is given) can no longer be met, and
+    then why is returned."""
+    timeout = workload.request_timeout_s if workload.request_timeout_s is not None else workload.max_seconds
+    started = time.perf_counter()
+    deadline = started + workload.max_seconds
+    stopped = ""
+    numbers = iter(range(count))
+
+    def next_request() -> Request | None:
+        index = next(numbers, None)
+        if index is None or stopped or time.perf_counter() >= deadline:
+            return None
+        return make_request(workload, index, next(salts))
+
+    async def send(request: Request) -> None:
+        nonlocal stopped
+        results.append(await _stream_completion(client, url, model, request, timeout))
+        if slos and not stopped:
+            stopped = early_stop_reason(results, count, slos)
+
+    async def closed_loop_worker() -> None:
+        while request := next_request():
+            await send(request)
+
+    async with asyncio.TaskGroup() as group:
+        if workload.mode == "concurrency":
+            for _ in range(min(int(load), count) or 1):
+                group.create_task(closed_loop_worker())
+        else:
+            for at in arrival_times(load, count, workload.seed):
+                if started + at >= deadline:
+                    break
+                await asyncio.sleep(max(started + at - time.perf_counter(), 0))
+                if not (request := next_request()):
+                    break
+                group.create_task(send(request))
+    return stopped
+
+
+async def run_level(
+    base_url: str,
+    model: str,
+    workload: Workload,
+    load: float,
+    *,
+    slos: Slos | None = None,
+    early_stop: bool = False,
+    stop: threading.Event | None = None,
+    salts: Iterator[int] | None = None,
+) -> LevelResult:
+    """Warm up, then run one level of ``workload.requests`` streamed completions at ``load``.
+
+    Once ``stop`` is set (a cancelled experiment) the requests in flight are cancelled and the level
+    holds those that finished. ``salts`` numbers the prompts' unique markers; give the same iterator
+    to every level of a benchmark, so no prompt repeats another's.
+    """
+    if load <= 0:
+        raise ValueError(f"a level's load must be positive, not {load}")
+    url = _endpoint(base_url)
+    salts = salts if salts is not None else itertools.count()
+    size = max(int(load), 1) if workload.mode == "concurrency" else MAX_CONNECTIONS
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    early_slos = slos if early_stop and slos and has_limits(slos) else None
+    warmed: list[RequestResult] = []
+    counted: list[RequestResult] = []
+    stopped = ""
+    started = time.perf_counter()
+    # asyncio.timeout bounds each whole request; httpx's own (5 s by default) would cut a long TTFT.
+    async with httpx.AsyncClient(limits=limits, timeout=None, trust_env=False) as client:
+
+        async def both() -> None:
+            nonlocal started, stopped
+            await _run_load(client, url, model, workload, load, workload.warmup_requests, salts, None, warmed)
+            started = time.perf_counter()
+            stopped = await _run_load(client, url, model, workload, load, workload.requests, salts, early_slos, counted)
+
+        await _until_stopped(both(), stop)
+    return _level_result(load, workload, counted, time.perf_counter() - started, len(warmed), stopped)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: threading.Event | None) -> None:
+    """Run ``work`` to its end, or cancel it once ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait([task], timeout=STOP_POLL_S)
+        if stop is not None and stop.is_set() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if not task.cancelled():
+        task.result()
 
 
 def run_coroutine[T](coroutine: Coroutine[Any, Any, T]) -> T:
@@ -189,229 +288,177 @@ def run_coroutine[T](coroutine: Coroutine[Any, Any, T]) -> T:
 def benchmark(
     base_url: str,
     model: str,
-    levels: Sequence[int],
+    workload: Workload,
+    loads: Sequence[float],
     *,
-    requests: int,
-    input_tokens: int,
-    output_tokens: int,
-    max_seconds: float,
-    request_timeout_s: float | None = None,
+    slos: Slos | None = None,
+    early_stop: bool = False,
     stop: threading.Event | None = None,
-    on_level: Callable[[int], None] | None = None,
+    on_level: Callable[[float], None] | None = None,
 ) -> list[LevelResult]:
-    """Run each concurrency level in order, one after the other, calling ``on_level(concurrency)``
-    before each; none starts once ``stop`` is set. Call it outside an event loop."""
+    """Run each load in order, calling ``on_level(load)`` before each; none starts once ``stop`` is
+    set. With ``early_stop`` and SLOs, a level stops once its SLO can no longer be met, and no load
+    after a level missing an SLO runs. Call it outside an event loop."""
+    salts = itertools.count()
 
     async def run_all() -> list[LevelResult]:
-        results = []
-        for level in levels:
+        results: list[LevelResult] = []
+        for load in loads:
             if stop and stop.is_set():
                 break
             if on_level:
-                on_level(level)
-            results.append(
-                await run_level(
-                    base_url,
-                    model,
-                    concurrency=level,
-                    requests=requests,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    max_seconds=max_seconds,
-                    request_timeout_s=request_timeout_s,
-                    stop=stop,
-                )
+                on_level(load)
+            level = await run_level(
+                base_url, model, workload, load, slos=slos, early_stop=early_stop, stop=stop, salts=salts
             )
+            results.append(level)
+            if early_stop and slos and has_limits(slos) and not meets_slos(level, slos):
+                break
         return results
 
     return run_coroutine(run_all())
 
 
-def _endpoint(base_url: str) -> tuple[str, int, str]:
-    parts = urlsplit(base_url)
-    if parts.scheme != "http" or not parts.hostname:
+GOODPUT_WITHOUT_SLOS = "goodput is the highest load meeting every SLO: set at least one SLO"
+
+
+def goodput_search(
+    base_url: str,
+    model: str,
+    workload: Workload,
+    *,
+    slos: Slos,
+    start: float,
+    ceiling: float,
+    early_stop: bool = True,
+    stop: threading.Event | None = None,
+    on_level: Callable[[float], None] | None = None,
+) -> list[LevelResult]:
+    """Every level run, in order, finding the highest load meeting every SLO: from ``start``, the load
+    doubles (up to ``ceiling``) while every SLO holds, then bisects between the last good and the
+    first bad load, to one request in flight (concurrency) or under 5 % of the good load (rate)."""
+    if not has_limits(slos):
+        raise ValueError(GOODPUT_WITHOUT_SLOS)
+    whole = workload.mode == "concurrency"
+    if not 0 < start <= ceiling or (whole and (start != int(start) or ceiling != int(ceiling))):
+        raise ValueError(f"goodput needs 0 < start <= ceiling ({start}, {ceiling}), whole numbers for concurrency")
+    salts = itertools.count()
+    results: list[LevelResult] = []
+
+    async def meets(load: float) -> bool | None:
+        if stop and stop.is_set():
+            return None
+        if on_level:
+            on_level(load)
+        level = await run_level(
+            base_url, model, workload, load, slos=slos, early_stop=early_stop, stop=stop, salts=salts
+        )
+        results.append(level)
+        return meets_slos(level, slos)
+
+    async def search() -> None:
+        good, bad = 0.0, None
+        load, top = (int(start), int(ceiling)) if whole else (start, ceiling)
+        while (outcome := await meets(load)) and load < top:
+            good, load = load, min(load * 2, top)
+        if outcome is None:
+            return
+        if outcome:
+            return  # the ceiling holds
+        bad = load
+        while good and (bad - good > 1 if whole else bad - good >= 0.05 * good):
+            middle = (good + bad) // 2 if whole else (good + bad) / 2
+            if (outcome := await meets(middle)) is None:
+                return
+            good, bad = (middle, bad) if outcome else (good, middle)
+
+    run_coroutine(search())
+    return results
+
+
+def _endpoint(base_url: str) -> str:
+    parts = httpx.URL(base_url)
+    if parts.scheme != "http" or not parts.host:
         raise ValueError(f"{base_url!r} is not an http:// URL; engines are reached over plain HTTP")
-    return parts.hostname, parts.port or 80, parts.path.rstrip("/") + "/v1/completions"
+    return str(parts.copy_with(path=parts.path.rstrip("/") + "/v1/completions"))
 
 
 class _Failed(Exception):
     pass
 
 
-async def _stream_completion(host: str, port: int, path: str, body: bytes, timeout: float) -> RequestResult:
-    writer: asyncio.StreamWriter | None = None
+async def _stream_completion(
+    client: httpx.AsyncClient, url: str, model: str, request: Request, timeout: float
+) -> RequestResult:
+    body = {
+        "model": model,
+        "prompt": request.prompt,
+        "max_tokens": request.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0,
+        # vLLM and SGLang both honour it: every request then produces exactly max_tokens.
+        "ignore_eos": True,
+    }
     sent = time.perf_counter()
     first: float | None = None
-    tokens = 0
+    end: float | None = None
+    chunks = 0
+    usage: dict[str, Any] | None = None
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            head = (
-                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + body)
-            await writer.drain()
-            status, headers = await _read_head(reader)
-            if status != 200:
-                raise _Failed(f"HTTP {status}")
-            done = False
-            async for data in _sse_data(_body(reader, headers)):
+        async with asyncio.timeout(timeout), client.stream("POST", url, json=body) as response:
+            if response.status_code != 200:
+                raise _Failed(f"HTTP {response.status_code}")
+            # The lines after [DONE] are read too: a response read to its end keeps its connection alive.
+            async for line in response.aiter_lines():
+                if not line.startswith("data:") or end is not None:
+                    continue
+                data = line[5:].strip()
                 if data == "[DONE]":
-                    done = True
-                    break
-                text = _chunk_text(data)
+                    end = time.perf_counter()
+                    continue
+                text, usage = _event(data, usage)
                 if text:
-                    tokens += 1
+                    chunks += 1
                     if first is None:
                         first = time.perf_counter()
-            if not done:
-                raise _Failed("stream ended before [DONE]")
-            if first is None:
-                raise _Failed("no output tokens")
-        end = time.perf_counter()
-        tpot = (end - first) / (tokens - 1) if tokens > 1 else None
-        return RequestResult(ok=True, ttft_s=first - sent, tpot_s=tpot, e2e_s=end - sent, output_tokens=tokens)
-    except TimeoutError:
+        if end is None:
+            raise _Failed("stream ended before [DONE]")
+        if first is None:
+            raise _Failed("no output tokens")
+    except (TimeoutError, httpx.TimeoutException):
         return RequestResult(ok=False, error="timeout")
     except _Failed as failure:
         return RequestResult(ok=False, error=str(failure))
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
+    except (httpx.HTTPError, OSError, ValueError) as error:
         return RequestResult(ok=False, error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
-    finally:
-        if writer is not None:
-            if first is None or tokens == 0:
-                writer.transport.abort()  # nothing left worth reading; do not wait for the peer
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+    tokens = int(usage["completion_tokens"]) if usage else chunks
+    prompt_tokens = int(usage["prompt_tokens"]) if usage else len(request.prompt.split())
+    tpot = (end - first) / (tokens - 1) if tokens > 1 else None
+    return RequestResult(
+        ok=True,
+        ttft_s=first - sent,
+        tpot_s=tpot,
+        e2e_s=end - sent,
+        output_tokens=tokens,
+        prompt_tokens=prompt_tokens,
+        from_usage=usage is not None,
+    )
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    status_line = await reader.readline()
-    parts = status_line.decode("latin-1").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-        raise _Failed(f"not an HTTP response: {status_line[:80]!r}")
-    headers: dict[str, str] = {}
-    while line := (await reader.readline()).strip():
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> AsyncIterator[bytes]:
-    """The response body as it arrives: chunked, sized, or up to the connection's close."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        while True:
-            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                return  # trailers, if any, are not read: the connection closes anyway
-            chunk = await reader.readexactly(size + 2)
-            yield chunk[:-2]
-    elif "content-length" in headers:
-        yield await reader.readexactly(int(headers["content-length"]))
-    else:
-        while chunk := await reader.read(65536):
-            yield chunk
-
-
-async def _sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """The ``data:`` payloads of a Server-Sent Events stream, whatever the chunk boundaries."""
-    pending = b""
-    async for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if line.startswith(b"data:"):
-                yield line[5:].strip().decode()
-    if pending.startswith(b"data:"):
-        yield pending[5:].strip().decode()
-
-
-def _chunk_text(data: str) -> str:
+def _event(data: str, usage: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """The text an SSE event carries, and the usage so far (an event's usage replaces the last)."""
     event = json.loads(data)
     if not isinstance(event, dict):
         raise _Failed("a stream event is not a JSON object")
     if "error" in event:
         error = event["error"]
         raise _Failed(f"engine error: {error.get('message', error) if isinstance(error, dict) else error}")
-    choices = event.get("choices") or []  # a usage-only event has none
-    return (choices[0].get("text") or "") if choices else ""
+    reported = event.get("usage")
+    if isinstance(reported, dict) and "completion_tokens" in reported and "prompt_tokens" in reported:
+        usage = reported
+    choices = event.get("choices") or []  # the usage event has none
+    return ((choices[0].get("text") or "") if choices else ""), usage
 
 
 # Scoring
-
-OBJECTIVES = {
-    # objective: (what it reads from a level, whether higher is better)
-    "maximize_throughput": (lambda level: level.output_tokens_per_s, True),
-    "minimize_latency": (lambda level: level.e2e_s["p50"], False),
-    "minimize_ttft": (lambda level: level.ttft_ms["p50"], False),
-    "minimize_tpot": (lambda level: level.tpot_ms["p50"], False),
-}
-SLO_NAMES = ("ttft_p90_ms", "tpot_p90_ms", "e2e_p99_s", "min_success_rate")
-
-
-def slo_violations(level: LevelResult, slos: Mapping[str, float | None]) -> list[str]:
-    """Each SLO the level misses, as ``p90 TTFT 412 ms > 300 ms``; a None limit is no limit."""
-    unknown = set(slos) - set(SLO_NAMES)
-    if unknown:
-        raise ValueError(f"unknown SLO {', '.join(sorted(unknown))}; known: {', '.join(SLO_NAMES)}")
-    found = []
-    limits = [
-        ("ttft_p90_ms", "p90 TTFT", level.ttft_ms["p90"], "ms"),
-        ("tpot_p90_ms", "p90 TPOT", level.tpot_ms["p90"], "ms"),
-        ("e2e_p99_s", "p99 E2E", level.e2e_s["p99"], "s"),
-    ]
-    for name, label, value, unit in limits:
-        limit = slos.get(name)
-        if limit is not None and value is not None and value > limit:
-            found.append(f"{label} {_number(value)} {unit} > {_number(limit)} {unit}")
-    minimum = slos.get("min_success_rate")
-    if minimum is not None and level.success_rate < minimum:
-        found.append(f"success rate {_number(level.success_rate * 100)}% < {_number(minimum * 100)}%")
-    return found
-
-
-@dataclass(frozen=True)
-class Scored:
-    value: float | None  # the objective at ``level``; None when no level meets every SLO
-    level: LevelResult | None  # the level scored, or else the closest to meeting the SLOs
-    reason: str | None  # why there is no value
-
-
-def score(
-    results: Sequence[LevelResult], objective: str, slos: Mapping[str, float | None]
-) -> tuple[float | None, str | None]:
-    """The objective's value at the best level that meets every SLO, or None and why none does
-    (see ``score_levels``)."""
-    scored = score_levels(results, objective, slos)
-    return scored.value, scored.reason
-
-
-def score_levels(results: Sequence[LevelResult], objective: str, slos: Mapping[str, float | None]) -> Scored:
-    """The objective's value at the best level that meets every SLO, or None and why none does.
-
-    Throughput (output tokens/s) is higher-better; latency (E2E p50, s), TTFT p50 and TPOT p50 (ms)
-    are lower-better. A level where no request succeeded is never chosen. When every level misses
-    an SLO, the reason names what the closest level missed (fewest misses, lowest level first):
-    ``violates SLO (p90 TTFT 412 ms > 300 ms)``.
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
-    read, higher_is_better = OBJECTIVES[objective]
-    candidates = [level for level in results if level.succeeded]
-    if not candidates:
-        return Scored(None, None, "no request succeeded" if results else "no benchmark results")
-    violations = {id(level): slo_violations(level, slos) for level in candidates}
-    meeting = [level for level in candidates if not violations[id(level)] and read(level) is not None]
-    if meeting:
-        best = (max if higher_is_better else min)(meeting, key=read)
-        return Scored(read(best), best, None)
-    closest = min(candidates, key=lambda level: (len(violations[id(level)]), level.concurrency))
-    return Scored(None, closest, f"violates SLO ({'; '.join(violations[id(closest)])})")
-
-
-def _number(value: float) -> str:
-    text = f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:.1f}".removesuffix(".0")
-    return text if text != "-0" else "0"
