@@ -404,7 +404,7 @@ async def _stream_completion(
     first: float | None = None
     end: float | None = None
     chunks = 0
-    usage: dict[str, Any] | None = None
+    usage: tuple[int, int] | None = None  # prompt and completion tokens, as the engine counted them
     try:
         async with asyncio.timeout(timeout), client.stream("POST", url, json=body) as response:
             if response.status_code != 200:
@@ -432,8 +432,7 @@ async def _stream_completion(
         return RequestResult(ok=False, error=str(failure))
     except (httpx.HTTPError, OSError, ValueError) as error:
         return RequestResult(ok=False, error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
-    tokens = int(usage["completion_tokens"]) if usage else chunks
-    prompt_tokens = int(usage["prompt_tokens"]) if usage else len(request.prompt.split())
+    prompt_tokens, tokens = usage or (len(request.prompt.split()), chunks)
     tpot = (end - first) / (tokens - 1) if tokens > 1 else None
     return RequestResult(
         ok=True,
@@ -446,8 +445,9 @@ async def _stream_completion(
     )
 
 
-def _event(data: str, usage: dict[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-    """The text an SSE event carries, and the usage so far (an event's usage replaces the last)."""
+def _event(data: str, usage: tuple[int, int] | None) -> tuple[str, tuple[int, int] | None]:
+    """The text an SSE event carries, and the usage so far (an event's usage replaces the last; vLLM
+    may send one in every event, with null when it has none)."""
     event = json.loads(data)
     if not isinstance(event, dict):
         raise _Failed("a stream event is not a JSON object")
@@ -455,10 +455,10 @@ def _event(data: str, usage: dict[str, Any] | None) -> tuple[str, dict[str, Any]
         error = event["error"]
         raise _Failed(f"engine error: {error.get('message', error) if isinstance(error, dict) else error}")
     reported = event.get("usage")
-    if isinstance(reported, dict) and "completion_tokens" in reported and "prompt_tokens" in reported:
-        usage = reported
-    choices = event.get("choices") or []  # the usage event has none
-    return ((choices[0].get("text") or "") if choices else ""), usage
-
-
-# Scoring
+    if isinstance(reported, dict):
+        prompt, completion = reported.get("prompt_tokens"), reported.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            usage = (prompt, completion)
+    choices = event.get("choices") or [{}]  # the usage event has none
+    text = choices[0].get("text") if isinstance(choices, list) and isinstance(choices[0], dict) else None
+    return (text if isinstance(text, str) else ""), usage

@@ -236,7 +236,8 @@ class FakeEngine:
         for start in range(0, tokens, self.tokens_per_chunk):
             count = min(self.tokens_per_chunk, tokens - start)
             time.sleep(self.token_s * count)
-            send_event(handler, {"choices": [{"index": 0, "text": " tok" * count}]})
+            # vLLM sends a null usage in every event before the last.
+            send_event(handler, {"choices": [{"index": 0, "text": " tok" * count}], "usage": None})
         with self.lock:
             self.in_flight -= 1  # before the end, so the client's next request never finds this one in flight
             self.busy_peak = self.busy_peak if self.in_flight else 0
