@@ -33,6 +33,7 @@ logger = logging.getLogger("autotuner.runs")
 
 CHECK_SECONDS = 0.5  # how often the monitor looks for a cancel: "stops within seconds"
 HEARTBEAT_SECONDS = 5.0
+STANDIN_RUN = "AUTOTUNER_STANDIN_RUN"  # read by engines.standin, which imports nothing of ours
 
 
 class Monitor(threading.Thread):
@@ -105,7 +106,10 @@ def run_experiment(experiment: Experiment) -> Experiment:
     # The stand-in is a module of this project (python -m engines.standin): it starts from the
     # project's folder, wherever the worker was started. A real engine keeps the worker's folder.
     standin = settings.STANDIN_ENGINE in words
-    engine = EngineProcess(words, env=_engine_env(experiment), cwd=settings.BASE_DIR if standin else None)
+    env = _engine_env(experiment)
+    if standin:
+        env[STANDIN_RUN] = str(experiment.pk)  # each start its own noise: a repeat is a fresh measurement
+    engine = EngineProcess(words, env=env, cwd=settings.BASE_DIR if standin else None)
     base_url = f"http://127.0.0.1:{port}"
     try:
         if ran != command:
