@@ -17,11 +17,6 @@ def make_preset(**overrides: Any) -> ParameterPreset:
         "name": f"Preset {next(_numbers)}",
         "category": "custom",
         "parameters": {"tp-size": [1, 2]},
-        # The run tests count and time a grid's own experiments; the baseline, the finalists' repeats
-        # and warm-up have tests of their own (tests/tasks/test_trust.py), which turn them on.
-        "baseline": False,
-        "finalists": 0,
-        "warmup_requests": 0,
     }
     fields.update(overrides)
     preset = ParameterPreset(**fields)
