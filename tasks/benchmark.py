@@ -22,7 +22,7 @@ and per level:
 TTFT, TPOT and E2E are summarised over the succeeded requests as p50, p90, p99 and mean.
 
 Early stop (``early_stop=True`` with SLOs): a level starts no more requests once its SLO can no
-longer be met (``tasks.scoring.early_stop_reason``), says why in ``stopped_early`` and counts as
+longer be met (``tasks.scoring.EarlyStop``), says why in ``stopped_early`` and counts as
 missing its SLOs. ``benchmark`` then runs none of the loads after a level that misses an SLO (give
 them in rising order): its list of results simply ends there.
 
@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from tasks.scoring import Slos, early_stop_reason, has_limits, meets_slos
+from tasks.scoring import EarlyStop, Slos, has_limits, meets_slos
 from tasks.workload import Request, Workload, arrival_times, make_request
 
 PERCENTILES = {"p50": 50, "p90": 90, "p99": 99}
@@ -187,6 +187,7 @@ async def _run_load(
     deadline = started + workload.max_seconds
     stopped = ""
     numbers = iter(range(count))
+    early = EarlyStop(count, slos) if slos else None
 
     def next_request() -> Request | None:
         index = next(numbers, None)
@@ -196,9 +197,10 @@ async def _run_load(
 
     async def send(request: Request) -> None:
         nonlocal stopped
-        results.append(await _stream_completion(client, url, model, request, timeout))
-        if slos and not stopped:
-            stopped = early_stop_reason(results, count, slos)
+        result = await _stream_completion(client, url, model, request, timeout)
+        results.append(result)
+        if early and not stopped:
+            stopped = early.add(result)
 
     async def closed_loop_worker() -> None:
         while request := next_request():

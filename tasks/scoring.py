@@ -13,7 +13,7 @@ The score is the objective at the best level meeting every SLO:
 
 Early stop: a level's SLO can no longer be met once more than 10 % of its requests are over the
 p90 TTFT or TPOT limit, more than 1 % over the p99 E2E limit, or more have failed than the
-minimum success rate allows (``early_stop_reason``).
+minimum success rate allows (``EarlyStop``).
 """
 
 from __future__ import annotations
@@ -51,19 +51,36 @@ EARLY_STOPS = [
 ]
 
 
-def early_stop_reason(results: Sequence[RequestResult], planned: int, slos: Slos) -> str:
-    """Why the level's SLO can no longer be met by its ``planned`` requests, or ""."""
-    for name, label, share, read, unit in EARLY_STOPS:
-        limit = slos.get(name)
-        if limit is not None:
-            over = sum(1 for result in results if result.ok and (value := read(result)) is not None and value > limit)
-            if over > share * planned:
-                return f"{over} of {planned} requests over the {label} limit of {_number(limit)} {unit}"
-    minimum = slos.get("min_success_rate")
-    failed = sum(1 for result in results if not result.ok)
-    if minimum is not None and failed > (1 - minimum) * planned:
-        return f"{failed} of {planned} requests failed, more than a success rate of {_number(minimum * 100)}% allows"
-    return ""
+class EarlyStop:
+    """A level's results counted as they end: ``add`` says why its ``planned`` requests can no longer
+    meet the SLOs once that is so, else ""."""
+
+    def __init__(self, planned: int, slos: Slos) -> None:
+        self.planned = planned
+        self.checks = [(check, limit) for check in EARLY_STOPS if (limit := slos.get(check[0])) is not None]
+        self.minimum = slos.get("min_success_rate")
+        self.over = dict.fromkeys((check[0] for check, _ in self.checks), 0)
+        self.failed = 0
+
+    def add(self, result: RequestResult) -> str:
+        if not result.ok:
+            self.failed += 1
+            if self.minimum is not None and self.failed > _allowed(1 - self.minimum, self.planned):
+                rate = _number(self.minimum * 100)
+                return f"{self.failed} of {self.planned} requests failed, more than a success rate of {rate}% allows"
+            return ""
+        for (name, label, share, read, unit), limit in self.checks:
+            if (value := read(result)) is not None and value > limit:
+                self.over[name] += 1
+                if self.over[name] > _allowed(share, self.planned):
+                    over = f"{self.over[name]} of {self.planned} requests over the {label} limit"
+                    return f"{over} of {_number(limit)} {unit}"
+        return ""
+
+
+def _allowed(share: float, planned: int) -> float:
+    # Rounded: (1 - 0.9) * 20 is 1.9999999999999996, and 2 failures in 20 still meet 90 %.
+    return round(share * planned, 9)
 
 
 def slo_violations(level: LevelResult, slos: Slos) -> list[str]:

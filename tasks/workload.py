@@ -17,6 +17,7 @@ Pure: no I/O, no Django.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from dataclasses import dataclass
@@ -73,13 +74,20 @@ def make_request(workload: Workload, index: int, salt: int) -> Request:
     words = draw.randint(workload.input_tokens, workload.input_tokens_max or workload.input_tokens)
     max_tokens = draw.randint(workload.output_tokens, workload.output_tokens_max or workload.output_tokens)
     shared = round(words * workload.shared_prefix)
-    # Drawn in one sequence from the seed, so a shorter prompt's prefix is the start of a longer one's.
-    prefix_draw = random.Random(f"{workload.seed}:prefix")
-    prefix = [prefix_draw.choice(PROMPT_WORDS) for _ in range(shared)]
+    # One sequence for every length, so a shorter prompt's prefix is the start of a longer one's.
+    longest = round((workload.input_tokens_max or workload.input_tokens) * workload.shared_prefix)
+    prefix = list(_prefix(workload.seed, longest)[:shared])
     # The marker comes first after the prefix: an engine's prefix cache would otherwise serve the
     # prefill of every prompt after the first, and TTFT would measure the cache.
     rest = [f"request-{salt}", *(PROMPT_WORDS[i % len(PROMPT_WORDS)] for i in range(words - shared - 1))]
     return Request(prompt=" ".join(prefix + rest[: words - shared]), max_tokens=max_tokens)
+
+
+@functools.lru_cache(maxsize=8)
+def _prefix(seed: int, words: int) -> tuple[str, ...]:
+    # Cached: drawn once per benchmark, not once per request while requests are being timed.
+    draw = random.Random(f"{seed}:prefix")
+    return tuple(draw.choice(PROMPT_WORDS) for _ in range(words))
 
 
 def arrival_times(rate: float, count: int, seed: int) -> list[float]:

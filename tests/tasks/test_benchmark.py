@@ -337,6 +337,15 @@ def test_a_level_stops_early_once_its_slo_is_lost_and_higher_loads_do_not_run():
     assert slo_violations(levels[1], slos)[-1] == f"stopped early: {levels[1].stopped_early}"
 
 
+def test_a_level_stops_early_once_failures_exceed_what_the_success_rate_allows():
+    workload = Workload(input_tokens=4, output_tokens=2, requests=20)
+    with serving(FakeEngine()) as url:
+        levels = benchmark(url, "other", workload, [2, 4], slos={"min_success_rate": 0.9}, early_stop=True)
+    [level] = levels
+    assert level.stopped_early == "3 of 20 requests failed, more than a success rate of 90% allows"
+    assert level.requests <= 4
+
+
 def test_without_early_stop_every_level_runs_in_full():
     workload = Workload(input_tokens=4, output_tokens=2, requests=10)
     with serving(FakeEngine(busy_above=2, busy_ttft_s=0.05)) as url:
