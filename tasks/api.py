@@ -31,7 +31,7 @@ from tasks import results as run_results
 from tasks.filters import TaskFilter
 from tasks.models import Task
 from tasks.serializers import WHOLE_TASK_RULES, TaskSerializer
-from tasks.states import ExperimentStatus, TaskStatus, TransitionRefused
+from tasks.states import ExperimentRole, ExperimentStatus, TaskStatus, TransitionRefused
 
 PLAN_PAGE_SIZE = 100
 MAX_PLAN_PAGE_SIZE = 1000
@@ -98,13 +98,22 @@ def _query(serializer_class: type[serializers.Serializer], request: Request) -> 
 class ExperimentRecordSerializer(serializers.Serializer):
     """One experiment with its outcome (``tasks.results.record``)."""
 
-    number = serializers.IntegerField()
+    number = serializers.IntegerField(help_text="0 is the baseline, the engine's defaults.")
+    role = serializers.ChoiceField(choices=ExperimentRole.values)
+    repeat_of = serializers.IntegerField(
+        allow_null=True, help_text="The number of the experiment a repeat measures again."
+    )
     status = serializers.ChoiceField(choices=ExperimentStatus.values)
     parameters = serializers.DictField(help_text="Each flag and the one value this experiment uses.")
+    gpus = serializers.IntegerField(help_text="GPUs its engine uses: tp × pp × dp replicas.")
+    host = serializers.CharField(allow_blank=True, help_text="The host whose GPUs ran it.")
+    gpu_ids = serializers.ListField(child=serializers.CharField(), help_text="The GPU ids it was lent.")
     command = serializers.CharField(help_text="The engine's own launch command, on the port the worker used.")
     deploy_command = serializers.CharField(help_text="The engine's own launcher on the plan's port.")
     score = serializers.FloatField(allow_null=True)
-    scored_level = serializers.IntegerField(allow_null=True)
+    scored_level = serializers.FloatField(
+        allow_null=True, help_text="The load scored: a concurrency or a request rate."
+    )
     throughput_tokens_per_s = serializers.FloatField(allow_null=True)
     latency_p50_s = serializers.FloatField(allow_null=True)
     slo_violation = serializers.CharField(allow_null=True)
@@ -146,6 +155,32 @@ RESULTS = inline_serializer(
         "higher_is_better": serializers.BooleanField(),
         "slos": serializers.DictField(child=serializers.FloatField()),
         "best": ExperimentRecordSerializer(allow_null=True),
+        "baseline": ExperimentRecordSerializer(allow_null=True),
+        "verdict": inline_serializer(
+            "Verdict",
+            {
+                "winner": serializers.IntegerField(allow_null=True),
+                "runner_up": serializers.IntegerField(allow_null=True),
+                "tied": serializers.BooleanField(help_text="The best two are within each other's spread."),
+                "repeated": serializers.BooleanField(),
+                "waiting_repeats": serializers.BooleanField(),
+                "summary": serializers.CharField(),
+                "unit": serializers.CharField(),
+                "configurations": inline_serializer(
+                    "Configuration",
+                    {
+                        "number": serializers.IntegerField(),
+                        "repeats": serializers.ListField(child=serializers.IntegerField()),
+                        "measurements": serializers.ListField(child=serializers.FloatField()),
+                        "median": serializers.FloatField(allow_null=True),
+                        "spread": serializers.FloatField(allow_null=True),
+                        "gain_over_baseline": serializers.FloatField(allow_null=True),
+                        "finished": serializers.BooleanField(),
+                    },
+                    many=True,
+                ),
+            },
+        ),
         "pareto_front": serializers.ListField(child=serializers.IntegerField()),
         "experiments": ExperimentRecordSerializer(many=True),
     },
@@ -305,7 +340,7 @@ class TaskViewSet(viewsets.ModelViewSet):
     def experiments(self, request: Request, pk: str) -> Response:
         task = self.get_object()
         query = _query(ExperimentsQuerySerializer, request)
-        experiments = task.experiments.all()
+        experiments = task.experiments.select_related("repeat_of")
         if query.get("status"):
             experiments = experiments.filter(status=query["status"])
         rows = run_results.sort_experiments(task, list(experiments), query["sort"])
@@ -318,4 +353,5 @@ class TaskViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def results(self, request: Request, pk: str) -> Response:
         task = self.get_object()
-        return Response(run_results.results(task, list(task.experiments.all()), user=request.user))
+        experiments = list(task.experiments.select_related("repeat_of"))
+        return Response(run_results.results(task, experiments, user=request.user))

@@ -74,6 +74,9 @@ def record(experiment: Experiment, *, user: Any, with_levels: bool = True) -> di
         "repeat_of": _repeated_number(experiment),
         "status": experiment.status,
         "parameters": experiment.parameters,
+        "gpus": experiment.gpus,
+        "host": experiment.host,
+        "gpu_ids": experiment.gpu_ids,
         "command": experiment.command,  # the engine's own, on the port it ran on (no host launcher)
         "deploy_command": experiment.deploy_command,  # the engine's own launcher on the plan's port
         "score": experiment.score,

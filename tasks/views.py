@@ -44,6 +44,7 @@ from tasks.models import Experiment, Task
 from tasks.plots import pareto_front, scatter_svg
 from tasks.states import RUNNING_EXPERIMENT, TaskStatus, TransitionRefused
 from tasks.timeline import task_timeline
+from tasks.verdict import verdict
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -389,7 +390,8 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
     sort = request.GET.get("sort", "number")
     if sort not in run_results.SORTS:
         sort = "number"
-    best = run_results.best_experiment(task, experiments)
+    judged = verdict(task, experiments)
+    best = judged.winner.experiment if judged.winner else None
     points = run_results.plot_points(experiments)
     rows = run_results.sort_experiments(task, experiments, sort)[:EXPERIMENT_ROWS_SHOWN]
     tails = dict(Experiment.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "log_tail"))
@@ -408,6 +410,7 @@ def _run_context(request: HtmxHttpRequest, task: Task) -> dict[str, Any]:
         "sorts": run_results.SORTS,
         "progress": run_results.progress(task, experiments),
         "best": best,
+        "verdict": judged,
         "save_preset_form": _save_preset_form(best) if best else None,
         "front": {point.number for point in pareto_front(points)},
         "plot": scatter_svg(points, best=best.number if best else None) if points else "",

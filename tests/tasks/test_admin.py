@@ -35,6 +35,15 @@ def form_data(**overrides: str) -> dict[str, str]:
         "output_tokens": "256",
         "requests_per_level": "100",
         "max_seconds_per_level": "120",
+        "load_mode": "concurrency",
+        "request_rates": "1, 4, 16",
+        "shared_prefix": "0",
+        "warmup_requests": "4",
+        "baseline": "on",
+        "finalists": "3",
+        "repeats": "2",
+        "early_stop": "on",
+        "skip_after_oom": "on",
     }
     data.update(overrides)
     return data
