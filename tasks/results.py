@@ -277,5 +277,7 @@ def progress(task: Task, experiments: Sequence[Experiment]) -> Progress:
     durations = [experiment.duration_s for experiment in finished if experiment.duration_s is not None]
     remaining = None
     if durations and task.is_locked:
-        remaining = sum(durations) / len(durations) * max(total - done, 0)
+        # Experiments run side by side on a host's GPUs: the rest take their mean over as many lanes.
+        lanes = max(len(running), 1)
+        remaining = sum(durations) / len(durations) * max(total - done, 0) / lanes
     return Progress(done=done, total=total, running=running, elapsed_s=elapsed, remaining_s=remaining)

@@ -4,14 +4,19 @@ tasks.lifecycle.claim_next, in-process; tests/tasks/test_packing.py runs real wo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from tasks import gpus, lifecycle
 from tasks.gpus import GpuSlot, choose
-from tasks.models import Experiment
-from tasks.states import ExperimentStatus
+from tasks.models import Experiment, Task
+from tasks.results import progress
+from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
+from tests.tasks.runs import make_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +195,18 @@ def test_a_task_run_in_the_foreground_does_not_give_way(settings):
 
     assert lifecycle.claim_next(first.pk) is None  # the other task's turn
     assert lifecycle.claim_next(first.pk, take_turns=False) is not None
+
+
+def test_the_time_left_counts_the_experiments_running_side_by_side():
+    task = make_task(parameters={"tp-size": [1], "chunked-prefill-size": [512, 1024, 2048, 4096, 8192, 16384]})
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING, started_at=timezone.now())
+    task.refresh_from_db()
+    start = timezone.now() - timedelta(minutes=5)
+    for number in (1, 2):
+        make_experiment(task, number, started_at=start, finished_at=start + timedelta(seconds=60))
+    for number in (3, 4):
+        make_experiment(task, number, ExperimentStatus.BENCHMARKING)
+
+    left = progress(task, list(task.experiments.all())).remaining_s
+
+    assert left == 60 * 4 / 2  # four to go, a minute each, two at a time
