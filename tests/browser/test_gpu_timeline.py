@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tasks.models import Task
-from tasks.states import ExperimentStatus, TaskStatus
+from tasks.states import ExperimentRole, ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import GRID, in_status, make_experiment, measured
 
@@ -94,3 +94,43 @@ def test_a_finished_runs_gpu_timeline_shows_every_bar_without_scrolling_sideways
     bars.first.click()
     expect(page).to_have_url(re.compile(r"#experiment-1$"))
     expect(page.locator("#experiment-1")).to_contain_text("GPU 0 on gpu-node-1")
+
+
+def test_the_results_page_of_two_finalists_within_noise_says_tied_and_shows_both(
+    page: Page, artifacts_dir: Path
+) -> None:
+    task = in_status(
+        make_task(name="Close call", parameters=GRID, gpus=1, finalists=2, repeats=2, created_by=log_in(page)),
+        TaskStatus.COMPLETED,
+    )
+    make_experiment(task, 0, role=ExperimentRole.BASELINE, parameters={}, score=1000.0, throughput=1000.0, latency=2.0)
+    # Medians 1,200 (spread 60) and 1,150 (spread 80): 50 apart, less than their half spreads (70).
+    first = measured(task, 1, 1200.0, 1.5)
+    second = measured(task, 2, 1150.0, 1.6)
+    for number, original, throughput in [
+        (3, first, 1170.0),
+        (4, first, 1230.0),
+        (5, second, 1110.0),
+        (6, second, 1190.0),
+    ]:
+        measured(
+            task,
+            number,
+            throughput,
+            1.5,
+            role=ExperimentRole.REPEAT,
+            repeat_of=original,
+            parameters=original.parameters,
+        )
+
+    page.goto(f"/tasks/{task.pk}/results/")
+
+    verdict = page.locator("#verdict")
+    expect(verdict.get_by_role("heading", name="Tied within noise")).to_be_visible()
+    expect(verdict.locator(".badge.tied")).to_have_count(2)
+    expect(verdict.locator("#configuration-1")).to_contain_text("Tied")
+    expect(verdict.locator("#configuration-2")).to_contain_text("Tied")
+    expect(page.get_by_role("heading", name=re.compile("^Winner"))).to_have_count(0)
+    screenshot = artifacts_dir / "tied-within-noise.png"
+    verdict.screenshot(path=screenshot)
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
