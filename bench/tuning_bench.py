@@ -9,7 +9,7 @@ Each run makes a fresh SQLite database in a temporary folder, migrated with the 
 (``autotuner.settings``). Figures are printed beside their targets, a missed one as missed;
 nothing is asserted.
 
-1. **Packing** (real processes, about two minutes on 2 cores). A grid task of 32 one-GPU
+1. **Packing** (real processes, a little over a minute on 2 cores). A grid task of 32 one-GPU
    combinations (chunked-prefill-size 8 values × schedule-policy 2 × stream-interval 2, tp 1), a
    small workload (concurrency 1 and 4, 8 requests a level, 16 output tokens, no warm-up), run
    against the stand-in engine (``AUTOTUNER_STANDIN_ENGINE=1``, 1 s start-up) by one ``manage.py
@@ -34,7 +34,7 @@ nothing is asserted.
    bayesian (target ≤ 25 %) and random (target ≤ 50 %), and grid search's (one order, no seed) for
    reference. No baseline, no repeats.
 3. **Trust** (the same in-process setup). A 32-combination grid (mem-fraction-static 4 ×
-   schedule-policy 2 × stream-interval 4) whose best few lie within 2 to 7 % of each other, 5 %
+   schedule-policy 2 × stream-interval 4) whose next best four lie 2 to 7 % below the best, 5 %
    noise, full runs with the baseline and the 3 best measured twice more (each repeat a fresh
    engine start: a fresh draw), then ``tasks.verdict.verdict``. A run succeeds when the declared
    winner is the true best, or when the verdict is "tied within noise" with the true best among
@@ -232,7 +232,8 @@ class PackingRun:
     busy_share: float
     engine_start_s: float  # mean
     benchmark_s: float  # mean
-    overheads: list[float]
+    overheads: list[float]  # each experiment's: its own time beyond engine start and benchmark, plus
+    idle_s: float  # the mean of the second part, its GPU's idle gap before the next experiment
 
 
 def packing(folder: Path, size: Size) -> None:
@@ -247,13 +248,14 @@ def packing(folder: Path, size: Size) -> None:
     runs = [pack(folder, size, gpus) for gpus in (8, 1)]
     print(
         f"  {'GPUs':>4} {'done':>7} {'wall':>8} {'start→end':>10} {'busy':>6} {'engine':>7} {'bench':>7} "
-        f"{'overhead mean':>14} {'p90':>7}"
+        f"{'overhead mean':>14} {'p90':>7} {'of it idle':>10}"
     )
     for run in runs:
         print(
             f"  {run.gpus:>4} {run.succeeded:>3}/{run.experiments:<3} {run.wall_s:>7.1f}s "
             f"{run.start_to_finish_s:>9.1f}s {run.busy_share:>6.0%} {run.engine_start_s:>6.2f}s "
-            f"{run.benchmark_s:>6.2f}s {statistics.mean(run.overheads):>13.2f}s {percentile(run.overheads, 0.9):>6.2f}s"
+            f"{run.benchmark_s:>6.2f}s {statistics.mean(run.overheads):>13.2f}s "
+            f"{percentile(run.overheads, 0.9):>6.2f}s {run.idle_s:>9.2f}s"
         )
     eight, one = runs
     speedup = one.wall_s / eight.wall_s
@@ -352,12 +354,13 @@ def packing_figures(task: Task, gpus: int, start_to_finish_s: float) -> PackingR
     leased = sum(seconds(e.started_at, e.finished_at) * len(e.gpu_ids) for e in ran)
     starts = [seconds(e.started_at, e.serving_at) for e in ran if e.serving_at]
     benchmarks = [sum(level["duration_s"] for level in e.levels) for e in ran]
-    overheads = []
+    overheads, gaps = [], []
     for experiment, benchmark in zip(ran, benchmarks, strict=True):
         own = seconds(experiment.started_at, experiment.finished_at) - benchmark
         if experiment.serving_at:
             own -= seconds(experiment.started_at, experiment.serving_at)
-        overheads.append(own + idle_after(experiment, ran))
+        gaps.append(idle_after(experiment, ran))
+        overheads.append(own + gaps[-1])
     return PackingRun(
         gpus=gpus,
         experiments=task.experiments.count(),
@@ -368,6 +371,7 @@ def packing_figures(task: Task, gpus: int, start_to_finish_s: float) -> PackingR
         engine_start_s=statistics.mean(starts) if starts else 0.0,
         benchmark_s=statistics.mean(benchmarks),
         overheads=overheads,
+        idle_s=statistics.mean(gaps),
     )
 
 
