@@ -527,9 +527,10 @@ def trust(size: Size) -> None:
         counts = {outcome: outcomes.count(outcome) for outcome in ("winner", "tied", "wrong", "tied without")}
         share = (counts["winner"] + counts["tied"]) / len(runs)
         among = f"{sum(finalist for _, finalist in runs)}/{len(runs)}" if finalists else "-"
+        target = verdict_word(share >= 0.95) if finalists else "-"  # what repeats buy, not a target
         print(
             f"  {label:<32} {counts['winner']:>11} {counts['tied']:>12} {counts['wrong']:>12} "
-            f"{counts['tied without']:>12} {among:>15} {share:>8.0%} {verdict_word(share >= 0.95):>13}"
+            f"{counts['tied without']:>12} {among:>15} {share:>8.0%} {target:>13}"
         )
     print(f"  load after: {load()}")
 
