@@ -163,7 +163,7 @@ RESULTS = inline_serializer(
                 "runner_up": serializers.IntegerField(allow_null=True),
                 "tied": serializers.BooleanField(help_text="The best two are within each other's spread."),
                 "repeated": serializers.BooleanField(),
-                "waiting_repeats": serializers.BooleanField(),
+                "waiting_repeats": serializers.IntegerField(help_text="Finalists' repeats not finished yet."),
                 "summary": serializers.CharField(),
                 "unit": serializers.CharField(),
                 "configurations": inline_serializer(

@@ -45,6 +45,8 @@ DEFAULT_CONCURRENCY_LEVELS = [1, 8, 32]
 DEFAULT_REQUEST_RATES = [1, 4, 16]
 MAX_FINALISTS = 20
 MAX_REPEATS = 10
+# A prompt or answer longer than any model's context: the benchmark would build it in the worker's memory.
+MAX_TOKENS = 1_000_000
 LARGE_GRID = 500  # the preview warns above this many combinations
 
 
@@ -185,13 +187,23 @@ class Task(UniquelyNamed):
     request_rates = models.JSONField(
         default=default_request_rates, help_text="Open loop: the request rates (requests/s) to measure."
     )
-    input_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
-    input_tokens_max = models.PositiveIntegerField(
-        null=True, blank=True, help_text="A range: each request's prompt length is drawn up to this."
+    input_tokens = models.PositiveIntegerField(
+        default=512, validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS)]
     )
-    output_tokens = models.PositiveIntegerField(default=256, validators=[MinValueValidator(1)])
+    input_tokens_max = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_TOKENS)],
+        help_text="A range: each request's prompt length is drawn up to this.",
+    )
+    output_tokens = models.PositiveIntegerField(
+        default=256, validators=[MinValueValidator(1), MaxValueValidator(MAX_TOKENS)]
+    )
     output_tokens_max = models.PositiveIntegerField(
-        null=True, blank=True, help_text="A range: each request's output length is drawn up to this."
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_TOKENS)],
+        help_text="A range: each request's output length is drawn up to this.",
     )
     shared_prefix = models.FloatField(
         default=0.0,

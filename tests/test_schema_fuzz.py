@@ -74,6 +74,10 @@ CANNOT_FORESEE = [
     (r"optimization_strategy", r"The grid has [\d,]+ runnable combinations; .*"),
     # Random or bayesian search without max_experiments (on a change, the stored task decides).
     (r"max_experiments", r"Required for random and bayesian search: .*"),
+    # A range's top below its bottom (JSON Schema cannot compare two fields; on a change, the stored task decides).
+    (r"(input|output)_tokens_max", r"The range's top must be at least .*"),
+    # Goodput without an SLO (the same: the stored task's SLOs decide on a change).
+    (r"objective", r"Goodput is the highest load meeting every SLO: .*"),
 ]
 
 

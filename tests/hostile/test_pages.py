@@ -49,6 +49,8 @@ TASK_FIELDS = {
     **{name: TEXT for name in TASK_FORM if name not in ("selector_present", "preset_search", "merge_strategy")},
     "parameters": JSON,
     **{name: LENIENT for name in ("presets", "merge_strategy", "preset_search", "action", "use_presets")},
+    # A checkbox counts any value posted as ticked: there is no text to refuse.
+    **{name: LENIENT for name in ("skip_after_oom", "baseline", "early_stop")},
 }
 # Places in an imported file (the import page's one field).
 DOCUMENT = {

@@ -101,6 +101,10 @@ NAN, INF = float("nan"), float("inf")
 
 # Each bad value the API refuses, and the path it names.
 REFUSED_BY_THE_API = [
+    # Longer than any model's context: the worker would build the prompt in its memory.
+    pytest.param({"input_tokens": 1_000_001}, "input_tokens", id="prompt-past-any-context"),
+    pytest.param({"output_tokens": 1_000_001}, "output_tokens", id="answer-past-any-context"),
+    pytest.param({"input_tokens_max": 1_000_001}, "input_tokens_max", id="prompt-range-past-any-context"),
     pytest.param({"gpus": 0}, "gpus", id="no-gpus"),
     pytest.param({"gpus": 1025}, "gpus", id="too-many-gpus"),
     pytest.param({"gpus": 1.5}, "gpus", id="half-a-gpu"),
