@@ -16,8 +16,10 @@ beats the runner-up's by more than their spreads, counted as half ranges::
 
     |median_w − median_r| > (spread_w + spread_r) / 2
 
-1,300 (spread 60) against 1,150 (spread 80): 150 > 70, a winner. 1,200 (60) against 1,150 (80):
-50 is not more than 70, so the two are *tied within noise*: no winner, both shown. A finalist is
+and beats every other finalist's so too: a third finalist with a wide spread may be within noise
+of the leader when the runner-up is not. 1,300 (spread 60) against 1,150 (spread 80): 150 > 70, a
+winner. 1,200 (60) against 1,150 (80): 50 is not more than 70, so the two are *tied within noise*:
+no winner, and every finalist within noise of the leader is shown with it. A finalist is
 compared only once its repeats have finished; until then no winner is declared. Configurations
 that were not finalists are listed after the finalists, never compared with them.
 
@@ -105,6 +107,7 @@ class Verdict:
     waiting: int = 0  # repeats of the finalists not finished yet
     repeated: bool = False  # finalists were measured again: the ranking is by median
     compared: list[Configuration] = field(default_factory=list)  # the configurations the rule compared
+    tied_with: list[Configuration] = field(default_factory=list)  # the finalists within noise of the leader
 
     @property
     def contender_numbers(self) -> list[int]:
@@ -112,9 +115,9 @@ class Verdict:
 
     @property
     def contenders(self) -> list[Configuration]:
-        """What the page shows as the result: the winner, or both configurations tied within noise."""
-        if self.tied and self.runner_up and self.compared:
-            return [self.compared[0], self.runner_up]
+        """What the page shows as the result: the winner, or the leader and the finalists tied with it."""
+        if self.tied and self.compared:
+            return [self.compared[0], *self.tied_with]
         return [self.winner] if self.winner else []
 
 
@@ -174,9 +177,10 @@ def verdict(task: Task, experiments: Sequence[Experiment]) -> Verdict:
     waiting = sum(1 for c in finals for repeat in c.repeats if repeat.status in UNFINISHED)
     leader = finals[0] if finals else None
     runner_up = finals[1] if len(finals) > 1 else None
-    tied = False
-    if repeated and leader and runner_up and not waiting:
-        tied = abs(leader.median - runner_up.median) <= (leader.spread + runner_up.spread) / 2
+    tied_with: list[Configuration] = []
+    if repeated and leader and not waiting:
+        tied_with = [other for other in finals[1:] if _within_noise(leader, other)]
+    tied = bool(tied_with)
     winner = leader if leader and not waiting and not tied else None
     return Verdict(
         configurations=configurations,
@@ -184,12 +188,17 @@ def verdict(task: Task, experiments: Sequence[Experiment]) -> Verdict:
         runner_up=runner_up,
         tied=tied,
         baseline=baseline,
-        summary=_summary(task, leader, runner_up, tied=tied, waiting=waiting, repeated=repeated),
+        summary=_summary(task, leader, tied_with, runner_up, waiting=waiting, repeated=repeated),
         unit=unit(task),
         waiting=waiting,
         repeated=repeated,
         compared=finals,
+        tied_with=tied_with,
     )
+
+
+def _within_noise(leader: Configuration, other: Configuration) -> bool:
+    return abs(leader.median - other.median) <= (leader.spread + other.spread) / 2
 
 
 def unit(task: Task) -> str:
@@ -209,9 +218,9 @@ def unit(task: Task) -> str:
 def _summary(
     task: Task,
     leader: Configuration | None,
+    tied_with: Sequence[Configuration],
     runner_up: Configuration | None,
     *,
-    tied: bool,
     waiting: int,
     repeated: bool,
 ) -> str:
@@ -223,11 +232,12 @@ def _summary(
     gain_part = f", {leader.gain_text}" if leader.gain_text else ""
     if not repeated:
         return f"Experiment {leader.number} is best, measured once: {figure(leader.median)} {unit(task)}{gain_part}."
-    if tied and runner_up:
+    if tied_with:
+        tied = [leader, *tied_with]
         return (
-            f"Experiments {leader.number} and {runner_up.number} are tied within noise: medians "
-            f"{figure(leader.median)} and {figure(runner_up.median)} {unit(task)} are closer than their spreads "
-            f"({leader.plus_minus} and {runner_up.plus_minus})."
+            f"Experiments {_listed([str(c.number) for c in tied])} are tied within noise: medians "
+            f"{_listed([figure(c.median) for c in tied])} {unit(task)} are closer than their spreads "
+            f"({_listed([c.plus_minus for c in tied])})."
         )
     count = len(leader.measurements)
     spread = f" {leader.plus_minus}" if leader.spread else ""
@@ -236,3 +246,8 @@ def _summary(
         f"{count} measurement{'s' if count != 1 else ''}{gain_part}"
         + (f", ahead of experiment {runner_up.number} by more than the noise." if runner_up else ".")
     )
+
+
+def _listed(words: Sequence[str]) -> str:
+    """ "1 and 2", "1, 2 and 5"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -126,6 +126,21 @@ def test_medians_closer_than_the_spreads_are_tied_within_noise():
     assert result.summary.startswith("Experiments 1 and 2 are tied within noise")
 
 
+def test_a_finalist_past_the_runner_up_still_within_noise_of_the_leader_ties_with_it():
+    task = trust_task(finalists=3)
+    first, second, third = search(task, 1, 1300.0), search(task, 2, 1200.0), search(task, 3, 1190.0)
+    repeats(task, first, 1290.0, 1310.0)  # median 1,300, spread 20
+    repeats(task, second, 1190.0, 1210.0)  # 1,200 ± 10: clearly behind
+    repeats(task, third, 1040.0, 1340.0)  # 1,190, spread 300: it may be the best
+
+    result = judged(task)
+
+    # 1,300 − 1,200 = 100 > (20 + 20) / 2, but 1,300 − 1,190 = 110 ≤ (20 + 300) / 2
+    assert (result.winner, result.tied) == (None, True)
+    assert [configuration.number for configuration in result.contenders] == [1, 3]
+    assert result.summary.startswith("Experiments 1 and 3 are tied within noise: medians 1,300 and 1,190")
+
+
 def test_the_ranking_after_repeats_is_by_median_not_by_the_first_score():
     task = trust_task()
     first, second = search(task, 1, 1300.0), search(task, 2, 1250.0)
