@@ -519,25 +519,29 @@ def trust(size: Size) -> None:
     )
     print(
         f"  {'repeats':<32} {'winner best':>11} {'tied with it':>12} {'wrong winner':>12} {'tied without':>12} "
-        f"{'best a finalist':>15} {'success':>8} {'target ≥ 95 %':>13}"
+        f"{'best a finalist':>15} {'tie size':>8} {'success':>8} {'target ≥ 95 %':>13}"
     )
     for label, finalists in (("on (3 finalists, 2 repeats each)", 3), ("off (measured once)", 0)):
         runs = [trusted_run(finalists, seed, optimum) for seed in range(size.trust_seeds)]
-        outcomes = [outcome for outcome, _ in runs]
+        outcomes = [outcome for outcome, _, _ in runs]
+        # How many configurations a tie names, on average: a verdict of "all tied" would say nothing.
+        ties = [tied for outcome, _, tied in runs if outcome in ("tied", "tied without")]
+        tie_size = f"{statistics.fmean(ties):.1f}" if ties else "-"
         counts = {outcome: outcomes.count(outcome) for outcome in ("winner", "tied", "wrong", "tied without")}
         share = (counts["winner"] + counts["tied"]) / len(runs)
-        among = f"{sum(finalist for _, finalist in runs)}/{len(runs)}" if finalists else "-"
+        among = f"{sum(finalist for _, finalist, _ in runs)}/{len(runs)}" if finalists else "-"
         target = verdict_word(share >= 0.95) if finalists else "-"  # what repeats buy, not a target
         print(
             f"  {label:<32} {counts['winner']:>11} {counts['tied']:>12} {counts['wrong']:>12} "
-            f"{counts['tied without']:>12} {among:>15} {share:>8.0%} {target:>13}"
+            f"{counts['tied without']:>12} {among:>15} {tie_size:>8} {share:>8.0%} {target:>13}"
         )
     print(f"  load after: {load()}")
 
 
-def trusted_run(finalists: int, seed: int, optimum: Optimum) -> tuple[str, bool]:
+def trusted_run(finalists: int, seed: int, optimum: Optimum) -> tuple[str, bool, int]:
     """One full run: "winner" or "tied" when the verdict holds the true best, "wrong" or "tied without"
-    when it does not; and whether the true best was among the finalists measured again."""
+    when it does not; whether the true best was among the configurations measured again; and how
+    many configurations the verdict names (1 for a winner)."""
     from tasks.verdict import verdict
 
     task = TRUST.task(f"Trust: {finalists} finalists, seed {seed}", baseline=True, finalists=finalists, repeats=2)
@@ -550,10 +554,10 @@ def trusted_run(finalists: int, seed: int, optimum: Optimum) -> tuple[str, bool]
 
     finalist = true_best([c for c in result.configurations if c.repeats])
     if result.winner is not None:
-        return ("winner" if true_best([result.winner]) else "wrong"), finalist
+        return ("winner" if true_best([result.winner]) else "wrong"), finalist, 1
     if result.tied:
-        return ("tied" if true_best(result.contenders) else "tied without"), finalist
-    return "wrong", finalist
+        return ("tied" if true_best(result.contenders) else "tied without"), finalist, len(result.contenders)
+    return "wrong", finalist, 0
 
 
 if __name__ == "__main__":

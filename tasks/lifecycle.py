@@ -33,7 +33,7 @@ from tasks.states import (
     TransitionRefused,
 )
 from tasks.strategies import next_bayesian, planned_combinations
-from tasks.verdict import finalists
+from tasks.verdict import challengers, finalists
 
 logger = logging.getLogger("autotuner.runs")
 
@@ -344,11 +344,12 @@ def finish_if_done(task_id: int) -> bool:
 
 
 def _plan_repeats(task: Task, experiments: Sequence[Experiment]) -> bool:
-    """Once the search is done, measure its finalists again (each on a fresh engine start), once per
-    run of the task; True when repeats were planned and queued."""
-    if not task.finalists or any(experiment.role == ExperimentRole.REPEAT for experiment in experiments):
+    """Once the search is done, measure its finalists again (each on a fresh engine start); once
+    theirs are in, the challengers within noise of the leader; True when repeats were queued."""
+    if not task.finalists:
         return False
-    chosen = finalists(task, experiments)
+    repeated = any(experiment.role == ExperimentRole.REPEAT for experiment in experiments)
+    chosen = challengers(task, experiments) if repeated else finalists(task, experiments)
     if not chosen:
         return False
     number = max(experiment.number for experiment in experiments)

@@ -23,6 +23,12 @@ no winner, and every finalist within noise of the leader is shown with it. A fin
 compared only once its repeats have finished; until then no winner is declared. Configurations
 that were not finalists are listed after the finalists, never compared with them.
 
+Challengers. A finalist's spread is at least the finalists' common noise (the mean of their half
+ranges, each a share of its median: every configuration runs on the same engines, and three
+measurements may agree by luck). Once the finalists' repeats are in, a configuration measured once
+whose score is within that noise of the leader's median is a *challenger*: it is measured again as
+the finalists were, and then compared with them (one such round).
+
 With repeats off (``task.finalists`` is 0) or before any repeat ran, every configuration is ranked
 by its single score and the best is declared, "measured once" (equal scores: the lower number).
 """
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tasks.experiments import Experiment
 from tasks.models import Task
@@ -39,6 +45,9 @@ from tasks.states import MAXIMIZED_OBJECTIVES, RUNNING_EXPERIMENT, ExperimentRol
 from tasks.templatetags.runs import figure
 
 UNFINISHED = (ExperimentStatus.PENDING, *RUNNING_EXPERIMENT)
+# How many times the common noise a single measurement may stray: a half range of three measurements
+# is about 0.85 standard deviations of one, and one measurement strays two of them 1 time in 20.
+SINGLE = 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class Configuration:
     repeats: tuple[Experiment, ...]
     measurements: tuple[float, ...]
     gain: float | None  # over the baseline, positive when better; None without a baseline score
+    noise: float = 0.0  # the finalists' common noise, a share of the median: the least half spread
 
     @property
     def number(self) -> int:
@@ -64,7 +74,9 @@ class Configuration:
 
     @property
     def half_spread(self) -> float:
-        return self.spread / 2
+        """Half the range, and at least the finalists' common noise: three measurements may agree
+        by luck, and every configuration runs on the same engines and hosts."""
+        return max(self.spread / 2, self.noise * abs(self.median))
 
     @property
     def plus_minus(self) -> str:
@@ -137,6 +149,23 @@ def finalists(task: Task, experiments: Sequence[Experiment]) -> list[Experiment]
     return _ranked(task, experiments)[: task.finalists]
 
 
+def challengers(task: Task, experiments: Sequence[Experiment]) -> list[Experiment]:
+    """Once the finalists' repeats are in, the search experiments measured once whose score is
+    within the common noise of the leader's median (at most ``task.finalists``, best first): a
+    single unlucky measurement kept them out, so they are measured again too. One such round: none
+    once more configurations than ``task.finalists`` have repeats."""
+    judged = verdict(task, experiments)
+    if not judged.repeated or judged.waiting or not judged.compared or len(judged.compared) > task.finalists:
+        return []
+    leader, noise = judged.compared[0], judged.compared[0].noise
+    return [
+        configuration.experiment
+        for configuration in judged.configurations
+        if not configuration.repeats
+        and abs(leader.median - configuration.median) <= leader.half_spread + SINGLE * noise * abs(configuration.median)
+    ][: task.finalists]
+
+
 def baseline_of(experiments: Sequence[Experiment]) -> Experiment | None:
     return next((experiment for experiment in experiments if experiment.role == ExperimentRole.BASELINE), None)
 
@@ -166,6 +195,8 @@ def verdict(task: Task, experiments: Sequence[Experiment]) -> Verdict:
     sign = -1 if higher_is_better(task) else 1
     repeated = any(configuration.repeats for configuration in configurations)
     if repeated:
+        noise = common_noise([configuration for configuration in configurations if configuration.repeats])
+        configurations = [replace(configuration, noise=noise) for configuration in configurations]
         finals = sorted(
             (configuration for configuration in configurations if configuration.repeats),
             key=lambda configuration: (sign * configuration.median, configuration.number),
@@ -198,7 +229,18 @@ def verdict(task: Task, experiments: Sequence[Experiment]) -> Verdict:
 
 
 def _within_noise(leader: Configuration, other: Configuration) -> bool:
-    return abs(leader.median - other.median) <= (leader.spread + other.spread) / 2
+    return abs(leader.median - other.median) <= leader.half_spread + other.half_spread
+
+
+def common_noise(configurations: Sequence[Configuration]) -> float:
+    """The mean of the repeated configurations' half ranges, each a share of its median: the noise
+    of one measurement here, from all finalists' measurements rather than three of one."""
+    shares = [
+        (max(c.measurements) - min(c.measurements)) / 2 / abs(c.median)
+        for c in configurations
+        if len(c.measurements) > 1 and c.median
+    ]
+    return statistics.fmean(shares) if shares else 0.0
 
 
 def unit(task: Task) -> str:

@@ -54,11 +54,28 @@ def test_when_the_search_ends_the_best_finalists_are_measured_again_then_the_tas
     repeats = list(task.experiments.filter(role=ExperimentRole.REPEAT).order_by("number"))
     assert [(r.number, r.repeat_of.number) for r in repeats] == [(6, 2), (7, 2), (8, 2), (9, 5), (10, 5), (11, 5)]
     assert all(r.parameters == r.repeat_of.parameters and r.status == ExperimentStatus.PENDING for r in repeats)
-    finish(task, {number: 1.0 for number in range(6, 12)})
+    finish(task, {6: 305.0, 7: 295.0, 8: 300.0, 9: 245.0, 10: 255.0, 11: 250.0})  # clear of the rest
     assert lifecycle.finish_if_done(task.pk)
     task.refresh_from_db()
     assert task.status == TaskStatus.COMPLETED
     assert task.experiments.filter(role=ExperimentRole.REPEAT).count() == 6  # once per run
+
+
+def test_a_configuration_measured_once_within_noise_of_the_leader_is_measured_again_too():
+    task = make_task(parameters=GRID, finalists=1, repeats=2)
+    lifecycle.start(task, enqueue=False)
+    finish(task, {1: 300.0, 2: 290.0, 3: 100.0, 4: 280.0, 5: None})
+    assert not lifecycle.finish_if_done(task.pk)
+    finish(task, {6: 270.0, 7: 330.0})  # the finalist's median 300 ± 30: a noise of 10 %
+
+    assert not lifecycle.finish_if_done(task.pk)
+
+    # 290 and 280, measured once, may be the best within that noise (100 may not); as many as there
+    # are finalists are measured again, the best first.
+    challengers = task.experiments.filter(role=ExperimentRole.REPEAT, status=ExperimentStatus.PENDING)
+    assert [(r.number, r.repeat_of.number) for r in challengers.order_by("number")] == [(8, 2), (9, 2)]
+    finish(task, {8: 285.0, 9: 295.0})
+    assert lifecycle.finish_if_done(task.pk)  # one round of challengers: then the verdict
 
 
 def test_with_repeats_off_the_task_completes_when_the_search_ends():

@@ -98,15 +98,19 @@ def test_the_winner_beats_the_runner_up_by_more_than_their_spreads():
 
     result = judged(task)
 
-    # 1,320 − 1,160 = 160 > (60 + 80) / 2 = 70
+    # The common noise is the mean half range as a share: (30 / 1,320 + 40 / 1,160) / 2 = 2.9 %, so
+    # the half spreads are 37.8 and 40 (its own is wider), and 1,320 − 1,160 = 160 > 77.8.
     assert (result.winner.number, result.runner_up.number, result.tied) == (1, 2, False)
     assert [configuration.number for configuration in result.configurations] == [1, 2, 3]
-    assert (result.winner.median, result.winner.spread, result.winner.half_spread) == (1320.0, 60.0, 30.0)
+    noise = (30 / 1320 + 40 / 1160) / 2
+    assert (result.winner.median, result.winner.spread) == (1320.0, 60.0)
+    assert result.winner.half_spread == pytest.approx(noise * 1320)
+    assert result.runner_up.half_spread == 40.0
     assert result.winner.measurements == (1300.0, 1360.0, 1320.0)
     assert result.winner.gain_text == "+32 % over baseline"
     assert result.contenders == [result.winner]
     assert result.summary == (
-        "Experiment 1 wins: median 1,320 ± 30 output tokens/s over 3 measurements, +32 % over baseline, "
+        "Experiment 1 wins: median 1,320 ± 38 output tokens/s over 3 measurements, +32 % over baseline, "
         "ahead of experiment 2 by more than the noise."
     )
 
@@ -128,17 +132,19 @@ def test_medians_closer_than_the_spreads_are_tied_within_noise():
 
 def test_a_finalist_past_the_runner_up_still_within_noise_of_the_leader_ties_with_it():
     task = trust_task(finalists=3)
-    first, second, third = search(task, 1, 1300.0), search(task, 2, 1200.0), search(task, 3, 1190.0)
+    first, second, third = search(task, 1, 1300.0), search(task, 2, 1100.0), search(task, 3, 1190.0)
     repeats(task, first, 1290.0, 1310.0)  # median 1,300, spread 20
-    repeats(task, second, 1190.0, 1210.0)  # 1,200 ± 10: clearly behind
-    repeats(task, third, 1040.0, 1340.0)  # 1,190, spread 300: it may be the best
+    repeats(task, second, 1090.0, 1110.0)  # 1,100 ± 10: clearly behind
+    repeats(task, third, 1090.0, 1290.0)  # 1,190 ± 100: it may be the best
 
     result = judged(task)
 
-    # 1,300 − 1,200 = 100 > (20 + 20) / 2, but 1,300 − 1,190 = 110 ≤ (20 + 300) / 2
+    # The common noise, (10 / 1,300 + 10 / 1,100 + 100 / 1,190) / 3 = 3.4 %, widens the first two to
+    # ± 44 and ± 37: 1,300 − 1,100 = 200 > 81, but 1,300 − 1,190 = 110 ≤ 44 + 100.
     assert (result.winner, result.tied) == (None, True)
     assert [configuration.number for configuration in result.contenders] == [1, 3]
     assert result.summary.startswith("Experiments 1 and 3 are tied within noise: medians 1,300 and 1,190")
+    assert result.runner_up.number == 3
 
 
 def test_the_ranking_after_repeats_is_by_median_not_by_the_first_score():
@@ -149,8 +155,9 @@ def test_the_ranking_after_repeats_is_by_median_not_by_the_first_score():
 
     result = judged(task)
 
-    assert (result.winner.number, result.runner_up.number) == (2, 1)
-    assert result.winner.gain is None  # no baseline
+    assert [configuration.number for configuration in result.compared] == [2, 1]
+    assert result.runner_up.number == 1
+    assert result.compared[0].gain is None  # no baseline
 
 
 def test_no_winner_is_declared_while_a_finalists_repeats_run():
