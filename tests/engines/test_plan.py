@@ -126,7 +126,8 @@ def test_vllm_counts_its_own_parallel_flags_against_the_gpus_and_has_no_sglang_r
 
     assert (summary.total, summary.runnable) == (3, 2)
     assert summary.skipped == {
-        "tensor-parallel-size × data-parallel-size × pipeline-parallel-size = 8 GPUs, over the task's cap of 4 per experiment": 1
+        "tensor-parallel-size × data-parallel-size × pipeline-parallel-size = 8 GPUs, "
+        "over the task's cap of 4 per experiment": 1
     }
 
 

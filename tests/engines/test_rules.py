@@ -27,7 +27,8 @@ def test_sglang_dp_counts_replicas_of_tp_gpus_each_so_tp_1_dp_2_runs_on_2_gpus()
     # has to divide tp-size (the replicas are whole copies).
     assert reason("sglang", 2, tp_size=1, dp_size=2) is None
     assert (
-        reason("sglang", 2, tp_size=2, dp_size=2) == "tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 2 per experiment"
+        reason("sglang", 2, tp_size=2, dp_size=2)
+        == "tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 2 per experiment"
     )
     assert reason("sglang", 6, tp_size=2, dp_size=3) is None
 

@@ -229,7 +229,8 @@ def test_start_refuses_a_task_none_of_whose_combinations_can_run_and_leaves_it_a
         lifecycle.start(task)
 
     assert str(refusal.value) == (
-        "The only combination cannot run: tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 1 per experiment."
+        "The only combination cannot run: "
+        "tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 1 per experiment."
     )
     task.refresh_from_db()
     assert task.status == TaskStatus.DRAFT

@@ -425,4 +425,5 @@ def test_experiments_planned_leaves_out_combinations_that_need_more_gpus_than_th
 
     assert task.combinations == 6
     assert task.experiments_planned == 4
-    assert dict(task.plan_summary.skipped) == {"tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 2 per experiment": 2}
+    skipped = {"tp-size × dp-size × pp-size = 4 GPUs, over the task's cap of 2 per experiment": 2}
+    assert dict(task.plan_summary.skipped) == skipped
