@@ -30,7 +30,7 @@ nothing is asserted.
    ``standin.noise_seed`` under ``AUTOTUNER_STANDIN_SEED`` = the seed and ``AUTOTUNER_STANDIN_RUN``
    = the experiment's number; 3 % noise; the per-request jitter, which a level averages out, is
    left out). Counted: experiments until one whose TRUE score is within 5 % of
-   ``simulator.true_optimum``'s has run, as a share of the grid; median and worst over the seeds for
+   ``optimum.true_optimum``'s has run, as a share of the grid; median and worst over the seeds for
    bayesian (target ≤ 25 %) and random (target ≤ 50 %), and grid search's (one order, no seed) for
    reference. No baseline, no repeats.
 3. **Trust** (the same in-process setup). A 32-combination grid (mem-fraction-static 4 ×
@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from engines.simulator import Optimum
+    from engines.optimum import Optimum
     from tasks.models import Experiment, Task
     from tasks.verdict import Configuration
 
@@ -134,10 +134,10 @@ class Simulated:
     noise: float
 
     def optimum(self) -> Optimum:
-        from engines import simulator
+        from engines import optimum, simulator
 
         workload = simulator.Workload(self.input_tokens, self.output_tokens, self.shared_prefix)
-        return simulator.true_optimum(
+        return optimum.true_optimum(
             self.grid, runtime=RUNTIME, workload=workload, objective=self.objective, loads=self.loads, gpu_cap=8
         )
 
@@ -237,7 +237,7 @@ class PackingRun:
 
 
 def packing(folder: Path, size: Size) -> None:
-    from engines.simulator import combinations
+    from engines.optimum import combinations
 
     count = len(list(combinations(size.packing_grid)))
     print(

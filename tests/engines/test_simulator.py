@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 
+from engines.optimum import combinations, score, true_optimum
 from engines.simulator import (
     CannotServe,
     Config,
     Workload,
-    combinations,
     decode_ms,
     expected,
     first_token_ms,
-    score,
     token_ms,
-    true_optimum,
 )
 
 WORKLOAD = Workload(input_tokens=512, output_tokens=256)
