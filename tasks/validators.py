@@ -3,6 +3,7 @@ grid against its engine and plan."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -19,46 +20,57 @@ MAX_REQUEST_RATE = 100_000.0
 
 def clean_concurrency_levels(value: Any) -> list[int]:
     """A list of 1 to 20 distinct positive integers (a comma-separated string is accepted too)."""
-    if isinstance(value, str):
-        parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
-        try:
-            value = [int(part) for part in parts]
-        except ValueError:
-            raise ValidationError("Give whole numbers separated by commas, e.g. 1, 8, 32.") from None
-    if not isinstance(value, list) or not value:
-        raise ValidationError("Give at least one concurrency level, e.g. 1, 8, 32.")
-    if len(value) > MAX_CONCURRENCY_LEVELS:
-        raise ValidationError(f"At most {MAX_CONCURRENCY_LEVELS} concurrency levels.")
-    problems = [
-        f"[{index}]: {level!r} is not a whole number from 1 to 100000"
-        for index, level in enumerate(value)
-        if type(level) is not int or not 1 <= level <= MAX_CONCURRENCY
-    ]
-    if problems:
-        raise ValidationError(problems)
-    return sorted(set(value))
+    levels = _number_list(
+        value,
+        parse=int,
+        fits=lambda level: type(level) is int and 1 <= level <= MAX_CONCURRENCY,
+        numbers="whole numbers",
+        one="concurrency level",
+        each="a whole number from 1 to 100000",
+        example="1, 8, 32",
+    )
+    return sorted(set(levels))
 
 
 def clean_request_rates(value: Any) -> list[float]:
     """A list of 1 to 20 distinct positive request rates (requests/s; a comma-separated string too)."""
+    rates = _number_list(
+        value,
+        parse=float,
+        fits=lambda rate: type(rate) in (int, float) and 0 < rate <= MAX_REQUEST_RATE,
+        numbers="numbers of requests per second",
+        one="request rate",
+        each="a number of requests per second above 0 and at most 100000",
+        example="0.5, 2, 8",
+    )
+    return sorted({float(rate) for rate in rates})
+
+
+def _number_list(
+    value: Any,
+    *,
+    parse: Callable[[str], Any],
+    fits: Callable[[Any], bool],
+    numbers: str,
+    one: str,
+    each: str,
+    example: str,
+) -> list[Any]:
+    """A load list's checks: 1 to 20 numbers, each one that ``fits``, as a list or a comma-separated string."""
     if isinstance(value, str):
         parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         try:
-            value = [float(part) for part in parts]
+            value = [parse(part) for part in parts]
         except ValueError:
-            raise ValidationError("Give numbers of requests per second separated by commas, e.g. 0.5, 2, 8.") from None
+            raise ValidationError(f"Give {numbers} separated by commas, e.g. {example}.") from None
     if not isinstance(value, list) or not value:
-        raise ValidationError("Give at least one request rate, e.g. 0.5, 2, 8.")
+        raise ValidationError(f"Give at least one {one}, e.g. {example}.")
     if len(value) > MAX_CONCURRENCY_LEVELS:
-        raise ValidationError(f"At most {MAX_CONCURRENCY_LEVELS} request rates.")
-    problems = [
-        f"[{index}]: {rate!r} is not a number of requests per second above 0 and at most 100000"
-        for index, rate in enumerate(value)
-        if type(rate) not in (int, float) or not 0 < rate <= MAX_REQUEST_RATE
-    ]
+        raise ValidationError(f"At most {MAX_CONCURRENCY_LEVELS} {one}s.")
+    problems = [f"[{index}]: {item!r} is not {each}" for index, item in enumerate(value) if not fits(item)]
     if problems:
         raise ValidationError(problems)
-    return sorted({float(rate) for rate in value})
+    return value
 
 
 def plan_problems(

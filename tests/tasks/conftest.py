@@ -1,15 +1,21 @@
-"""Fixtures of the tasks tests (pages, API, models): the system presets tasks are built from, and a
-task before and after a run."""
+"""Fixtures of the tasks tests (pages, API, models): the system presets tasks are built from, a
+task before and after a run, and worker processes on the test database."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from django.db import connection
 
 from presets.models import ParameterPreset
-from tasks.models import Task
+from tasks.models import Experiment, Task
+from tasks.runner import kill_group
 from tasks.states import ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.tasks.runs import GRID, VIOLATION, in_status, make_experiment, measured
+from tests.workers import Processes, database_url
 
 
 @pytest.fixture
@@ -48,3 +54,15 @@ def finished(draft) -> Task:
     )
     measured(task, 4, throughput=200.0, latency=1.0)
     return task
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Processes on the test database; stopped afterwards, with any engine a killed worker left."""
+    started = Processes(database_url(connection.settings_dict), tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+        for pid in Experiment.objects.exclude(engine_pid=None).values_list("engine_pid", flat=True):
+            kill_group(pid)

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 
 from tasks import lifecycle
 from tasks.gpus import GpuSlot
@@ -22,7 +20,7 @@ from tasks.runner import kill_group
 from tasks.states import FINISHED_STATUSES, ExperimentRole, ExperimentStatus, TaskStatus
 from tests.factories import make_task
 from tests.postgres import create_database, postgres_url  # noqa: F401
-from tests.workers import Processes, database_url, wait_until
+from tests.workers import Processes, wait_until
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
@@ -42,16 +40,10 @@ TIMEOUT = 90
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(
-        database_url(connection.settings_dict), tmp_path, AUTOTUNER_STANDIN_STARTUP_SECONDS=ENGINE_START_SECONDS
-    )
-    try:
-        yield started
-    finally:
-        started.stop_all()
-        for pid in Experiment.objects.exclude(engine_pid=None).values_list("engine_pid", flat=True):
-            kill_group(pid)
+def processes(processes: Processes) -> Processes:
+    """tests/tasks/conftest.py's, with engines slow enough to start that claims a poll apart overlap."""
+    processes.env["AUTOTUNER_STANDIN_STARTUP_SECONDS"] = ENGINE_START_SECONDS
+    return processes
 
 
 def started(parameters: dict, **fields) -> Task:

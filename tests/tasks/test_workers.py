@@ -8,12 +8,9 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 
 from tasks import lifecycle
 from tasks.models import Experiment, Task
@@ -24,7 +21,7 @@ from tests.factories import make_task
 
 # Imported, the fixture is found here; as a test's argument it shadows the import (F811).
 from tests.postgres import create_database, postgres_url  # noqa: F401
-from tests.workers import Processes, database_url, wait_until
+from tests.workers import Processes, wait_until
 
 # Workers are other processes: they see only committed rows.
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
@@ -37,18 +34,6 @@ FAST_BENCHMARK = {
     "max_seconds_per_level": 5,
 }
 TIMEOUT = 60  # seconds for a whole task; a few experiments take a few seconds each
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    """Processes on the test database; stopped afterwards, with any engine a killed worker left."""
-    started = Processes(database_url(connection.settings_dict), tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-        for pid in Experiment.objects.exclude(engine_pid=None).values_list("engine_pid", flat=True):
-            kill_group(pid)
 
 
 def grid_task(parameters: dict, **overrides) -> Task:
