@@ -97,3 +97,14 @@ def test_a_started_task_cannot_be_deleted(signed_in, draft):
     assert flashed_after(signed_in, response) == ["“Llama sweep” is queued; cancel it before deleting."]
     assert Task.objects.filter(pk=draft.pk).exists()
     assert draft.experiments.count() == 4
+
+
+def test_a_draft_says_it_runs_the_baseline_first_and_measures_its_finalists_again(signed_in, draft):
+    Task.objects.filter(pk=draft.pk).update(baseline=True, finalists=3, repeats=2)
+
+    run = page(signed_in.get(draft.get_absolute_url())).by_id("run")
+
+    assert (
+        "Start runs 4 experiments on the workers (grid: every combination), after the baseline (the engine's "
+        "defaults), then measures the best 3 again, 2 more times each." in " ".join(run.text.split())
+    )
