@@ -54,18 +54,48 @@ def test_the_detail_page_shows_the_configuration(signed_in, user):
     shown = facts(response)
     assert shown["Model"] == "Qwen/Qwen2.5-7B"
     assert shown["Runtime"] == "vLLM (v0.6.0)"
-    assert shown["GPUs per experiment"] == "2"
+    assert shown["GPUs per experiment"] == "at most 2: each combination takes the GPUs its engine uses"
     assert shown["Made by"].startswith("ada, ")
     assert shown["Strategy"] == "Random sample"
     assert shown["Objective"] == "Minimize time to first token"
     assert shown["Experiments"] == "4 of 6 combinations (capped)"
     assert shown["Timeout per experiment"] == "900 s"
-    assert shown["Concurrency levels"] == "1, 8, 64"
+    assert shown["Out of memory"] == "skips the same combination at higher memory fractions"
+    assert shown["Baseline"] == "none"
+    assert shown["Finalists"] == "none: each measured once"
+    assert shown["Load"] == "1, 8, 64 in flight (closed loop)"
     assert shown["Input / output tokens"] == "512 / 256"
-    assert shown["Requests per level"] == "100 (at most 120 s)"
+    assert shown["Requests per level"] == "100 (at most 120 s); a level stops once its SLOs cannot be met"
     assert shown["p90 TTFT"] == "≤ 250.0 ms"
     assert shown["p90 TPOT"] == "none"
     assert shown["Success rate"] == "≥ 0.99"
+
+
+def test_the_detail_page_shows_the_trust_and_workload_settings(signed_in):
+    task = make_task(
+        baseline=True,
+        finalists=3,
+        repeats=2,
+        load_mode="rate",
+        request_rates=[0.5, 2.0],
+        input_tokens=100,
+        input_tokens_max=400,
+        output_tokens=64,
+        output_tokens_max=128,
+        shared_prefix=0.25,
+        warmup_requests=4,
+        early_stop=False,
+        skip_after_oom=False,
+    )
+
+    shown = facts(signed_in.get(task.get_absolute_url()))
+
+    assert shown["Baseline"] == "the engine's defaults, first"
+    assert shown["Finalists"] == "the best 3, 2 more times each"
+    assert shown["Load"] == "0.5, 2.0 requests/s (open loop)"
+    assert shown["Input / output tokens"] == "100–400 / 64–128, 25 % of each prompt shared"
+    assert shown["Requests per level"] == "100 (at most 120 s), after 4 warm-up"
+    assert shown["Out of memory"] == "learns nothing"
 
 
 def test_the_detail_page_shows_the_grid_as_a_table(signed_in):
