@@ -22,6 +22,7 @@ from django.utils import timezone
 from engines.plan import launch_command
 from tasks import gpus
 from tasks.benchmark import LevelResult, benchmark, goodput_search
+from tasks.isolated import in_own_process
 from tasks.models import HOST_COMMAND_LINE, Experiment, Task
 from tasks.pruning import prune_after_oom
 from tasks.runner import EngineFailed, EngineProcess, free_port
@@ -170,7 +171,8 @@ def _benchmark(
     task: Task, base_url: str, *, stop: threading.Event, on_level: Callable[[float], None]
 ) -> list[LevelResult]:
     """The task's workload at each of its loads; for goodput, the loads from the lowest of them,
-    doubled then bisected up to the highest, until an SLO breaks."""
+    doubled then bisected up to the highest, until an SLO breaks. In a process of its own: the
+    experiments running beside it must not slow its client (tasks.isolated)."""
     rate = task.load_mode == LoadMode.RATE
     workload = Workload(
         input_tokens=task.input_tokens,
@@ -186,20 +188,22 @@ def _benchmark(
         seed=task.seed or 0,
     )
     loads = task.request_rates if rate else task.concurrency_levels
+    slos, early_stop = task.slos, task.early_stop
     if task.objective == Objective.MAXIMIZE_GOODPUT:
-        return goodput_search(
+        return in_own_process(
+            goodput_search,
             base_url,
             task.model,
             workload,
-            slos=task.slos,
+            slos=slos,
             start=min(loads),
             ceiling=max(loads),
-            early_stop=task.early_stop,
+            early_stop=early_stop,
             stop=stop,
             on_level=on_level,
         )
-    return benchmark(
-        base_url, task.model, workload, loads, slos=task.slos, early_stop=task.early_stop, stop=stop, on_level=on_level
+    return in_own_process(
+        benchmark, base_url, task.model, workload, loads, slos=slos, early_stop=early_stop, stop=stop, on_level=on_level
     )
 
 
