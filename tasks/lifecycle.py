@@ -32,7 +32,7 @@ from tasks.states import (
     TaskStatus,
     TransitionRefused,
 )
-from tasks.strategies import next_bayesian, planned_combinations
+from tasks.strategies import next_bayesian, planned_combinations, search_experiments
 from tasks.verdict import challengers, finalists
 
 logger = logging.getLogger("autotuner.runs")
@@ -284,17 +284,13 @@ def _ask_bayesian(task_id: int) -> Experiment | None:
     if task.status not in ACTIVE_STATUSES:
         return None
     experiments = list(task.experiments.order_by("number"))
-    if _searched(experiments) >= task.experiments_planned:
+    if len(search_experiments(experiments)) >= task.experiments_planned:
         return None
     combination = next_bayesian(task, experiments)
     if combination is None:
         return None
     number = max((experiment.number for experiment in experiments), default=0) + 1
     return Experiment(task=task, number=number, parameters=combination, gpus=task.gpus_for(combination))
-
-
-def _searched(experiments: Sequence[Experiment]) -> int:
-    return sum(experiment.role == ExperimentRole.SEARCH for experiment in experiments)
 
 
 def _mark_running(task_id: int) -> None:
@@ -328,7 +324,11 @@ def finish_if_done(task_id: int) -> bool:
             return False
         tried = list(experiments.all())
         bayesian = task.optimization_strategy == OptimizationStrategy.BAYESIAN
-        if bayesian and _searched(tried) < task.experiments_planned and next_bayesian(task, tried) is not None:
+        if (
+            bayesian
+            and len(search_experiments(tried)) < task.experiments_planned
+            and next_bayesian(task, tried) is not None
+        ):
             return False
         if _plan_repeats(task, tried):
             return False

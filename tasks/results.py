@@ -44,12 +44,6 @@ def sort_experiments(task: Task, experiments: Sequence[Experiment], key: str) ->
     return sorted(experiments, key=order)
 
 
-def best_experiment(task: Task, experiments: Sequence[Experiment]) -> Experiment | None:
-    """The verdict's winner: none while tied within noise or while the finalists are measured again."""
-    winner = verdict(task, experiments).winner
-    return winner.experiment if winner else None
-
-
 def plot_points(experiments: Sequence[Experiment]) -> list[Point]:
     return [
         Point(

@@ -90,11 +90,3 @@ class Objective(models.TextChoices):
     MINIMIZE_LATENCY = "minimize_latency", "Minimize end-to-end latency"
     MINIMIZE_TTFT = "minimize_ttft", "Minimize time to first token"
     MINIMIZE_TPOT = "minimize_tpot", "Minimize time per output token"
-
-
-# The objectives where a higher score is better; the others are latencies.
-MAXIMIZED_OBJECTIVES = (
-    Objective.MAXIMIZE_THROUGHPUT,
-    Objective.MAXIMIZE_THROUGHPUT_PER_GPU,
-    Objective.MAXIMIZE_GOODPUT,
-)

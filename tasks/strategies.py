@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from engines.checks import same_flag
 from engines.plan import rules_for, skip_reason
 from tasks.pruning import oom_skip_reason, out_of_memory
-from tasks.states import MAXIMIZED_OBJECTIVES, RUNNING_EXPERIMENT, ExperimentRole, ExperimentStatus
+from tasks.scoring import higher_is_better
+from tasks.states import RUNNING_EXPERIMENT, ExperimentRole, ExperimentStatus
 
 if TYPE_CHECKING:
     import optuna
@@ -70,7 +71,7 @@ def build_study(task: Task, experiments: Sequence[Experiment]) -> optuna.Study:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction: Literal["maximize", "minimize"] = "maximize" if task.objective in MAXIMIZED_OBJECTIVES else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if higher_is_better(task.objective) else "minimize"
     # Optuna's TPESampler docs, constant_liar: "If True, penalize running trials to avoid suggesting
     # parameter configurations nearby." Stated here although 5.0 defaults to it: parallel asks rely on it.
     sampler = optuna.samplers.TPESampler(seed=_sampler_seed(task, experiments), constant_liar=True)

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field, replace
 
 from tasks.experiments import Experiment
 from tasks.models import Task
-from tasks.states import MAXIMIZED_OBJECTIVES, RUNNING_EXPERIMENT, ExperimentRole, ExperimentStatus, Objective
+from tasks.scoring import higher_is_better as objective_maximized
+from tasks.states import RUNNING_EXPERIMENT, ExperimentRole, ExperimentStatus, Objective
 from tasks.templatetags.runs import figure
 
 UNFINISHED = (ExperimentStatus.PENDING, *RUNNING_EXPERIMENT)
@@ -134,7 +135,7 @@ class Verdict:
 
 
 def higher_is_better(task: Task) -> bool:
-    return task.objective in MAXIMIZED_OBJECTIVES
+    return objective_maximized(task.objective)
 
 
 def _ranked(task: Task, experiments: Sequence[Experiment]) -> list[Experiment]:

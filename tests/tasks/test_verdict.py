@@ -10,7 +10,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from tasks.models import Experiment, Task
-from tasks.results import best_experiment, progress
+from tasks.results import progress
 from tasks.states import ExperimentRole, ExperimentStatus
 from tasks.verdict import finalists, verdict
 from tests.factories import make_task
@@ -230,7 +230,7 @@ def results_fragment(task: Task, rf, user) -> Element:
     judged = verdict(task, experiments)
     request = rf.get(f"/tasks/{task.pk}/results/")
     request.user = user
-    best = best_experiment(task, experiments)
+    best = judged.winner.experiment if judged.winner else None  # as the run panel does
     context = {"task": task, "verdict": judged, "best": best, "progress": progress(task, experiments), "plot": ""}
     return parse(render_to_string("tasks/_results.html", context, request=request)).by_id("results")
 
@@ -285,13 +285,20 @@ def test_the_results_name_the_winner_with_its_median_spread_and_gain(rf, user):
     assert best.find("p", class_="gain").text == "+32 % over baseline (median of 3 measurements)."
 
 
-def test_the_best_badge_follows_the_verdict(finished):
-    experiments = list(finished.experiments.all())
-
+def test_the_best_badge_follows_the_verdict(signed_in, finished):
     tied = tied_run()
 
-    assert best_experiment(finished, experiments).number == 1
-    assert best_experiment(tied, list(tied.experiments.all())) is None
+    def badged(task: Task) -> list[str]:
+        run = parse(signed_in.get(task.get_absolute_url()).content.decode()).by_id("run")
+        rows = run.find_all("tr")
+        return [
+            row.attrs["id"]
+            for row in rows
+            if row.attrs.get("id", "").startswith("experiment-") and row.find("span", class_="best")
+        ]
+
+    assert badged(finished) == ["experiment-1"]
+    assert badged(tied) == []  # tied within noise: no experiment is the best
 
 
 def test_the_api_results_carry_the_verdict_and_the_baseline(api, user):
