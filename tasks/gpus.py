@@ -67,23 +67,29 @@ def choose(free: Sequence[int], total: int, needed: int) -> list[int] | None:
     return sorted(available)[:needed]
 
 
-def lease(host: str, experiment_id: int, needed: int) -> list[str] | None:
-    """Lease ``needed`` free GPUs of ``host`` to the experiment; their ids, or None when they are not
-    free now. Call it inside the transaction that claims the experiment."""
-    slots = list(GpuSlot.objects.select_for_update(skip_locked=True).filter(host=host, experiment__isnull=True))
-    total = GpuSlot.objects.filter(host=host).count()
-    chosen = choose([slot.position for slot in slots], total, needed)
+def free_slots(host: str, gpu_ids: Sequence[str]) -> tuple[list[GpuSlot], int]:
+    """The host's free GPUs, locked for this transaction (another worker's claim skips them), and how
+    many it offers. A host no worker has registered yet (a claim outside ``manage.py worker``) is
+    registered with ``gpu_ids``. Call it inside the transaction that claims an experiment."""
+    offered = GpuSlot.objects.filter(host=host).count()
+    if not offered:
+        register_host(host, gpu_ids)
+        offered = len(gpu_ids)
+    free = list(GpuSlot.objects.select_for_update(skip_locked=True).filter(host=host, experiment__isnull=True))
+    return free, offered
+
+
+def lease(free: Sequence[GpuSlot], offered: int, experiment_id: int, needed: int) -> list[str] | None:
+    """Lease ``needed`` of the ``free`` GPUs (of a host offering ``offered``) to the experiment; their
+    ids, or None when fewer are free."""
+    chosen = choose([slot.position for slot in free], offered, needed)
     if chosen is None:
         return None
-    lent = [slot for slot in slots if slot.position in chosen]
+    lent = sorted((slot for slot in free if slot.position in chosen), key=lambda slot: slot.position)
     GpuSlot.objects.filter(pk__in=[slot.pk for slot in lent]).update(
         experiment_id=experiment_id, leased_at=timezone.now()
     )
-    return [slot.gpu for slot in sorted(lent, key=lambda slot: slot.position)]
-
-
-def free_count(host: str) -> int:
-    return GpuSlot.objects.filter(host=host, experiment__isnull=True).count()
+    return [slot.gpu for slot in lent]
 
 
 def release(experiment_id: int) -> None:

@@ -203,19 +203,20 @@ def claim_next(task_id: int, *, take_turns: bool = True) -> Experiment | None:
         pending = Experiment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             task_id=task_id, status=ExperimentStatus.PENDING
         )
+        free: list[gpus.GpuSlot] = []
+        offered = 0
         if settings.GPU_IDS:
-            if not gpus.GpuSlot.objects.filter(host=host).exists():
-                gpus.register_host(host, settings.GPU_IDS)  # a worker registers them as it starts
-            _fail_too_big(task, host)
+            free, offered = gpus.free_slots(host, settings.GPU_IDS)
+            _fail_too_big(task, offered)
             # The first experiment in plan order that fits the GPUs free now: a tp=4 combination
             # waiting for four never keeps a free GPU from a tp=1 one behind it.
-            pending = pending.filter(gpus__lte=gpus.free_count(host))
-        if take_turns and _turn_of_another(task, running, host):
+            pending = pending.filter(gpus__lte=len(free))
+        if take_turns and _turn_of_another(task, running, len(free) if settings.GPU_IDS else None):
             return None
         experiment = pending.order_by("number").first()
         if experiment is None and task.optimization_strategy == OptimizationStrategy.BAYESIAN:
             experiment = _ask_bayesian(task_id)
-            if experiment is not None and settings.GPU_IDS and experiment.gpus > gpus.free_count(host):
+            if experiment is not None and settings.GPU_IDS and experiment.gpus > len(free):
                 experiment.save()  # asked for, it waits for its GPUs like a planned one
                 return None
         if experiment is None:
@@ -224,9 +225,9 @@ def claim_next(task_id: int, *, take_turns: bool = True) -> Experiment | None:
             experiment.save()
         lent: list[str] = []
         if settings.GPU_IDS:
-            leased = gpus.lease(host, experiment.pk, experiment.gpus)
+            leased = gpus.lease(free, offered, experiment.pk, experiment.gpus)
             if leased is None:
-                return None  # another worker took them between the count and the lease
+                return None  # the experiment fits the free GPUs, so this never happens; no half-lease if it did
             lent = leased
         _mark_running(task_id)
         now = timezone.now()
@@ -239,12 +240,12 @@ def claim_next(task_id: int, *, take_turns: bool = True) -> Experiment | None:
         return experiment
 
 
-def _turn_of_another(task: Task, running: int, host: str) -> bool:
-    """Whether another active task waits for the GPUs free now and comes first: fewer experiments
-    running, then the longest since its last claim, then the oldest."""
+def _turn_of_another(task: Task, running: int, free: int | None) -> bool:
+    """Whether another active task waits for the ``free`` GPUs (None: GPUs are not leased) and comes
+    first: fewer experiments running, then the longest since its last claim, then the oldest."""
     waiting = Experiment.objects.filter(task=OuterRef("pk"), status=ExperimentStatus.PENDING)
-    if settings.GPU_IDS:
-        waiting = waiting.filter(gpus__lte=gpus.free_count(host))
+    if free is not None:
+        waiting = waiting.filter(gpus__lte=free)
     others = (
         Task.objects.filter(status__in=ACTIVE_STATUSES)
         .exclude(pk=task.pk)
@@ -266,9 +267,8 @@ def _turn_of_another(task: Task, running: int, host: str) -> bool:
     return min(order(*other) for other in others) < order(task.pk, running, mine)
 
 
-def _fail_too_big(task: Task, host: str) -> None:
-    """Fail the pending experiments needing more GPUs than this host has at all: they would wait forever."""
-    offered = gpus.GpuSlot.objects.filter(host=host).count()
+def _fail_too_big(task: Task, offered: int) -> None:
+    """Fail the pending experiments needing more GPUs than this host offers at all: they would wait forever."""
     too_big = Experiment.objects.filter(task=task, status=ExperimentStatus.PENDING, gpus__gt=offered)
     for needed in too_big.values_list("gpus", flat=True).distinct():
         too_big.filter(gpus=needed).update(
