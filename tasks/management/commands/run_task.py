@@ -18,6 +18,7 @@ from tasks import lifecycle
 from tasks.execution import run_experiment
 from tasks.jobs import WAIT_SECONDS
 from tasks.models import Experiment, Task
+from tasks.results import progress
 from tasks.states import TaskStatus, TransitionRefused
 
 BAR_WIDTH = 30
@@ -97,13 +98,14 @@ class Progress(threading.Thread):
             connection.close()
 
     def line(self) -> str:
-        experiments = Experiment.objects.filter(task=self.task)
-        done = experiments.filter(status__in=("succeeded", "failed", "cancelled")).count()
-        total = max(self.task.experiments_planned, 1)
+        experiments = list(Experiment.objects.filter(task=self.task).defer("log_tail", "levels"))
+        # The page's count: the baseline, repeats and skipped experiments included.
+        counted = progress(self.task, experiments)
+        done, total = counted.done, max(counted.total, 1)
         filled = BAR_WIDTH * min(done, total) // total
         current = ""
         if self.current:
-            step = experiments.filter(number=self.current).values_list("step", flat=True).first() or ""
+            step = next((e.step for e in experiments if e.number == self.current), "")
             current = f"experiment {self.current}: {step}"
         return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} {current}".ljust(100)[:100]
 
